@@ -1,0 +1,1 @@
+"""llmcap core: catalogs, estimator and planner. Pure Python; never imports streamlit."""

@@ -1,0 +1,192 @@
+"""Pydantic models for every catalog entry.
+
+Each model is frozen: catalog data is read once and shared. Units are in field names.
+Every entry carries a `source`; fields taken from another source than the entry's own
+are named in `field_sources`, and estimated values are named in `estimated` with the
+reasoning behind them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DeviceKind = Literal["datacenter_gpu", "consumer_gpu", "accelerator", "apple_soc", "edge", "cpu"]
+MathType = Literal["fp32", "bf16", "fp8", "int8", "fp4", "int4"]
+MATH_TYPES: tuple[str, ...] = ("fp32", "bf16", "fp8", "int8", "fp4", "int4")
+ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
+
+
+class Frozen(BaseModel):
+    """Immutable model that rejects unknown fields (a typo in a catalog is an error)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sourced(Frozen):
+    """An entry whose facts cite where they come from."""
+
+    source: str = Field(min_length=3, description="URL or document and table the facts come from")
+    field_sources: dict[str, str] = Field(default_factory=dict, description="field -> its own source")
+    estimated: dict[str, str] = Field(default_factory=dict, description="field -> reasoning for an estimate")
+    notes: str = ""
+
+
+class ScaleUp(Frozen):
+    """Scale-up link (NVLink, Infinity Fabric, ICI...): bandwidth per device per direction."""
+
+    name: str
+    gbps_per_direction: float | None = Field(default=None, gt=0)
+    domain_devices: int | None = Field(default=None, ge=1)
+
+
+class Device(Sourced):
+    """One accelerator, SoC or CPU socket. Throughput figures are dense (no sparsity)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    vendor: str
+    kind: DeviceKind
+    memory_gb: float = Field(gt=0)
+    usable_memory_gb: float | None = Field(
+        default=None, gt=0, description="memory an inference runtime may use, where less than memory_gb (unified memory)"
+    )
+    mem_bw_gbps: float = Field(gt=0)
+    peak_tflops: dict[MathType, float] = Field(
+        description="dense peak per math type: TFLOP/s for float types, TOP/s for int types; absent = no native support"
+    )
+    cache_mb: float | None = Field(default=None, gt=0)
+    scaleup: ScaleUp | None = None
+    scaleout_gbps: float | None = Field(default=None, gt=0, description="scale-out bandwidth per device, GB/s")
+    tdp_w: float | None = Field(default=None, gt=0)
+    release_year: int | None = Field(default=None, ge=1990, le=2035)
+    list_price_usd: float | None = Field(default=None, gt=0)
+
+    @field_validator("peak_tflops")
+    @classmethod
+    def _positive_peaks(cls, peaks: dict[str, float]) -> dict[str, float]:
+        if not peaks:
+            raise ValueError("at least one peak throughput is required")
+        bad = [k for k, v in peaks.items() if not v > 0]
+        if bad:
+            raise ValueError(f"peaks must be > 0: {bad}")
+        return peaks
+
+    @model_validator(mode="after")
+    def _usable_within_total(self) -> Device:
+        if self.usable_memory_gb is not None and self.usable_memory_gb > self.memory_gb:
+            raise ValueError("usable_memory_gb exceeds memory_gb")
+        return self
+
+
+class KVFormat(Sourced):
+    """A KV-cache storage format."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    bits: float = Field(gt=0, le=32)
+
+
+class Format(Sourced):
+    """A weight quantization format and the math precision its matrix products run in."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    weight_bits: float = Field(gt=0, le=32, description="bits per weight including block-scale overhead")
+    activation_bits: float = Field(gt=0, le=32)
+    math: MathType = Field(description="precision the matrix products run in; decides which device peak applies")
+    applies_to: list[Literal["linear", "experts", "embedding", "lm_head"]]
+    embedding_bits: float = Field(gt=0, le=32, description="bits per weight of embeddings and output head")
+    kv_default: str = Field(description="KV format id used when none is chosen")
+    engines: list[str] | None = Field(default=None, description="engines that run it; None = all")
+
+
+class MathFallback(Frozen):
+    """Where a device lacks native `math`, use the first of `then` it supports (fp32 last)."""
+
+    math: MathType
+    then: list[MathType]
+    source: str
+
+
+class CloudOffering(Frozen):
+    """One on-demand cloud instance price."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    provider: str
+    instance: str
+    hardware: str = Field(description="device id")
+    devices_per_instance: int = Field(ge=1)
+    usd_per_hour: float = Field(gt=0)
+    usd_per_device_hour: float = Field(gt=0)
+    region: str
+    date_seen: dt.date | None
+    source: str = Field(min_length=3)
+    superseded: bool = False
+    notes: str = ""
+
+
+class PurchasePrice(Frozen):
+    """A price for buying one device, for total cost of ownership."""
+
+    hardware: str
+    kind: Literal["list", "street"]
+    usd: float = Field(gt=0)
+    date_seen: dt.date | None
+    source: str = Field(min_length=3)
+    notes: str = ""
+
+
+class LengthDistribution(Frozen):
+    """Token-length distribution: mean plus a family and its parameters, clipped to [min, max]."""
+
+    family: Literal["fixed", "lognormal", "gamma", "exponential", "uniform"]
+    mean: float = Field(gt=0)
+    cv: float = Field(default=0.0, ge=0, description="coefficient of variation (std / mean)")
+    min: int = Field(default=1, ge=1)
+    max: int = Field(default=1_000_000, ge=1)
+
+
+class Arrival(Frozen):
+    """Inter-arrival process: Poisson (cv 1) or gamma with a coefficient of variation."""
+
+    family: Literal["poisson", "gamma"]
+    cv: float = Field(default=1.0, gt=0)
+
+
+class Workload(Sourced):
+    """A named workload preset."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    description: str
+    input_tokens: LengthDistribution
+    output_tokens: LengthDistribution
+    arrival: Arrival
+    prefix_cache_hit: float = Field(default=0.0, ge=0, le=1)
+
+
+class CarbonIntensity(Frozen):
+    """Grid carbon intensity of a region."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str
+    gco2e_per_kwh: float = Field(ge=0)
+    year: int
+    source: str = Field(min_length=3)
+
+
+class ModelMeta(Sourced):
+    """Metadata of a catalog model; its shapes come from the `config.json` beside it."""
+
+    id: str = Field(description="Hugging Face id, org/name")
+    display_name: str
+    family: str
+    release_date: dt.date | None = None
+    license: str
+    aliases: list[str] = Field(default_factory=list)
+    params_total_b: float = Field(gt=0, description="published total parameters, billions")
+    params_active_b: float | None = Field(default=None, gt=0, description="published active parameters (MoE)")
+    config_source: str = Field(min_length=3, description="where the config.json comes from")
