@@ -87,8 +87,10 @@ class CatalogModel:
     config_path: Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalog:
+    """All catalogs, validated. Compared and hashed by identity (it is loaded once and cached)."""
+
     hardware: dict[str, Device]
     models: dict[str, CatalogModel]
     formats: dict[str, Format]
@@ -279,7 +281,9 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
 
     wl_rel = "catalogs/workloads.yaml"
     workloads = _index(
-        _validate_list(Workload, _read_yaml(root / "workloads.yaml", problems, root), wl_rel, problems), wl_rel, problems
+        _validate_list(Workload, _read_yaml(root / "workloads.yaml", problems, root), wl_rel, problems),
+        wl_rel,
+        problems,
     )
     carbon_rel = "catalogs/carbon.yaml"
     carbon = _index(

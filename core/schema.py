@@ -51,7 +51,9 @@ class Device(Sourced):
     kind: DeviceKind
     memory_gb: float = Field(gt=0)
     usable_memory_gb: float | None = Field(
-        default=None, gt=0, description="memory an inference runtime may use, where less than memory_gb (unified memory)"
+        default=None,
+        gt=0,
+        description="memory an inference runtime may use, where less than memory_gb (unified memory)",
     )
     mem_bw_gbps: float = Field(gt=0)
     peak_tflops: dict[MathType, float] = Field(

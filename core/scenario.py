@@ -1,0 +1,50 @@
+"""The Scenario: everything one estimate needs, built alike from CLI flags, CSV rows, URLs or JSON."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from core.schema import Frozen
+
+ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp", "generic")
+MAX_TOKENS = 10_000_000
+MAX_DEVICES = 4096
+
+
+class Scenario(Frozen):
+    """A model served on hardware with a layout, formats, engine, request shape and load."""
+
+    model: str = Field(min_length=1, max_length=200)
+    hardware: str = Field(min_length=1, max_length=100)
+    tp: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    pp: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    ep: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    replicas: int = Field(default=1, ge=1, le=100_000)
+    weight_format: str = Field(default="bf16", max_length=40)
+    kv_format: str | None = Field(default=None, max_length=40)
+    engine: Literal["vllm", "sglang", "trtllm", "llama.cpp", "generic"] = "generic"
+    input_len: int = Field(default=1024, ge=1, le=MAX_TOKENS)
+    output_len: int = Field(default=256, ge=1, le=MAX_TOKENS)
+    concurrency: int | Literal["max"] = 1
+
+    @model_validator(mode="after")
+    def _layout(self) -> Scenario:
+        if isinstance(self.concurrency, int) and not 1 <= self.concurrency <= 1_000_000:
+            raise ValueError("concurrency must be between 1 and 1,000,000 or 'max'")
+        if self.ep > self.tp or self.tp % self.ep:
+            raise ValueError(
+                f"ep={self.ep} must divide tp={self.tp} (experts are split inside the tensor-parallel group)"
+            )
+        if self.tp * self.pp > MAX_DEVICES:
+            raise ValueError(f"tp*pp = {self.tp * self.pp} devices per replica exceeds {MAX_DEVICES}")
+        return self
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp * self.replicas

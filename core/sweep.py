@@ -1,0 +1,187 @@
+"""Vectorized evaluation over many scenarios: the one path every number goes through.
+
+`evaluate()` takes stacked arrays (a single scenario is arrays of length one) and returns arrays of
+memory, fit, closed-loop latency and throughput. `sweep()` builds those arrays from a list of
+Scenarios, resolving each distinct (model, hardware, formats, engine) combination once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from core.catalog import Catalog, load_catalog
+from core.efficiency import Efficiency
+from core.memory import kv_bytes_per_sequence, max_concurrency, memory_budget
+from core.operators import Layout
+from core.resolve import layer_check, resolve
+from core.scenario import Scenario
+from core.serving import Engine, System, closed_loop
+from core.shapes import DeviceSpec, FormatSpec, ModelShape
+
+
+@dataclass(frozen=True)
+class EngineMemory:
+    """Engine memory settings (arrays)."""
+
+    memory_fraction: np.ndarray
+    fraction_of_free: np.ndarray  # bool
+    overhead_gb: np.ndarray
+
+
+@dataclass(frozen=True)
+class SweepInput:
+    system: System
+    engine: Engine
+    engine_memory: EngineMemory
+    input_len: np.ndarray
+    output_len: np.ndarray
+    concurrency: np.ndarray  # total over replicas; np.inf = "max"
+    replicas: np.ndarray
+    layout_ok: np.ndarray  # bool: the layout can split the model
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Arrays over scenarios. Latencies in seconds, memory in bytes per device."""
+
+    fits: np.ndarray
+    weights_bytes: np.ndarray
+    activation_bytes: np.ndarray
+    overhead_bytes: np.ndarray
+    reserved_bytes: np.ndarray
+    capacity_bytes: np.ndarray
+    kv_room_bytes: np.ndarray
+    kv_bytes_per_seq: np.ndarray
+    max_concurrency: np.ndarray  # per replica, every sequence at its full context (no preemption)
+    concurrency: np.ndarray  # per replica, requested (clients)
+    running: np.ndarray  # per replica, in KV memory
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    requests_per_s: np.ndarray  # whole deployment
+    output_tokens_per_s: np.ndarray
+    prefill_s: np.ndarray  # one request's prefill alone
+    decode_batch: np.ndarray
+    prefill_bound: np.ndarray  # index into timing.BOUNDS
+    decode_bound: np.ndarray
+    prefill_parts_s: np.ndarray  # (4, n): compute, memory, comm, overhead
+    decode_parts_s: np.ndarray
+
+
+def evaluate(inp: SweepInput) -> SweepResult:
+    sys, eng, mem = inp.system, inp.engine, inp.engine_memory
+    s, o = inp.input_len, inp.output_len
+    budget = memory_budget(
+        sys.shape,
+        sys.fmt,
+        sys.layout,
+        sys.dev,
+        mem.memory_fraction,
+        mem.fraction_of_free,
+        mem.overhead_gb,
+        eng.max_batch_tokens,
+        eng.max_seqs,
+    )
+    kv_seq = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + o)
+    fit_conc = np.minimum(max_concurrency(budget, kv_seq), eng.max_seqs)
+    fits = (fit_conc >= 1) & inp.layout_ok
+    # engines admit by the KV in use now, not at the final length (vLLM's paged allocator, preempting
+    # when full): in steady state a sequence holds its mean context S + O/2 on average
+    kv_mean = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + o / 2)
+    admit = np.maximum(np.minimum(max_concurrency(budget, kv_mean), eng.max_seqs), fit_conc)
+    clients = np.ceil(inp.concurrency / inp.replicas)
+    per_replica = np.where(np.isinf(inp.concurrency), np.maximum(admit, 1.0), clients)
+    running = np.maximum(np.minimum(per_replica, admit), 1.0)
+    res = closed_loop(sys, eng, s, o, running)
+    rps_replica = res.requests_per_s
+    # clients beyond what fits in KV memory wait for a slot (Little's law on the waiting line)
+    ttft = res.ttft_s + np.maximum(per_replica - running, 0.0) / np.maximum(rps_replica, 1e-12)
+    tpot = res.tpot_s
+    e2e = ttft + np.maximum(o - 1, 0.0) * tpot
+    rps = np.where(fits, rps_replica * inp.replicas, 0.0)
+    pre = res.prefill
+    dec = res.decode
+    pre_parts = np.stack([pre.compute_s, pre.memory_s, pre.comm_s, pre.overhead_s])
+    dec_parts = np.stack([dec.compute_s, dec.memory_s, dec.comm_s, dec.overhead_s])
+    return SweepResult(
+        fits=fits,
+        weights_bytes=budget.weights,
+        activation_bytes=budget.activations,
+        overhead_bytes=budget.overhead,
+        reserved_bytes=budget.reserved,
+        capacity_bytes=budget.capacity,
+        kv_room_bytes=budget.kv_room,
+        kv_bytes_per_seq=kv_seq,
+        max_concurrency=fit_conc,
+        concurrency=per_replica,
+        running=running,
+        ttft_s=ttft,
+        tpot_s=tpot,
+        e2e_s=e2e,
+        requests_per_s=rps,
+        output_tokens_per_s=rps * o,
+        prefill_s=pre.total_s,
+        decode_batch=res.decode_batch,
+        prefill_bound=np.argmax(pre_parts, axis=0),
+        decode_bound=np.argmax(dec_parts, axis=0),
+        prefill_parts_s=pre_parts,
+        decode_parts_s=dec_parts,
+    )
+
+
+def _cat(items: list, cls):
+    return cls(**{f.name: np.concatenate([np.atleast_1d(getattr(i, f.name)) for i in items]) for f in fields(cls)})
+
+
+def build_input(scenarios: list[Scenario], catalog: Catalog | None = None) -> tuple[SweepInput, list[str | None]]:
+    """Arrays for many scenarios. Scenarios that fail to resolve get an error message (and dummy numbers)."""
+    catalog = catalog or load_catalog()
+    cache: dict[tuple, tuple] = {}
+    parts, errors = [], []
+    for scn in scenarios:
+        key = (scn.model, scn.hardware, scn.weight_format, scn.kv_format, scn.engine)
+        try:
+            if key not in cache:
+                r = resolve(scn, catalog)
+                cache[key] = (r, r.engine.arrays())
+            r, eng = cache[key]
+            parts.append((r, eng, scn))
+            errors.append(None)
+        except (KeyError, ValueError) as exc:
+            errors.append(str(exc))
+    if not parts:
+        raise ValueError("no scenario could be resolved: " + "; ".join(e for e in errors if e))
+    ok = [p for p in parts]
+    inp = SweepInput(
+        system=System(
+            shape=ModelShape.stack([p[0].system.shape for p in ok]),
+            dev=DeviceSpec.stack([p[0].system.dev for p in ok]),
+            fmt=FormatSpec.stack([p[0].system.fmt for p in ok]),
+            layout=Layout(
+                tp=np.array([float(p[2].tp) for p in ok]),
+                pp=np.array([float(p[2].pp) for p in ok]),
+                ep=np.array([float(p[2].ep) for p in ok]),
+            ),
+            eff=Efficiency.stack([p[0].system.eff for p in ok]),
+        ),
+        engine=_cat([p[1] for p in ok], Engine),
+        engine_memory=EngineMemory(
+            memory_fraction=np.array([p[0].engine.memory_fraction for p in ok]),
+            fraction_of_free=np.array([p[0].engine.memory_fraction_of == "free" for p in ok]),
+            overhead_gb=np.array([p[0].engine.overhead_gb for p in ok]),
+        ),
+        input_len=np.array([float(p[2].input_len) for p in ok]),
+        output_len=np.array([float(p[2].output_len) for p in ok]),
+        concurrency=np.array([np.inf if p[2].concurrency == "max" else float(p[2].concurrency) for p in ok]),
+        replicas=np.array([float(p[2].replicas) for p in ok]),
+        layout_ok=np.array([layer_check(p[0].arch, p[2]) is None for p in ok]),
+    )
+    return inp, errors
+
+
+def sweep(scenarios: list[Scenario], catalog: Catalog | None = None) -> tuple[SweepResult, list[str | None]]:
+    """Evaluate many scenarios at once; errors[i] is set (and row i absent) where scenario i failed."""
+    inp, errors = build_input(scenarios, catalog)
+    return evaluate(inp), errors
