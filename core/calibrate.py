@@ -20,8 +20,8 @@ from scipy.optimize import least_squares
 
 from core.catalog import CATALOG_DIR, Catalog, load_catalog
 from core.efficiency import PARAM_NAMES, Efficiency
-from core.measured import Measurement, read_measurements
-from core.sweep import SweepResult, build_input, evaluate
+from core.measured import Measurement, metric_arrays, read_measurements
+from core.sweep import build_input, evaluate
 
 # parameter: (prior, lower, upper, log-scale?)
 PRIORS = {
@@ -50,26 +50,6 @@ CLASS_PARAMS = ("mem_eff_max", "gemm_eff_max", "step_overhead_s")
 PRIOR_WEIGHT = 0.05
 DEFAULT_DATA = ("measured_serving_hopper.csv", "measured_web_calibration.csv")
 MEASURED_DIR = CATALOG_DIR / "measured"
-
-
-def metric_arrays(res: SweepResult, inp, metrics: list[str]) -> np.ndarray:
-    """Predicted value of each row's metric from sweep arrays (same definitions as measured.predicted)."""
-    s, o = inp.input_len, inp.output_len
-    rps = res.requests_per_s
-    table = {
-        "ttft_ms": res.ttft_s * 1e3,
-        "tpot_ms": res.tpot_s * 1e3,
-        "e2e_ms": res.e2e_s * 1e3,
-        "output_tokens_per_s": rps * o,
-        "total_tokens_per_s": rps * (s + o),
-        "prefill_tokens_per_s": res.concurrency * s / np.maximum(res.ttft_s, 1e-12) * inp.replicas,
-        "decode_tokens_per_s_per_seq": 1.0 / np.maximum(res.tpot_s, 1e-12),
-    }
-    out = np.empty(len(metrics))
-    for name in set(metrics):
-        sel = np.array([m == name for m in metrics])
-        out[sel] = table[name][sel]
-    return out
 
 
 class Fit:
@@ -108,7 +88,7 @@ class Fit:
         n = len(self.kinds)
         cols = {p: np.full(n, np.nan) for p in PARAM_NAMES}
         kinds, engines = np.array(self.kinds), np.array(self.engines)
-        for (level, key, p), v in zip(self.slots, values, strict=True):
+        for (level, _key, p), v in zip(self.slots, values, strict=True):
             if level == "default":
                 cols[p] = np.where(np.isnan(cols[p]), v, cols[p])
         for (level, key, p), v in zip(self.slots, values, strict=True):

@@ -12,10 +12,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 
-from core.estimate import Estimate
 from core.scenario import ENGINES, Scenario
+from core.sweep import SweepInput, SweepResult
 
 METRICS = (
     "ttft_ms",
@@ -93,18 +94,22 @@ def read_measurements(path: Path | str) -> tuple[list[Measurement], list[str]]:
     return out, skipped
 
 
-def predicted(est: Estimate, metric: str) -> float | None:
-    """The estimate's value of a measured metric (None when it did not fit)."""
-    s = est.serving
-    if s is None:
-        return None
-    scn = est.scenario
-    return {
-        "ttft_ms": s.ttft_ms,
-        "tpot_ms": s.tpot_ms,
-        "e2e_ms": s.e2e_ms,
-        "output_tokens_per_s": s.output_tokens_per_s,
-        "total_tokens_per_s": s.output_tokens_per_s + s.input_tokens_per_s,
-        "prefill_tokens_per_s": s.concurrency_per_replica * scn.input_len / (s.ttft_ms / 1e3) * scn.replicas,
-        "decode_tokens_per_s_per_seq": 1e3 / s.tpot_ms if s.tpot_ms > 0 else None,
-    }[metric]
+def metric_arrays(res: SweepResult, inp: SweepInput, metrics: list[str]) -> np.ndarray:
+    """Predicted value of each row's measured metric, from sweep arrays (the one definition of each)."""
+    s, o = inp.input_len, inp.output_len
+    rps = res.requests_per_s
+    table = {
+        "ttft_ms": res.ttft_s * 1e3,
+        "tpot_ms": res.tpot_s * 1e3,
+        "e2e_ms": res.e2e_s * 1e3,
+        "output_tokens_per_s": rps * o,
+        "total_tokens_per_s": rps * (s + o),
+        # aggregate prompt tokens per second over the requests in flight (llama-bench pp: one request)
+        "prefill_tokens_per_s": res.running * s / np.maximum(res.ttft_s, 1e-12) * inp.replicas,
+        "decode_tokens_per_s_per_seq": 1.0 / np.maximum(res.tpot_s, 1e-12),
+    }
+    out = np.full(len(metrics), np.nan)
+    for name in set(metrics):
+        sel = np.array([m == name for m in metrics])
+        out[sel] = table[name][sel]
+    return out
