@@ -8,14 +8,16 @@ re-derives them from the config keys the `transformers` modelling files read. It
   q/k/v bias, `attention_bias`, `mlp_bias`, QK-norms and attention-output gates;
 * sliding-window and hybrid layer patterns: `layer_types`, Gemma 2's alternating
   local/global layers, Gemma 3's `sliding_window_pattern`, Qwen2's `max_window_layers`,
-  a window on every layer (Mistral v0.1), Llama 4 chunked attention (`attention_chunk_size`
-  on the RoPE layers; the NoPE layers every 4th are global), counted as sliding layers
-  whose window is the chunk size;
+  a window on every layer (Mistral v0.1; a window at least as long as the context, as in
+  Phi-3.5, is full attention), MiMo-V2's `hybrid_layer_pattern`, Llama 4 chunked attention
+  (`attention_chunk_size` on the RoPE layers; the NoPE layers every 4th are global),
+  counted as sliding layers whose window is the chunk size;
 * mixture of experts: routed experts, top-k, shared experts (DeepSeek `n_shared_experts`,
   Qwen `shared_expert_intermediate_size`, Llama 4's one shared expert, Nemotron-H
   `moe_shared_expert_intermediate_size`), and which layers are dense
-  (`first_k_dense_replace` + `moe_layer_freq`, `interleave_moe_layer_step`/`moe_layers`,
-  `mlp_only_layers` + `decoder_sparse_step`);
+  (`first_k_dense_replace` + `moe_layer_freq` or a per-layer `moe_layer_freq` list,
+  `interleave_moe_layer_step`/`moe_layers`, `mlp_only_layers` + `decoder_sparse_step`), and
+  Nemotron 3's latent MoE (`moe_latent_size`);
 * multi-head latent attention (DeepSeek-V2/V3, Kimi K2, GLM-5) and the DSA indexer of
   DeepSeek-V3.2 / GLM-5;
 * linear-attention layers with a constant state per sequence: Gated DeltaNet
@@ -40,7 +42,7 @@ Conventions (where a choice had to be made):
 * K/V cache per token per softmax layer: `num_kv_heads * (head_dim + v_head_dim)`; MLA:
   `kv_lora_rank + qk_rope_head_dim`, plus `index_head_dim` when a DSA indexer is present
   (its key cache is one `index_head_dim` vector per token per layer; DeepSeek stores it in
-  FP8 with a scale, here it is counted at the KV format's width like the latent).
+  FP8 with a scale, here it is simply more cached elements, like the latent).
 * Linear-layer state per sequence: Gated DeltaNet keeps `v_heads * k_dim * v_dim`
   recurrent elements plus a causal-conv window of `conv_dim * (kernel - 1)`; Mamba-2 keeps
   `heads * head_dim * ssm_state_size` plus `conv_dim * (conv_kernel - 1)` where
@@ -56,12 +58,18 @@ Conventions (where a choice had to be made):
   patterns interleave them that way). A pattern with more MLP than mixer blocks cannot be
   expressed and raises `ConfigError`. `layers_block_type` lists are read the same way.
 * Maximum context: `max_position_embeddings`, raised to
-  `original_max_position_embeddings * factor` when a RoPE-scaling block gives both.
+  `original_max_position_embeddings * factor` when a YaRN or dynamic RoPE-scaling block
+  gives both.
 * When a config leaves a key out, the `transformers` default for that model type is used
   only where the published Hub file relies on it (Gemma 3's text config has no
   `vocab_size`/`max_position_embeddings`; Gemma models tie embeddings by default; a
   missing `num_key_value_heads` means multi-head attention). Anything else missing is an
   error, never a guess.
+
+Not supported (ConfigError): encoder-decoder models, Kimi Delta Attention (`kimi_linear`),
+per-layer heterogeneous configs without the usual size keys (Nemotron-NAS `block_configs`).
+Not expressible in `Architecture`, so approximated: different KV-head counts for sliding and
+full layers (MiMo-V2 `swa_num_key_value_heads`: the full-attention value is used for all).
 
 Norms are counted as weights only (LayerNorm biases and learned position embeddings of
 older GPT-style models are not modelled; they are far below 0.1% of any model here).
