@@ -13,8 +13,9 @@ mixed (vLLM V1 chunked prefill, TensorRT-LLM in-flight batching; Sarathi-Serve):
     TPOT = t(B decodes + p prompt tokens)       TTFT = t * (1/2 + steps to cover S)
   and when the prompt demand exceeds the budget (B > P (O-1) / (S + O - 1)) requests queue:
     TTFT = (C - B) (O - 1) TPOT / B.
-  A benchmark starts all C requests at once, so the first waves are synchronized even under a mixed
-  scheduler and desynchronize over later rounds; the fitted `wave_weight` blends the two regimes.
+  A benchmark starts all C requests at once, so the first rounds are synchronized waves and later
+  rounds drift toward the steady state (timing jitter spreads arrivals); the fitted per-engine
+  `wave_weight` blends the two regimes. The steady-state formula stands for both schedulers there.
 Throughput = C * O / (TTFT + (O - 1) * TPOT) per replica.
 """
 
@@ -120,9 +121,9 @@ def closed_loop(sys: System, engine: Engine, s, o, c) -> Serving:
     ttft_mx = np.maximum(ttft_mx, alone_s)
 
     use_mixed = (engine.mixed > 0) & (decode_tokens > 0)
-    w = np.clip(sys.eff.wave_weight, 0.0, 1.0)
-    ttft = np.where(use_mixed, w * ttft_pf + (1 - w) * ttft_mx, ttft_pf)
-    tpot = np.where(use_mixed, w * tpot_pf + (1 - w) * t_m, tpot_pf)
+    w = np.where(decode_tokens > 0, np.clip(sys.eff.wave_weight, 0.0, 1.0), 1.0)
+    ttft = w * ttft_pf + (1 - w) * ttft_mx
+    tpot = w * tpot_pf + (1 - w) * t_m
     tpot = np.where(decode_tokens > 0, tpot, 0.0)
     ttft = ttft + sys.eff.request_overhead_s
     e2e = ttft + decode_tokens * tpot

@@ -91,14 +91,19 @@ def evaluate(inp: SweepInput) -> SweepResult:
     # when full): in steady state a sequence holds its mean context S + O/2 on average
     kv_mean = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + o / 2)
     admit = np.maximum(np.minimum(max_concurrency(budget, kv_mean), eng.max_seqs), fit_conc)
+    # a new request is admitted when its prompt fits now; more clients than that wait in line
+    kv_prompt = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + 1)
+    admit_start = np.maximum(np.minimum(max_concurrency(budget, kv_prompt), eng.max_seqs), admit)
     clients = np.ceil(inp.concurrency / inp.replicas)
     per_replica = np.where(np.isinf(inp.concurrency), np.maximum(admit, 1.0), clients)
     running = np.maximum(np.minimum(per_replica, admit), 1.0)
     res = closed_loop(sys, eng, s, o, running)
     rps_replica = res.requests_per_s
-    # clients beyond what fits in KV memory wait for a slot (Little's law on the waiting line)
-    ttft = res.ttft_s + np.maximum(per_replica - running, 0.0) / np.maximum(rps_replica, 1e-12)
-    tpot = res.tpot_s
+    # admitted beyond what the mean KV allows: preemption time-shares the running slots (TPOT stretches);
+    # beyond what fits at prompt length: clients wait for a slot (Little's law on the waiting line)
+    admitted = np.maximum(np.minimum(per_replica, admit_start), running)
+    tpot = res.tpot_s * admitted / running
+    ttft = res.ttft_s + np.maximum(per_replica - admitted, 0.0) / np.maximum(rps_replica, 1e-12)
     e2e = ttft + np.maximum(o - 1, 0.0) * tpot
     rps = np.where(fits, rps_replica * inp.replicas, 0.0)
     pre = res.prefill
