@@ -1,0 +1,130 @@
+"""validate_catalog() and `llmcap catalog validate` on a copy of the real catalogs with one thing broken."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.catalog import CATALOG_DIR, CatalogError, Problem, load_catalog, validate_catalog
+from core.cli import main
+
+DEVICE = "h100-sxm"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A private copy of catalogs/ (named catalogs/, so problems name files as for the real one)."""
+    dst = tmp_path / "catalogs"
+    shutil.copytree(CATALOG_DIR, dst)
+    return dst
+
+
+def device_file(root: Path, device_id: str = DEVICE) -> Path:
+    for path in sorted((root / "hardware").glob("*.yaml")):
+        entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        if any(isinstance(e, dict) and e.get("id") == device_id for e in entries):
+            return path
+    raise AssertionError(f"{device_id} is in no catalogs/hardware/*.yaml")
+
+
+def edit_yaml(path: Path, change: Callable[[Any], Any]) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def edit_device(root: Path, change: Callable[[dict], None]) -> str:
+    """Apply `change` to the h100-sxm entry; returns the file name problems should cite."""
+    path = device_file(root)
+
+    def apply(entries: list[dict]) -> list[dict]:
+        change(next(e for e in entries if e.get("id") == DEVICE))
+        return entries
+
+    edit_yaml(path, apply)
+    return f"catalogs/hardware/{path.name}"
+
+
+def find(problems: list[Problem], file: str, field: str) -> Problem:
+    hits = [p for p in problems if p.file == file and p.field == field]
+    assert hits, f"no problem for {file}: {field} in {[str(p) for p in problems]}"
+    return hits[0]
+
+
+def test_copy_of_real_catalog_is_clean(root):
+    assert validate_catalog(root) == []
+
+
+def test_bad_field_names_file_entry_field_and_reason(root):
+    file = edit_device(root, lambda d: d.update(memory_gb=-1))
+    problem = find(validate_catalog(root), file, f"[{DEVICE}].memory_gb")
+    assert "greater than 0" in problem.reason
+    assert str(problem).startswith(f"{file}: [{DEVICE}].memory_gb: ")
+    with pytest.raises(CatalogError) as exc:
+        load_catalog(root)
+    assert problem in exc.value.problems
+
+
+def test_malformed_yaml(root):
+    path = device_file(root)
+    path.write_text(path.read_text(encoding="utf-8") + "\n- id: [unclosed\n", encoding="utf-8")
+    problem = find(validate_catalog(root), f"catalogs/hardware/{path.name}", "-")
+    assert problem.reason.startswith("cannot read YAML")
+
+
+def test_unknown_extra_key(root):
+    file = edit_device(root, lambda d: d.update(colour="green"))
+    problem = find(validate_catalog(root), file, f"[{DEVICE}].colour")
+    assert "extra" in problem.reason.lower()
+
+
+def test_duplicate_id(root):
+    path = device_file(root)
+    edit_yaml(path, lambda entries: [*entries, next(e for e in entries if e["id"] == DEVICE)])
+    problems = [p for p in validate_catalog(root) if p.field == f"[{DEVICE}]"]
+    assert problems and problems[0].reason == "duplicate id"
+    assert "hardware" in problems[0].file
+
+
+def test_cloud_price_naming_unknown_hardware(root):
+    offer = {
+        "id": "test-offer-unknown-gpu",
+        "provider": "Test",
+        "instance": "t1.xlarge",
+        "hardware": "no-such-gpu",
+        "devices_per_instance": 1,
+        "usd_per_hour": 1.0,
+        "usd_per_device_hour": 1.0,
+        "region": "nowhere",
+        "date_seen": "2026-11-01",
+        "source": "test fixture",
+    }
+    cloud = root / "prices" / "cloud.yaml"
+    if cloud.exists():
+        edit_yaml(cloud, lambda entries: [*(entries or []), offer])
+    else:
+        cloud.parent.mkdir(exist_ok=True)
+        cloud.write_text(yaml.safe_dump([offer], sort_keys=False), encoding="utf-8")
+    problem = find(validate_catalog(root), "catalogs/prices/cloud.yaml", "[test-offer-unknown-gpu].hardware")
+    assert "unknown hardware 'no-such-gpu'" in problem.reason
+
+
+def test_cli_validate_reports_problems_and_fails(root, capsys):
+    file = edit_device(root, lambda d: d.update(memory_gb=-1))
+    code = main(["catalog", "validate", "--root", str(root)])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert f"{file}: [{DEVICE}].memory_gb: " in out
+    assert "problem(s)" in err
+
+
+def test_cli_validate_clean_copy_prints_counts(root, capsys):
+    code = main(["catalog", "validate", "--root", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "catalog OK" in out and "hardware" in out
