@@ -1,0 +1,88 @@
+# llmcap: `make run` starts the dashboard, `make test` runs every check. Both set up .venv first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3.11
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+LOCK     := requirements.lock
+HOST     ?= 127.0.0.1
+PORT     ?= 8501
+CHROMIUM ?= /usr/bin/chromium
+PYTEST_ARGS ?=
+
+PIP_VERSION := $(shell sed -n 's/^pip==//p' $(LOCK))
+PIP         := $(BIN)/python -m pip --disable-pip-version-check -q
+# Every install is held to the lock, the isolated build of llmcap (setuptools) included.
+PIP_INSTALL := $(PIP) install -c $(LOCK) --build-constraint $(LOCK)
+RUN_STAMP   := $(VENV)/.llmcap-run.stamp
+DEV_STAMP   := $(VENV)/.llmcap-dev.stamp
+
+.PHONY: help run test lint bench chromium lock clean distclean
+
+help:
+	@echo "make run     set up .venv and start the dashboard on http://$(HOST):$(PORT)"
+	@echo "make test    set up .venv (with dev tools and chromium), lint, run every test"
+	@echo "make lint    ruff + hadolint"
+	@echo "make bench   run every bench/*.py"
+	@echo "make lock    re-resolve requirements.lock from pyproject.toml"
+	@echo "make clean   remove caches and test output (distclean: the venv too)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The stamps are rebuilt when pyproject.toml or the lock is newer, so repeated runs skip pip.
+$(RUN_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) install pip==$(PIP_VERSION)
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(PIP) install pip==$(PIP_VERSION)
+	$(PIP_INSTALL) -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(BIN)/streamlit run app/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing and you are not root: browser tests will be skipped" \
+	         "(sudo apt-get install chromium)"; \
+	  fi; \
+	fi
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/hadolint --no-color Dockerfile
+
+test: $(DEV_STAMP) chromium lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(RUN_STAMP)
+	@shopt -s nullglob; n=0; \
+	for f in bench/*.py; do echo "== $$f"; $(BIN)/python "$$f" || exit 1; n=$$((n + 1)); done; \
+	echo "$$n benchmark(s) run"
+
+# Re-resolve every pin from pyproject.toml in a scratch venv (keeps the pip and setuptools pins).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip --disable-pip-version-check -q install pip==$(PIP_VERSION)
+	.lock-venv/bin/python -m pip --disable-pip-version-check -q install --build-constraint $(LOCK) -e '.[dev]'
+	{ sed -n '1,/^# Runtime and dev packages:/p' $(LOCK); \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .hypothesis test-results artifacts build *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
