@@ -1,0 +1,10 @@
+"""llmcap dashboard: `streamlit run app/streamlit_app.py` (or `make run`)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="llmcap", page_icon=":material/memory:", layout="wide")
+
+pages = [
+    st.Page("views/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog", default=True),
+]
+st.navigation(pages).run()

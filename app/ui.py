@@ -1,0 +1,79 @@
+"""Helpers shared by the dashboard pages: the cached catalog, its tables, filters and downloads.
+
+`from ui import ...` works in every page because Streamlit puts the entry script's folder on sys.path.
+Which facts each table shows is decided in core (core.cli_catalog), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+import streamlit as st
+
+from core.catalog import Catalog, CatalogError, load_catalog
+from core.cli_catalog import catalog_rows
+from core.output import csv_safe, to_frame
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+@st.cache_resource(show_spinner="Loading catalogs...")
+def get_catalog() -> Catalog:
+    """The validated catalog, read once per server process."""
+    return load_catalog()
+
+
+@st.cache_resource(show_spinner=False)
+def catalog_frame(kind: str) -> pl.DataFrame:
+    """One catalog table ("hardware", "models", ...) as a polars DataFrame."""
+    return to_frame(catalog_rows(get_catalog(), kind))
+
+
+def catalog_or_stop() -> Catalog:
+    """The catalog; when it does not validate, an error listing every problem, and the page stops."""
+    try:
+        return get_catalog()
+    except CatalogError as exc:
+        lines = [f"- `{str(p).replace('`', chr(39))}`" for p in exc.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(exc.problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"- ... and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more")
+        st.error(
+            f"The catalogs have {len(exc.problems)} problem(s), so nothing can be shown. "
+            "Fix them (`llmcap catalog validate` lists the same) and reload.\n\n" + "\n".join(lines)
+        )
+        st.stop()
+
+
+def filter_table(df: pl.DataFrame, key: str, facets: Sequence[str] = ()) -> pl.DataFrame:
+    """A text box (matches any column) and one multiselect per facet column; returns the matching rows."""
+    facets = [f for f in facets if f in df.columns]
+    cols = st.columns([2] + [1] * len(facets))
+    text = cols[0].text_input("Filter", key=f"{key}_text", placeholder="text in any column")
+    out = df
+    needle = (text or "").strip().lower()
+    if needle and df.width:
+        hit = pl.any_horizontal(
+            pl.col(c).cast(pl.String).str.to_lowercase().str.contains(needle, literal=True).fill_null(False)
+            for c in df.columns
+        )
+        out = out.filter(hit)
+    for col, facet in zip(cols[1:], facets, strict=True):
+        options = sorted(df[facet].drop_nulls().unique().to_list())
+        chosen = col.multiselect(facet.replace("_", " ").capitalize(), options, key=f"{key}_{facet}")
+        if chosen:
+            out = out.filter(pl.col(facet).is_in(chosen))
+    return out
+
+
+def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
+    """A CSV download of `df`, with formula-looking text neutralized like the CLI's CSV."""
+    st.download_button(
+        f"Download {name} CSV",
+        data=csv_safe(df).write_csv(),
+        file_name=f"llmcap-{name}.csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )

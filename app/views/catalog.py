@@ -1,0 +1,55 @@
+"""Catalog page: what the catalogs hold, as counts and filterable tables with sources and CSV downloads."""
+
+import streamlit as st
+from ui import catalog_frame, catalog_or_stop, csv_download, filter_table
+
+from core.cli_catalog import TABLES, catalog_counts
+
+# Columns offered as multiselect filters in each table.
+FACETS = {
+    "hardware": ("vendor", "kind"),
+    "models": ("family", "attention"),
+    "formats": ("math",),
+    "prices": ("provider", "hardware"),
+    "workloads": ("arrival",),
+}
+UNITS = (
+    "Units are in the column names: `_gb` GB, `_gbps` GB/s, `_tflops` dense TFLOP/s, `_tops` dense TOP/s, "
+    "`_w` watts, `_usd` US dollars; `params_*_b` are billions of parameters, published or (`_computed`) "
+    "counted from the model's config.json. Every entry names its `source`."
+)
+
+st.title("Catalog")
+st.caption(
+    "The hardware, models, formats, prices and workloads every estimate is built from. "
+    "`llmcap catalog show ID` prints everything known about one entry."
+)
+
+catalog = catalog_or_stop()
+counts = catalog_counts(catalog)
+
+for col, (kind, (label, _)) in zip(st.columns(len(TABLES)), TABLES.items(), strict=True):
+    col.metric(label, counts[kind], border=True)
+st.caption(
+    f"Also: {counts['kv_formats']} KV-cache formats, {counts['purchase_prices']} purchase prices, "
+    f"{counts['carbon_regions']} grid carbon regions."
+)
+
+for tab, (kind, (label, _)) in zip(st.tabs([label for label, _ in TABLES.values()]), TABLES.items(), strict=True):
+    with tab:
+        df = catalog_frame(kind)
+        if df.is_empty():
+            st.info(f"No {label.lower()} in the catalog yet.")
+            continue
+        view = filter_table(df, key=kind, facets=FACETS.get(kind, ()))
+        st.dataframe(
+            view,
+            hide_index=True,
+            placeholder="-",
+            column_config={
+                "id": st.column_config.TextColumn("id", pinned=True),
+                "source": st.column_config.TextColumn("source", width="large"),
+            },
+        )
+        st.caption(f"{view.height} of {df.height} {label.lower()} shown. {UNITS}")
+        csv_download(view, kind, key=f"download_{kind}")
