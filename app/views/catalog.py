@@ -32,7 +32,7 @@ for col, (kind, (label, _)) in zip(st.columns(len(TABLES)), TABLES.items(), stri
     col.metric(label, counts[kind], border=True)
 st.caption(
     f"Also: {counts['kv_formats']} KV-cache formats, {counts['purchase_prices']} purchase prices, "
-    f"{counts['carbon_regions']} grid carbon regions."
+    f"{counts['carbon_regions']} grid carbon regions. {UNITS}"
 )
 
 for tab, (kind, (label, _)) in zip(st.tabs([label for label, _ in TABLES.values()]), TABLES.items(), strict=True):
@@ -51,5 +51,5 @@ for tab, (kind, (label, _)) in zip(st.tabs([label for label, _ in TABLES.values(
                 "source": st.column_config.TextColumn("source", width="large"),
             },
         )
-        st.caption(f"{view.height} of {df.height} {label.lower()} shown. {UNITS}")
+        st.caption(f"{view.height} of {df.height} {label.lower()} shown.")
         csv_download(view, kind, key=f"download_{kind}")

@@ -24,6 +24,14 @@ def assert_no_errors(page: Page) -> None:
     expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
 
 
+def screenshot(page: Page, name: str) -> None:
+    """Whole page: Streamlit scrolls inside stMain, so grow the viewport to its height first."""
+    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": max(900, height)})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / name, full_page=True)
+
+
 def test_catalog_page(page: Page, tmp_path: Path):
     page.goto("/")
     expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
@@ -36,8 +44,7 @@ def test_catalog_page(page: Page, tmp_path: Path):
     expect(metrics.filter(has_text="Hardware").get_by_test_id("stMetricValue")).to_have_text(str(len(cat.hardware)))
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "catalog.png", full_page=True)
+    screenshot(page, "catalog.png")
 
     with page.expect_download() as info:
         page.get_by_role("button", name="Download hardware CSV").click()
