@@ -15,7 +15,7 @@ from core.resolve import Resolved, layer_check, resolve
 from core.scenario import Scenario
 from core.schema import Device, Frozen
 from core.serving import decode_contexts, per_stage_batch
-from core.sweep import EngineMemory, SweepInput, SweepResult, evaluate
+from core.sweep import SweepResult, evaluate, resolved_input
 from core.timing import BOUNDS, time_rows
 
 MS = 1e3
@@ -148,26 +148,6 @@ def _max_context(r: Resolved, budget, conc: float) -> int:
     return lo
 
 
-def single_input(r: Resolved) -> SweepInput:
-    """Length-one sweep arrays for a resolved scenario: the single path shares the sweep's formulas."""
-    scn, eng = r.scenario, r.engine
-    one = lambda v: np.array([float(v)])  # noqa: E731
-    return SweepInput(
-        system=r.system,
-        engine=eng.arrays(),
-        engine_memory=EngineMemory(
-            memory_fraction=one(eng.memory_fraction),
-            fraction_of_free=np.array([eng.memory_fraction_of == "free"]),
-            overhead_gb=one(eng.overhead_gb),
-        ),
-        input_len=one(scn.input_len),
-        output_len=one(scn.output_len),
-        concurrency=one(np.inf if scn.concurrency == "max" else scn.concurrency),
-        replicas=one(scn.replicas),
-        layout_ok=np.array([layer_check(r.arch, scn) is None]),
-    )
-
-
 def _parts(parts: np.ndarray, batch: float, tokens: float) -> PhaseResult:
     c, m, k, o = (float(x[0]) for x in parts)
     return PhaseResult(
@@ -202,7 +182,7 @@ def estimate(
 ) -> Estimate:
     """Estimate one scenario. Never raises for a scenario that does not fit: it says what overflows."""
     r = resolve(scn, catalog, arch=arch, device=device)
-    res = evaluate(single_input(r))
+    res = evaluate(resolved_input(r))
     notes: list[str] = []
     if r.math != r.fmt.math:
         notes.append(f"{r.device.name} has no native {r.fmt.math} math: products run in {r.math}")

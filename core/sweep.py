@@ -13,13 +13,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from core.catalog import Catalog, load_catalog
-from core.efficiency import Efficiency
 from core.memory import kv_bytes_per_sequence, max_concurrency, memory_budget
 from core.operators import Layout
-from core.resolve import layer_check, resolve
+from core.resolve import Resolved, layer_check, resolve
 from core.scenario import Scenario
 from core.serving import Engine, System, closed_loop
-from core.shapes import DeviceSpec, FormatSpec, ModelShape
 
 
 @dataclass(frozen=True)
@@ -151,54 +149,61 @@ def _evaluate(inp: SweepInput) -> SweepResult:
     )
 
 
-def _cat(items: list, cls):
-    return cls(**{f.name: np.concatenate([np.atleast_1d(getattr(i, f.name)) for i in items]) for f in fields(cls)})
+def resolved_input(r: Resolved) -> SweepInput:
+    """Length-one arrays for a resolved scenario: a single estimate runs the sweep's formulas."""
+    scn, eng = r.scenario, r.engine
+
+    def one(v) -> np.ndarray:
+        return np.array([float(v)])
+
+    return SweepInput(
+        system=r.system,
+        engine=eng.arrays(),
+        engine_memory=EngineMemory(
+            memory_fraction=one(eng.memory_fraction),
+            fraction_of_free=np.array([eng.memory_fraction_of == "free"]),
+            overhead_gb=one(eng.overhead_gb),
+        ),
+        input_len=one(scn.input_len),
+        output_len=one(scn.output_len),
+        concurrency=one(np.inf if scn.concurrency == "max" else scn.concurrency),
+        replicas=one(scn.replicas),
+        layout_ok=np.array([layer_check(r.arch, scn) is None]),
+    )
+
+
+def _concat_tree(items: list):
+    """Concatenate the arrays of many (nested) dataclasses of the same type."""
+    first = items[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(items)
+    return type(first)(**{f.name: _concat_tree([getattr(i, f.name) for i in items]) for f in fields(first)})
 
 
 def build_input(scenarios: list[Scenario], catalog: Catalog | None = None) -> tuple[SweepInput, list[str | None]]:
-    """Arrays for many scenarios. Scenarios that fail to resolve get an error message (and dummy numbers)."""
+    """Arrays for many scenarios, each distinct (model, hardware, formats, engine) resolved once.
+
+    errors[i] says why scenario i could not be resolved; the arrays hold the others, in order.
+    """
     catalog = catalog or load_catalog()
-    cache: dict[tuple, tuple] = {}
-    parts, errors = [], []
+    cache: dict[tuple, Resolved] = {}
+    parts: list[SweepInput] = []
+    errors: list[str | None] = []
     for scn in scenarios:
         key = (scn.model, scn.hardware, scn.weight_format, scn.kv_format, scn.engine)
         try:
             if key not in cache:
-                r = resolve(scn, catalog)
-                cache[key] = (r, r.engine.arrays())
-            r, eng = cache[key]
-            parts.append((r, eng, scn))
+                cache[key] = resolve(scn, catalog)
+            base = cache[key]
+            layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
+            r = dataclasses.replace(base, scenario=scn, system=dataclasses.replace(base.system, layout=layout))
+            parts.append(resolved_input(r))
             errors.append(None)
         except (KeyError, ValueError) as exc:
             errors.append(str(exc))
     if not parts:
         raise ValueError("no scenario could be resolved: " + "; ".join(e for e in errors if e))
-    ok = [p for p in parts]
-    inp = SweepInput(
-        system=System(
-            shape=ModelShape.stack([p[0].system.shape for p in ok]),
-            dev=DeviceSpec.stack([p[0].system.dev for p in ok]),
-            fmt=FormatSpec.stack([p[0].system.fmt for p in ok]),
-            layout=Layout(
-                tp=np.array([float(p[2].tp) for p in ok]),
-                pp=np.array([float(p[2].pp) for p in ok]),
-                ep=np.array([float(p[2].ep) for p in ok]),
-            ),
-            eff=Efficiency.stack([p[0].system.eff for p in ok]),
-        ),
-        engine=_cat([p[1] for p in ok], Engine),
-        engine_memory=EngineMemory(
-            memory_fraction=np.array([p[0].engine.memory_fraction for p in ok]),
-            fraction_of_free=np.array([p[0].engine.memory_fraction_of == "free" for p in ok]),
-            overhead_gb=np.array([p[0].engine.overhead_gb for p in ok]),
-        ),
-        input_len=np.array([float(p[2].input_len) for p in ok]),
-        output_len=np.array([float(p[2].output_len) for p in ok]),
-        concurrency=np.array([np.inf if p[2].concurrency == "max" else float(p[2].concurrency) for p in ok]),
-        replicas=np.array([float(p[2].replicas) for p in ok]),
-        layout_ok=np.array([layer_check(p[0].arch, p[2]) is None for p in ok]),
-    )
-    return inp, errors
+    return _concat_tree(parts), errors
 
 
 def sweep(scenarios: list[Scenario], catalog: Catalog | None = None) -> tuple[SweepResult, list[str | None]]:
