@@ -94,7 +94,16 @@ def test_moe_distinct_experts_grow_with_batch():
 
 
 def test_mla_kv_is_latent_sized():
-    est = estimate(scn(model="deepseek-ai/DeepSeek-V3", hardware="h200-sxm", tp=8, weight_format="fp8", input_len=1000, output_len=24))
+    est = estimate(
+        scn(
+            model="deepseek-ai/DeepSeek-V3",
+            hardware="h200-sxm",
+            tp=8,
+            weight_format="fp8",
+            input_len=1000,
+            output_len=24,
+        )
+    )
     # (512 latent + 64 rope) x 61 layers x 2 bytes per token, not split by TP
     assert est.memory.kv_gb_per_sequence == pytest.approx(1024 * 576 * 61 * 2 / 1e9, rel=1e-6)
 
