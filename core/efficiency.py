@@ -15,7 +15,7 @@ each level overriding the one before. `llmcap calibrate` fits them to ../shared/
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,13 +48,6 @@ class Efficiency:
     comm_eff: np.ndarray
     wave_weight: np.ndarray  # mixed schedulers: share of the synchronized-wave behaviour (see serving.py)
     request_overhead_s: np.ndarray  # per request before its first token: HTTP, tokenization, queue hand-off
-
-    def take(self, idx: np.ndarray) -> Efficiency:
-        return Efficiency(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
-
-    @staticmethod
-    def stack(items: list[Efficiency]) -> Efficiency:
-        return Efficiency(**{f.name: np.concatenate([getattr(i, f.name) for i in items]) for f in fields(Efficiency)})
 
 
 def efficiency_params(table: dict[str, Any], device_kind: str, engine: str) -> dict[str, float]:

@@ -132,10 +132,9 @@ def _operator_rows(r: Resolved, phase: str, step) -> list[OperatorRow]:
     return out
 
 
-def _max_context(r: Resolved, budget, conc: float) -> int:
+def _max_context(r: Resolved, room: float, conc: float) -> int:
     """Longest context per sequence whose KV fits `conc` sequences (bisection on the monotone KV size)."""
     s = r.system
-    room = _f(budget.kv_room)
     if room <= 0:
         return 0
     lo, hi = 0, max(r.arch.max_context, 1)
@@ -195,7 +194,6 @@ def estimate(
     kv_seq_gb = _f(res.kv_bytes_per_seq) / GB
     room_gb = _f(res.kv_room_bytes) / GB
     kv_gb = kv_seq_gb * running if fit_conc >= 1 else 0.0
-    budget_like = type("B", (), {"kv_room": res.kv_room_bytes})
     memory = MemoryResult(
         capacity_gb=_f(res.capacity_bytes) / GB,
         weights_gb=_f(res.weights_bytes) / GB,
@@ -206,7 +204,7 @@ def estimate(
         free_gb=max(room_gb - kv_gb, 0.0),
         kv_gb_per_sequence=kv_seq_gb,
         max_concurrency=int(fit_conc * scn.replicas),
-        max_context_at_concurrency=_max_context(r, budget_like, max(per_replica, 1.0)),
+        max_context_at_concurrency=_max_context(r, room_gb * GB, max(per_replica, 1.0)),
         overflow_gb=max(kv_seq_gb - room_gb, 0.0) if fit_conc < 1 else 0.0,
     )
     base = dict(

@@ -69,9 +69,6 @@ class MemoryBudget:
     overhead: np.ndarray
     kv_room: np.ndarray  # what is left for the KV cache (negative: weights do not fit)
 
-    def kv_used(self, kv_per_seq: np.ndarray, seqs: np.ndarray) -> np.ndarray:
-        return kv_per_seq * seqs
-
 
 def memory_budget(
     shape: ModelShape,

@@ -6,7 +6,7 @@ a sweep stacks many. Building them is the only place that walks pydantic objects
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,14 +14,6 @@ from core.architecture import Architecture
 from core.schema import Device, Format, KVFormat, MathFallback
 
 LINEAR_STATE_BYTES = 4.0  # Mamba / Gated-DeltaNet state is kept in fp32 (configs' mamba_ssm_cache_dtype)
-
-
-def _stack(items: list, cls):
-    return cls(**{f.name: np.array([getattr(i, f.name) for i in items], dtype=float).ravel() for f in fields(cls)})
-
-
-def _take(obj, idx: np.ndarray):
-    return type(obj)(**{f.name: getattr(obj, f.name)[idx] for f in fields(obj)})
 
 
 @dataclass(frozen=True)
@@ -99,13 +91,6 @@ class ModelShape:
         )
         return cls(**{k: np.array([float(v)]) for k, v in vals.items()})
 
-    @staticmethod
-    def stack(items: list[ModelShape]) -> ModelShape:
-        return ModelShape(**{f.name: np.concatenate([getattr(i, f.name) for i in items]) for f in fields(ModelShape)})
-
-    def take(self, idx: np.ndarray) -> ModelShape:
-        return _take(self, idx)
-
     @property
     def head_params(self) -> np.ndarray:
         """Parameters read by the output head (the embedding when tied)."""
@@ -124,13 +109,6 @@ class DeviceSpec:
     domain: np.ndarray  # devices per scale-up domain
     scaleout_bw: np.ndarray
     tdp_w: np.ndarray
-
-    def take(self, idx: np.ndarray) -> DeviceSpec:
-        return _take(self, idx)
-
-    @staticmethod
-    def stack(items: list[DeviceSpec]) -> DeviceSpec:
-        return DeviceSpec(**{f.name: np.concatenate([getattr(i, f.name) for i in items]) for f in fields(DeviceSpec)})
 
 
 # Defaults where a device entry has no link figure: PCIe Gen4 x16 per direction, and one device per domain.
@@ -178,13 +156,6 @@ class FormatSpec:
     embed_bytes: np.ndarray  # embedding and output head
     act_bytes: np.ndarray
     kv_bytes: np.ndarray
-
-    def take(self, idx: np.ndarray) -> FormatSpec:
-        return _take(self, idx)
-
-    @staticmethod
-    def stack(items: list[FormatSpec]) -> FormatSpec:
-        return FormatSpec(**{f.name: np.concatenate([getattr(i, f.name) for i in items]) for f in fields(FormatSpec)})
 
 
 def format_spec(fmt: Format, kv: KVFormat) -> FormatSpec:

@@ -44,10 +44,6 @@ class StepTime:
     def total_s(self) -> np.ndarray:
         return self.compute_s + self.memory_s + self.comm_s + self.overhead_s
 
-    def bound_index(self) -> np.ndarray:
-        """0 compute, 1 memory bandwidth, 2 interconnect, 3 fixed overhead: the largest share."""
-        return np.argmax(np.stack([self.compute_s, self.memory_s, self.comm_s, self.overhead_s]), axis=0)
-
 
 def link_bandwidth(dev: DeviceSpec, group: np.ndarray) -> np.ndarray:
     """Per-direction bandwidth for a collective over `group` devices (scale-out beyond one domain)."""
