@@ -24,7 +24,7 @@ help:
 	@echo "make run     set up .venv and start the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test    set up .venv (with dev tools and chromium), lint, run every test"
 	@echo "make lint    ruff + hadolint"
-	@echo "make bench   run every bench/*.py"
+	@echo "make bench   run every bench/*.py and print one table of figures vs targets"
 	@echo "make lock    re-resolve requirements.lock from pyproject.toml"
 	@echo "make clean   remove caches and test output (distclean: the venv too)"
 
@@ -64,10 +64,9 @@ lint: $(DEV_STAMP)
 test: $(DEV_STAMP) chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(RUN_STAMP)
-	@shopt -s nullglob; n=0; \
-	for f in bench/*.py; do echo "== $$f"; $(BIN)/python "$$f" || exit 1; n=$$((n + 1)); done; \
-	echo "$$n benchmark(s) run"
+# Every bench/*.py (the load benchmark drives Chromium, so the dev tools are needed), then one table.
+bench: $(DEV_STAMP) chromium
+	$(BIN)/python bench/run_all.py
 
 # Re-resolve every pin from pyproject.toml in a scratch venv (keeps the pip and setuptools pins).
 lock:
