@@ -1,0 +1,172 @@
+"""Scenarios and custom entries as text: a compact URL form and a JSON file the dashboard saves and loads back.
+
+* `encode_scenarios` / `decode_scenarios`: up to MAX_SCENARIOS scenarios in one short query value (`cmp=`),
+  positional fields joined by `,`, scenarios by `;`; an empty field takes the Scenario default.
+* `encode_devices` / `decode_devices`: custom devices as URL-safe base64 of compressed JSON (`dev=`).
+* `dump_scenario_file` / `load_scenario_file`: scenarios, custom devices and custom models (parsed
+  architectures) in one JSON document, for what is too large for a URL.
+Every decoder raises ValueError with a message naming what is wrong, never a bare pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from typing import Literal
+
+from pydantic import Field, ValidationError
+
+from core.architecture import Architecture
+from core.scenario import Scenario
+from core.schema import Device, Frozen
+
+MAX_SCENARIOS = 6
+MAX_FILE_BYTES = 5_000_000
+MAX_URL_DEVICES_CHARS = 2_000  # beyond this, custom devices travel in the scenario file only
+# Field order of one scenario in `cmp=`; the README documents the same order.
+CMP_FIELDS = (
+    "model",
+    "hardware",
+    "tp",
+    "pp",
+    "ep",
+    "replicas",
+    "weight_format",
+    "kv_format",
+    "engine",
+    "input_len",
+    "output_len",
+    "concurrency",
+)
+CUSTOM_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,99}$")
+
+
+def validation_text(exc: ValidationError) -> str:
+    """One line per pydantic error, `field: message`."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+
+
+# -- scenarios in a URL -------------------------------------------------------------------------------------------
+def encode_scenario(scn: Scenario) -> str:
+    """One scenario as positional fields; trailing defaults are dropped."""
+    defaults = Scenario(model="x", hardware="x")
+    values = []
+    for name in CMP_FIELDS:
+        v = getattr(scn, name)
+        is_default = name not in ("model", "hardware") and v == getattr(defaults, name)
+        values.append("" if v is None or is_default else str(v))
+    while values and values[-1] == "":
+        values.pop()
+    return ",".join(values)
+
+
+def encode_scenarios(scenarios: list[Scenario]) -> str:
+    return ";".join(encode_scenario(s) for s in scenarios[:MAX_SCENARIOS])
+
+
+def decode_scenario(text: str) -> Scenario:
+    """Inverse of encode_scenario; ValueError names the bad field."""
+    parts = text.split(",")
+    if len(parts) > len(CMP_FIELDS):
+        raise ValueError(f"{len(parts)} fields, at most {len(CMP_FIELDS)} ({', '.join(CMP_FIELDS)})")
+    data: dict[str, object] = {}
+    for name, raw in zip(CMP_FIELDS, parts, strict=False):
+        raw = raw.strip()
+        if raw:
+            data[name] = raw if name != "concurrency" or raw == "max" else _int_text(raw, name)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(validation_text(exc)) from None
+
+
+def _int_text(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: '{raw}' is not an integer") from None
+
+
+def decode_scenarios(text: str) -> tuple[list[Scenario], list[str]]:
+    """Scenarios from a `cmp=` value, and one message per part that could not be read (it is left out)."""
+    out: list[Scenario] = []
+    problems: list[str] = []
+    parts = [p for p in text.split(";") if p.strip()]
+    if len(parts) > MAX_SCENARIOS:
+        problems.append(f"{len(parts)} scenarios given; only the first {MAX_SCENARIOS} are used")
+    for i, part in enumerate(parts[:MAX_SCENARIOS], start=1):
+        try:
+            out.append(decode_scenario(part))
+        except ValueError as exc:
+            problems.append(f"scenario {i}: {exc}")
+    return out, problems
+
+
+# -- custom devices in a URL --------------------------------------------------------------------------------------
+def encode_devices(devices: list[Device]) -> str:
+    """Custom devices as URL-safe base64 of zlib-compressed JSON (fields left at their defaults are dropped)."""
+    doc = [d.model_dump(mode="json", exclude_defaults=True) for d in devices]
+    raw = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 9)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_devices(text: str) -> list[Device]:
+    """Inverse of encode_devices; ValueError says what is wrong."""
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), bufsize=65536)
+        doc = json.loads(raw)
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise ValueError(f"not an encoded device list ({exc.__class__.__name__})") from None
+    if not isinstance(doc, list):
+        raise ValueError("not an encoded device list")
+    out = []
+    for i, d in enumerate(doc, start=1):
+        try:
+            out.append(Device.model_validate(d))
+        except ValidationError as exc:
+            raise ValueError(f"device {i}: {validation_text(exc)}") from None
+    return out
+
+
+# -- the scenario file --------------------------------------------------------------------------------------------
+class ScenarioFile(Frozen):
+    """What the dashboard saves: scenarios to compare and the custom entries they use."""
+
+    llmcap_scenarios: Literal[1] = 1
+    scenarios: list[Scenario] = Field(default_factory=list, max_length=MAX_SCENARIOS)
+    custom_devices: list[Device] = Field(default_factory=list)
+    custom_models: dict[str, Architecture] = Field(default_factory=dict)
+
+
+def dump_scenario_file(scenarios: list[Scenario], devices: dict[str, Device], models: dict[str, Architecture]) -> str:
+    doc = ScenarioFile(scenarios=scenarios[:MAX_SCENARIOS], custom_devices=list(devices.values()), custom_models=models)
+    return doc.model_dump_json(indent=2, exclude_defaults=False)
+
+
+def load_scenario_file(data: bytes | str) -> ScenarioFile:
+    """Parse a saved scenario file; ValueError with every problem, by field."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"scenario file larger than {MAX_FILE_BYTES // 1_000_000} MB")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or "llmcap_scenarios" not in doc:
+        raise ValueError("not an llmcap scenario file (no 'llmcap_scenarios' key)")
+    try:
+        out = ScenarioFile.model_validate(doc)
+    except ValidationError as exc:
+        raise ValueError(validation_text(exc)) from None
+    for name in out.custom_models:
+        check_model_name(name)
+    return out
+
+
+def check_model_name(name: str) -> str:
+    """A custom model's name: letters, digits and . _ / - (it appears in URLs and in `cmp=`)."""
+    if not CUSTOM_MODEL_NAME.match(name):
+        raise ValueError(f"model name '{name}': use 1-100 letters, digits and . _ / - (starting with a letter/digit)")
+    return name
