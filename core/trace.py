@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+Cells = list[str] | pl.Series
 MAX_TRACE_BYTES = 50 * 1024 * 1024  # matches the dashboard's 50 MB upload limit
 MAX_TRACE_ROWS = 2_000_000
 MAX_TOKENS = 10_000_000  # beyond any model context; a larger count is a broken trace
@@ -89,18 +90,60 @@ def parse_trace(
     """
     data = _read_capped(source, max_bytes)
     text = _decode(data)
+    if not text.strip():
+        raise TraceError("the trace is empty")
+    fast = _fast_cells(text, max_rows, model)
+    if fast is not None:
+        try:
+            return _build(*fast, None, max_tokens, model)
+        except TraceError:
+            pass  # read it again row by row below, which names the line of the problem
     header, rows, lines = _split_rows(text, max_rows)
     cols = _locate(header)
-    fmt = COLUMNS["input_tokens"][_norm(header[cols["input_tokens"]])]
     if model is not None:
         rows, lines = _filter_model(header, rows, lines, model)
-    if not rows:
+    cells = {role: [r[i] for r in rows] for role, i in cols.items()}
+    return _build(header, cols, cells, np.asarray(lines), max_tokens, model)
+
+
+def _build(
+    header: list[str],
+    cols: dict[str, int],
+    cells: dict[str, Cells],
+    lines: np.ndarray | None,
+    max_tokens: int,
+    model: str | None,
+) -> Trace:
+    if len(cells["timestamp"]) == 0:
         raise TraceError("the trace has no data rows" + (f" for model '{model}'" if model is not None else ""))
-    lines_arr = np.asarray(lines)
-    ts = _timestamps([r[cols["timestamp"]] for r in rows], header[cols["timestamp"]], lines_arr)
-    ins = _tokens([r[cols["input_tokens"]] for r in rows], header[cols["input_tokens"]], lines_arr, max_tokens)
-    outs = _tokens([r[cols["output_tokens"]] for r in rows], header[cols["output_tokens"]], lines_arr, max_tokens)
-    return _assemble(ts, ins, outs, fmt)
+    name = {role: header[i] for role, i in cols.items()}
+    ts = _timestamps(cells["timestamp"], name["timestamp"], lines)
+    ins = _tokens(cells["input_tokens"], name["input_tokens"], lines, max_tokens)
+    outs = _tokens(cells["output_tokens"], name["output_tokens"], lines, max_tokens)
+    return _assemble(ts, ins, outs, COLUMNS["input_tokens"][_norm(name["input_tokens"])])
+
+
+def _fast_cells(
+    text: str, max_rows: int, model: str | None
+) -> tuple[list[str], dict[str, int], dict[str, pl.Series]] | None:
+    """The three columns read by polars (fast); None when the file needs the exact row-by-row reader."""
+    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    try:
+        cols = _locate(first)
+    except TraceError:
+        return None  # let the exact reader find the header and report on it
+    try:
+        df = pl.read_csv(text.encode(), infer_schema=False, n_rows=max_rows + 1)
+    except Exception:  # noqa: BLE001 - any polars parse failure: fall back to the exact reader
+        return None
+    if df.width != len(first) or df.height > max_rows:
+        return None
+    if model is not None:
+        idx = [i for i, h in enumerate(first) if _norm(h) == "model"]
+        if not idx:
+            return None
+        df = df.filter(df.to_series(idx[0]).str.strip_chars().str.to_lowercase() == model.strip().lower())
+    return first, cols, {role: df.to_series(i) for role, i in cols.items()}
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -155,7 +198,7 @@ def _split_rows(text: str, max_rows: int) -> tuple[list[str], list[list[str]], l
     lines: list[int] = []
     try:
         for row in reader:
-            if not row or all(not c.strip() for c in row):
+            if not row or (len(row) == 1 and not row[0].strip()):  # blank line
                 continue
             if header is None:
                 header = row
@@ -219,13 +262,17 @@ def _filter_model(
 # -- cell checks (vectorized; the first bad cell is reported) ------------------------------
 
 
-def _numbers(cells: list[str]) -> np.ndarray:
+def _strings(cells: Cells) -> pl.Series:
+    return (cells if isinstance(cells, pl.Series) else pl.Series(cells, dtype=pl.String)).str.strip_chars()
+
+
+def _numbers(cells: Cells) -> np.ndarray:
     """Cells as float64; NaN where a cell is not a plain number."""
-    series = pl.Series(cells, dtype=pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    series = _strings(cells).cast(pl.Float64, strict=False)
     return series.fill_null(float("nan")).to_numpy()
 
 
-def _tokens(cells: list[str], column: str, lines: np.ndarray, max_tokens: int) -> np.ndarray:
+def _tokens(cells: Cells, column: str, lines: np.ndarray | None, max_tokens: int) -> np.ndarray:
     values = _numbers(cells)
     _raise_first(~np.isfinite(values), "is not a number", cells, column, lines)
     _raise_first(values < 0, "is negative", cells, column, lines)
@@ -236,13 +283,14 @@ def _tokens(cells: list[str], column: str, lines: np.ndarray, max_tokens: int) -
     return values.astype(np.int64)
 
 
-def _raise_first(bad: np.ndarray, what: str, cells: list[str], column: str, lines: np.ndarray) -> None:
+def _raise_first(bad: np.ndarray, what: str, cells: Cells, column: str, lines: np.ndarray | None) -> None:
     if bad.any():
         i = int(np.argmax(bad))
-        raise TraceError(f"line {lines[i]}, column '{column}': {_clip(cells[i])} {what}")
+        where = f"line {lines[i]}" if lines is not None else f"data row {i + 1}"
+        raise TraceError(f"{where}, column '{column}': {_clip(str(cells[i]))} {what}")
 
 
-def _timestamps(cells: list[str], column: str, lines: np.ndarray) -> np.ndarray:
+def _timestamps(cells: Cells, column: str, lines: np.ndarray | None) -> np.ndarray:
     """Seconds: plain numbers as given, or date-times as seconds since the epoch."""
     values = _numbers(cells)
     numeric_bad = ~np.isfinite(values)
@@ -259,10 +307,10 @@ def _timestamps(cells: list[str], column: str, lines: np.ndarray) -> np.ndarray:
     return values
 
 
-def _datetimes(cells: list[str]) -> pl.Series | None:
+def _datetimes(cells: Cells) -> pl.Series | None:
     """Cells as date-times (null where not one), or None when no date-time format fits them."""
     try:
-        return pl.Series(cells, dtype=pl.String).str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        return _strings(cells).str.to_datetime(strict=False, time_unit="us")
     except pl.exceptions.PolarsError:
         return None
 

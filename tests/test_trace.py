@@ -161,3 +161,10 @@ def test_large_trace_parses_exactly():
     assert t.rows == n
     assert np.array_equal(t.input_tokens, ins) and np.array_equal(t.output_tokens, outs)
     assert np.allclose(t.timestamp_s, ts - ts[0])
+
+
+def test_blank_lines_and_quotes_are_read_and_counted():
+    body = b'timestamp,input_tokens,output_tokens\n\n0,10,5\n\n1,"20",6\n'
+    assert parse_trace(body).input_tokens.tolist() == [10, 20]
+    with pytest.raises(TraceError, match="line 5, column 'input_tokens': 'x' is not a number"):
+        parse_trace(body.replace(b'"20"', b"x"))
