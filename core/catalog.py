@@ -10,6 +10,7 @@ Layout (data files only):
   carbon.yaml                grid carbon intensity by region
   engines.yaml               serving-engine defaults
   efficiency.yaml            fitted efficiency parameters (written by `llmcap calibrate`)
+  power.yaml                 power profiles by device kind, PUE / electricity / amortization defaults
 
 `load_catalog()` returns an immutable `Catalog`; `validate_catalog()` returns every problem
 found (file, field, reason) instead of stopping at the first.
@@ -36,6 +37,7 @@ from core.schema import (
     KVFormat,
     MathFallback,
     ModelMeta,
+    PowerCatalog,
     PurchasePrice,
     Workload,
 )
@@ -103,6 +105,7 @@ class Catalog:
     engines: dict[str, dict[str, Any]]
     efficiency: dict[str, Any]
     model_aliases: dict[str, str] = field(default_factory=dict)
+    power: PowerCatalog | None = None
 
     # -- look-ups -----------------------------------------------------------------
     def device(self, wanted: str) -> Device:
@@ -291,6 +294,7 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
         carbon_rel,
         problems,
     )
+    power = _load_power(root, problems)
     engines = _read_yaml(root / "engines.yaml", problems, root) or {}
     efficiency = _read_yaml(root / "efficiency.yaml", problems, root) or {}
 
@@ -309,8 +313,30 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
         engines=engines.get("engines", {}) if isinstance(engines, dict) else {},
         efficiency=efficiency if isinstance(efficiency, dict) else {},
         model_aliases=aliases,
+        power=power,
     )
     return catalog, problems
+
+
+def _load_power(root: Path, problems: list[Problem]) -> PowerCatalog | None:
+    """catalogs/power.yaml, or None (with a problem) when it is missing or invalid."""
+    rel = "catalogs/power.yaml"
+    if not (root / "power.yaml").exists():
+        problems.append(Problem(rel, "-", "file missing"))
+        return None
+    data = _read_yaml(root / "power.yaml", problems, root)
+    try:
+        power = PowerCatalog.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append(Problem(rel, ".".join(str(x) for x in err["loc"]) or "-", err["msg"]))
+        return None
+    kinds = [p.kind for p in power.profiles]
+    for kind in {k for k in kinds if kinds.count(k) > 1}:
+        problems.append(Problem(rel, f"profiles[{kind}]", "duplicate kind"))
+    if "default" not in kinds:
+        problems.append(Problem(rel, "profiles", "a 'default' profile is required"))
+    return power
 
 
 def validate_catalog(root: Path | str = CATALOG_DIR) -> list[Problem]:

@@ -192,3 +192,33 @@ class ModelMeta(Sourced):
     params_total_b: float = Field(gt=0, description="published total parameters, billions")
     params_active_b: float | None = Field(default=None, gt=0, description="published active parameters (MoE)")
     config_source: str = Field(min_length=3, description="where the config.json comes from")
+
+
+class PowerProfile(Sourced):
+    """Board power of a device kind as fractions of its TDP: idle floor, memory-bound and compute-bound steps."""
+
+    kind: DeviceKind | Literal["default"]
+    idle_fraction: float = Field(gt=0, lt=1, description="idle with a model loaded / TDP")
+    memory_bound_fraction: float = Field(gt=0, le=1, description="power / TDP while HBM bandwidth is saturated")
+    compute_bound_fraction: float = Field(gt=0, le=1, description="power / TDP while tensor cores are saturated")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PowerProfile:
+        if not self.idle_fraction <= self.memory_bound_fraction <= self.compute_bound_fraction:
+            raise ValueError("expected idle_fraction <= memory_bound_fraction <= compute_bound_fraction")
+        return self
+
+
+class EnergyDefaults(Sourced):
+    """Defaults for energy and ownership cost: facility overhead, electricity price, amortization."""
+
+    pue: float = Field(ge=1, le=3, description="power usage effectiveness: facility power / IT power")
+    usd_per_kwh: float = Field(gt=0, description="electricity price")
+    amortization_years: float = Field(gt=0, description="years over which a purchase is spread")
+
+
+class PowerCatalog(Frozen):
+    """catalogs/power.yaml: energy defaults and power profiles by device kind."""
+
+    defaults: EnergyDefaults
+    profiles: list[PowerProfile]
