@@ -1,0 +1,375 @@
+"""The Estimate page's inputs <-> its URL query string.
+
+Pure (no Streamlit) so it can be tested and fuzzed: `parse_query()` turns any mapping of query
+parameters into valid `PageInputs` plus one `UrlWarning` per parameter it could not use (that parameter
+falls back to its default; nothing here raises on user input). `to_query()` is the inverse for valid
+inputs: `parse_query(to_query(x)) == (x, [])`.
+
+Keys (short, documented in the README): model, hw, n, tp, pp, ep, replicas, w, kv, engine, workload, isl,
+osl, conc, rate, ttft, tpot, pct. `n` (total devices) is derived from tp*pp*replicas; in a URL it may stand in
+for `replicas` and is otherwise checked against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import Field
+
+from core.catalog import Catalog, normalize_id
+from core.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS, Scenario
+from core.schema import Frozen
+
+DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+DEFAULT_HARDWARE = "h100-sxm"
+PERCENTILES = (50, 90, 95, 99)
+MAX_VALUE_CHARS = 200
+MAX_CONCURRENCY = 1_000_000
+MAX_RATE_RPS = 1e6
+MIN_SLO_MS = 0.1
+MAX_SLO_MS = 1e7
+KEYS = (
+    "model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "workload",
+    "isl", "osl", "conc", "rate", "ttft", "tpot", "pct",
+)  # fmt: skip
+# Parameters other modules own (custom devices, `dev`, travel with every page): not parsed here, not warned about.
+PASSTHROUGH_KEYS = ("dev",)
+
+
+class PageInputs(Frozen):
+    """Everything the Estimate page asks for. Defaults are the page's landing scenario.
+
+    The SLO defaults are a judgement call, not a published spec: an interactive chat service that shows
+    the first token within 2 s and streams at 10 tokens/s per user (100 ms per token) or faster.
+    """
+
+    model: str = Field(default=DEFAULT_MODEL, min_length=1, max_length=200)
+    hardware: str = Field(default=DEFAULT_HARDWARE, min_length=1, max_length=100)
+    tp: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    pp: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    ep: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    replicas: int = Field(default=1, ge=1, le=100_000)
+    weight_format: str = "bf16"
+    kv_format: str | None = None
+    engine: Literal["vllm", "sglang", "trtllm", "llama.cpp", "generic"] = "generic"
+    workload: str | None = None
+    input_len: int = Field(default=1024, ge=1, le=MAX_TOKENS)
+    output_len: int = Field(default=256, ge=1, le=MAX_TOKENS)
+    concurrency: int | Literal["max"] = 16
+    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    ttft_ms: float = Field(default=2000.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
+    tpot_ms: float = Field(default=100.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
+    percentile: int = 90
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp * self.replicas
+
+    def scenario(self, model: str | None = None) -> Scenario:
+        """The estimator's Scenario (`model` replaces the id, e.g. for an uploaded config.json)."""
+        return Scenario(
+            model=model or self.model,
+            hardware=self.hardware,
+            tp=self.tp,
+            pp=self.pp,
+            ep=self.ep,
+            replicas=self.replicas,
+            weight_format=self.weight_format,
+            kv_format=self.kv_format,
+            engine=self.engine,
+            input_len=self.input_len,
+            output_len=self.output_len,
+            concurrency=self.concurrency,
+        )
+
+
+class UrlWarning(Frozen):
+    """A query parameter that could not be used, and what was used instead."""
+
+    key: str
+    value: str
+    reason: str
+    fallback: str
+
+    def __str__(self) -> str:
+        shown = self.value if len(self.value) <= 40 else self.value[:37] + "..."
+        tail = f"; using {self.fallback}" if self.fallback else ", ignored"
+        return f"URL parameter `{self.key}={shown}`: {self.reason}{tail}."
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the ids in a URL may name: lookup key -> canonical id, plus facts the checks need."""
+
+    models: dict[str, str]  # lower-case id or alias -> id
+    hardware: dict[str, str]  # normalized id -> id
+    weight_formats: dict[str, str]
+    kv_formats: dict[str, str]
+    workloads: dict[str, tuple[int, int]]  # id -> (input, output) tokens, the preset's mean lengths
+    format_engines: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+
+    def defaults(self) -> PageInputs:
+        """The landing inputs, with the first catalog entry standing in for a default id that is missing."""
+        base = PageInputs()
+        model = base.model if base.model.lower() in self.models else _first(self.models.values(), base.model)
+        hw = base.hardware if base.hardware in self.hardware else _first(self.hardware.values(), base.hardware)
+        fmt = base.weight_format if base.weight_format in self.weight_formats else None
+        fmt = fmt or _first(self.weight_formats.values(), base.weight_format)
+        return base.model_copy(update={"model": model, "hardware": hw, "weight_format": fmt})
+
+    def lengths(self, workload: str) -> tuple[int, int]:
+        return self.workloads[workload]
+
+
+def _first(values, fallback: str) -> str:
+    return sorted(values)[0] if values else fallback
+
+
+def choices_from_catalog(
+    catalog: Catalog,
+    extra_hardware: Mapping[str, object] | None = None,
+    extra_models: Mapping[str, object] | None = None,
+) -> Choices:
+    """Choices from the catalog plus custom device ids and model names (e.g. defined in the session)."""
+    hardware = {normalize_id(k): k for k in catalog.hardware}
+    hardware.update({normalize_id(k): k for k in (extra_hardware or {})})
+    models = {alias: catalog.models[mid].meta.id for alias, mid in catalog.model_aliases.items()}
+    models |= {m.lower(): m for m in catalog.models}
+    models |= {m.strip().lower(): m for m in (extra_models or {})}
+    return Choices(
+        models=models,
+        hardware=hardware,
+        weight_formats={k: k for k in catalog.formats},
+        kv_formats={k: k for k in catalog.kv_formats},
+        workloads={
+            w.id: (max(1, round(w.input_tokens.mean)), max(1, round(w.output_tokens.mean)))
+            for w in catalog.workloads.values()
+        },
+        format_engines={k: (tuple(f.engines) if f.engines is not None else None) for k, f in catalog.formats.items()},
+    )
+
+
+# -- parsing one value ------------------------------------------------------------------------------
+
+
+class _Bad(ValueError):
+    """A value that cannot be used; its text is the reason shown to the user."""
+
+
+def _int(text: str, lo: int, hi: int) -> int:
+    t = text.strip()
+    if not t.isascii() or not t.lstrip("+").isdigit():
+        raise _Bad("not a whole number")
+    if len(t) > 12:
+        raise _Bad(f"must be between {lo} and {hi:,}")
+    v = int(t)
+    if not lo <= v <= hi:
+        raise _Bad(f"must be between {lo} and {hi:,}")
+    return v
+
+
+def _float(text: str, lo: float, hi: float) -> float:
+    """A finite number in (lo, hi] when lo is 0, else in [lo, hi]."""
+    t = text.strip()
+    try:
+        v = float(t) if t.isascii() and len(t) <= 32 else math.nan
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise _Bad("not a number")
+    if not (lo < v if lo == 0 else lo <= v) or v > hi:
+        low = "above 0" if lo == 0 else f"at least {lo:g}"
+        raise _Bad(f"must be {low} and at most {hi:g}")
+    return v
+
+
+def _choice(text: str, options: Mapping[str, str], key_of, what: str) -> str:
+    hit = options.get(key_of(text))
+    if hit is None:
+        raise _Bad(f"unknown {what}")
+    return hit
+
+
+def _concurrency(text: str) -> int | Literal["max"]:
+    if text.strip().lower() == "max":
+        return "max"
+    try:
+        return _int(text, 1, MAX_CONCURRENCY)
+    except _Bad as exc:
+        raise _Bad(f"{exc} (or 'max')") from None
+
+
+def _percentile(text: str) -> int:
+    t = text.strip().lower().removeprefix("p")
+    if t.endswith(".0"):
+        t = t[:-2]
+    if t not in {str(p) for p in PERCENTILES}:
+        raise _Bad(f"must be one of {', '.join(map(str, PERCENTILES))}")
+    return int(t)
+
+
+def _last(value) -> str:
+    """The value of a parameter; for a repeated key the last one (as Streamlit does)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and value:
+        return str(value[-1])
+    return ""
+
+
+# -- the whole query --------------------------------------------------------------------------------
+
+
+def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInputs, list[UrlWarning]]:
+    """Inputs from URL query parameters; a bad value gets a warning and its default. Never raises."""
+    base = choices.defaults()
+    got: dict[str, object] = {}
+    warnings: list[UrlWarning] = []
+
+    def warn(key: str, value: str, reason: str, fallback: object) -> None:
+        shown = _number(fallback) if isinstance(fallback, float) else (fallback or "none")
+        warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=f"the default ({shown})"))
+
+    raw: dict[str, str] = {}
+    for key, value in params.items():
+        text = _last(value)
+        if key in PASSTHROUGH_KEYS or not str(key).strip():
+            continue
+        if key not in KEYS:
+            warnings.append(UrlWarning(key=str(key)[:40], value=text, reason="unknown parameter", fallback=""))
+        elif len(text) > MAX_VALUE_CHARS:
+            warn(key, text, f"longer than {MAX_VALUE_CHARS} characters", _default_text(base, key))
+        elif text.strip():
+            raw[key] = text
+
+    parsers = {
+        "model": ("model", lambda t: _choice(t, choices.models, lambda s: s.strip().lower(), "model")),
+        "hw": ("hardware", lambda t: _choice(t, choices.hardware, normalize_id, "hardware id")),
+        "tp": ("tp", lambda t: _int(t, 1, MAX_DEVICES)),
+        "pp": ("pp", lambda t: _int(t, 1, MAX_DEVICES)),
+        "ep": ("ep", lambda t: _int(t, 1, MAX_DEVICES)),
+        "replicas": ("replicas", lambda t: _int(t, 1, 100_000)),
+        "w": ("weight_format", lambda t: _choice(t, choices.weight_formats, normalize_id, "weight format")),
+        "kv": ("kv_format", lambda t: None if t.strip().lower() == "auto" else _kv(t, choices)),
+        "engine": ("engine", lambda t: _choice(t, {e: e for e in ENGINES}, lambda s: s.strip().lower(), "engine")),
+        "workload": ("workload", lambda t: _workload(t, choices)),
+        "isl": ("input_len", lambda t: _int(t, 1, MAX_TOKENS)),
+        "osl": ("output_len", lambda t: _int(t, 1, MAX_TOKENS)),
+        "conc": ("concurrency", _concurrency),
+        "rate": ("rate_rps", lambda t: _float(t, 0, MAX_RATE_RPS)),
+        "ttft": ("ttft_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
+        "tpot": ("tpot_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
+        "pct": ("percentile", _percentile),
+    }
+    for key, (name, parse) in parsers.items():
+        if key in raw:
+            try:
+                got[name] = parse(raw[key])
+            except _Bad as exc:
+                warn(key, raw[key], str(exc), getattr(base, name))
+
+    _check_layout(got, raw, base, warn)
+    _check_devices(got, raw, base, warn)
+    _check_format_engine(got, raw, base, choices, warn)
+    if got.get("workload"):
+        got["input_len"], got["output_len"] = choices.lengths(got["workload"])
+    return base.model_copy(update=got), warnings
+
+
+def _kv(text: str, choices: Choices) -> str:
+    return _choice(text, choices.kv_formats, normalize_id, "KV-cache format")
+
+
+def _workload(text: str, choices: Choices) -> str | None:
+    key = normalize_id(text)
+    if key in ("fixed", "none"):
+        return None
+    if key not in choices.workloads:
+        raise _Bad("unknown workload preset")
+    return key
+
+
+def _default_text(base: PageInputs, key: str) -> object:
+    names = {"hw": "hardware", "w": "weight_format", "kv": "kv_format", "isl": "input_len", "osl": "output_len"}
+    names |= {"conc": "concurrency", "rate": "rate_rps", "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile"}
+    if key == "n":
+        return base.devices
+    return getattr(base, names.get(key, key))
+
+
+def _check_layout(got: dict, raw: dict, base: PageInputs, warn) -> None:
+    """ep must divide tp; tp*pp devices per replica at most MAX_DEVICES."""
+    tp, pp, ep = (got.get(k, getattr(base, k)) for k in ("tp", "pp", "ep"))
+    if ep > tp or tp % ep:
+        got.pop("ep", None)
+        warn("ep", raw.get("ep", str(ep)), f"must divide tp={tp}", base.ep)
+    if tp * pp > MAX_DEVICES:
+        got.pop("pp", None)
+        warn("pp", raw.get("pp", str(pp)), f"tp*pp exceeds {MAX_DEVICES} devices", base.pp)
+
+
+def _check_devices(got: dict, raw: dict, base: PageInputs, warn) -> None:
+    """`n` (total devices) sets replicas when `replicas` is absent, else it must agree with tp*pp*replicas."""
+    if "n" not in raw:
+        return
+    text = raw["n"]
+    try:
+        n = _int(text, 1, MAX_DEVICES * 100_000)
+    except _Bad as exc:
+        warn("n", text, str(exc), "tp*pp*replicas")
+        return
+    per_replica = got.get("tp", base.tp) * got.get("pp", base.pp)
+    replicas = got.get("replicas")
+    if replicas is None and "replicas" not in raw:
+        if n % per_replica or n // per_replica > 100_000:
+            warn("n", text, f"not a whole number of replicas of tp*pp={per_replica} devices", "replicas=1")
+        else:
+            got["replicas"] = n // per_replica
+    elif replicas is not None and n != per_replica * replicas:
+        warn("n", text, f"disagrees with tp*pp*replicas={per_replica * replicas}", "tp*pp*replicas")
+
+
+def _check_format_engine(got: dict, raw: dict, base: PageInputs, choices: Choices, warn) -> None:
+    """A format that only some engines run (GGUF on llama.cpp) needs one of them, or the generic engine."""
+    fmt = got.get("weight_format", base.weight_format)
+    engine = got.get("engine", base.engine)
+    engines = choices.format_engines.get(fmt)
+    if engines is not None and engine != "generic" and engine not in engines:
+        if "engine" in got:
+            got.pop("engine")
+            warn("engine", raw["engine"], f"does not run weight format {fmt}", base.engine)
+        else:
+            got.pop("weight_format", None)
+            warn("w", raw.get("w", fmt), f"runs on {', '.join(engines)}, not {engine}", base.weight_format)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def to_query(inputs: PageInputs) -> dict[str, str]:
+    """Query parameters for `inputs`: every input, in a fixed order; lengths only without a preset."""
+    q = {
+        "model": inputs.model,
+        "hw": inputs.hardware,
+        "n": str(inputs.devices),
+        "tp": str(inputs.tp),
+        "pp": str(inputs.pp),
+        "ep": str(inputs.ep),
+        "replicas": str(inputs.replicas),
+        "w": inputs.weight_format,
+        "kv": inputs.kv_format or "auto",
+        "engine": inputs.engine,
+    }
+    if inputs.workload:
+        q["workload"] = inputs.workload
+    else:
+        q["isl"], q["osl"] = str(inputs.input_len), str(inputs.output_len)
+    q["conc"] = str(inputs.concurrency)
+    if inputs.rate_rps is not None:
+        q["rate"] = _number(inputs.rate_rps)
+    q.update(ttft=_number(inputs.ttft_ms), tpot=_number(inputs.tpot_ms), pct=str(inputs.percentile))
+    return q
