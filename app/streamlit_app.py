@@ -6,5 +6,7 @@ st.set_page_config(page_title="llmcap", page_icon=":material/memory:", layout="w
 
 pages = [
     st.Page("views/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog", default=True),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("views/accuracy.py", title="Accuracy", icon=":material/target:", url_path="accuracy"),
 ]
 st.navigation(pages).run()

@@ -157,6 +157,9 @@ def test_rows_equal_estimate_for_each_scenario(cat):
         assert row["weights_gb_per_device"] == pytest.approx(est.memory.weights_gb)
         assert row["kv_gb_per_device"] == pytest.approx(est.memory.kv_gb)
         assert row["free_gb_per_device"] == pytest.approx(est.memory.free_gb)
+        assert row["reserved_gb_per_device"] == pytest.approx(est.memory.reserved_gb)
+        parts = ("weights", "kv", "activations", "overhead", "reserved", "free")
+        assert sum(row[f"{p}_gb_per_device"] for p in parts) == pytest.approx(row["capacity_gb_per_device"])
         assert row["max_concurrency"] == est.memory.max_concurrency
         assert (row["prefill_bound"], row["decode_bound"]) == (est.prefill.bound, est.decode.bound)
     assert rows[2]["devices"] == 4

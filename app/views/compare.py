@@ -1,0 +1,419 @@
+"""Compare page: up to six scenarios side by side, and one parameter varied across all of them.
+
+Numbers come from core.compare (one core.sweep call per table); this page holds widgets, layout and charts.
+State in the URL: `cmp` (the scenarios, core.scenario_io's compact form), `vary` and `vals` (the swept
+parameter and its values), `dev` (custom devices). A bad value is a warning naming the parameter.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+from chart_export import show_chart
+from custom_state import (
+    custom_devices,
+    custom_models,
+    extended_catalog,
+    read_devices_from_url,
+    scenario_file_text,
+    scenario_file_uploader,
+    write_devices_to_url,
+)
+from pydantic import ValidationError
+from ui import catalog_or_stop, csv_download
+
+from core.catalog import Catalog, UnknownIdError, normalize_id
+from core.compare import AXES, evaluate_rows, label, parse_values, vary_rows
+from core.output import to_frame
+from core.scenario import ENGINES, Scenario
+from core.scenario_io import MAX_SCENARIOS, decode_scenarios, encode_scenarios, validation_text
+
+LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
+DEFAULTS = [
+    Scenario(model=LLAMA8, hardware="h100-sxm", engine="vllm", concurrency=16),
+    Scenario(model=LLAMA8, hardware="h100-sxm", weight_format="fp8", kv_format="fp8", engine="vllm", concurrency=16),
+    Scenario(model=LLAMA8, hardware="a100-sxm-80gb", engine="vllm", concurrency=16),
+]
+KV_DEFAULT = "default"
+INT_FIELDS = ("tp", "pp", "ep", "replicas", "input_len", "output_len")
+METRICS = {
+    "ttft_ms": "TTFT (ms)",
+    "tpot_ms": "TPOT (ms)",
+    "output_tokens_per_s": "output tokens/s",
+    "output_tokens_per_s_per_device": "output tokens/s per device",
+}
+MEMORY_PARTS = {
+    "weights_gb_per_device": "weights",
+    "kv_gb_per_device": "KV cache",
+    "activations_gb_per_device": "activations",
+    "overhead_gb_per_device": "runtime overhead",
+    "reserved_gb_per_device": "kept back by the engine",
+    "free_gb_per_device": "free",
+}
+HELP = {
+    "tp": "tensor-parallel devices per replica",
+    "pp": "pipeline stages per replica",
+    "ep": "expert-parallel size (MoE); must divide tp",
+    "replicas": "independent copies of the deployment",
+    "input_len": "prompt tokens per request",
+    "output_len": "generated tokens per request",
+    "concurrency": "requests in flight over the whole deployment (an integer), or 'max' for as many as fit",
+    "kv_format": "KV-cache storage format; 'default' takes the weight format's",
+}
+
+
+# -- state -------------------------------------------------------------------------------------------------------
+def _canonical(scn: Scenario, catalog: Catalog, i: int) -> tuple[Scenario, list[str]]:
+    """Catalog spellings of the ids (selectboxes list those); unknown ids fall back to S1's defaults."""
+    problems, update = [], {}
+    try:
+        update["model"] = catalog.model(scn.model).meta.id
+    except UnknownIdError as exc:
+        problems.append(f"scenario {i}: {exc}; using {DEFAULTS[0].model}")
+        update["model"] = DEFAULTS[0].model
+    try:
+        update["hardware"] = catalog.device(scn.hardware).id
+    except UnknownIdError as exc:
+        problems.append(f"scenario {i}: {exc}; using {DEFAULTS[0].hardware}")
+        update["hardware"] = DEFAULTS[0].hardware
+    for field, table in (("weight_format", catalog.formats), ("kv_format", catalog.kv_formats)):
+        value = getattr(scn, field)
+        if value is None:
+            continue
+        if normalize_id(value) in table:
+            update[field] = normalize_id(value)
+        else:
+            problems.append(f"scenario {i}: unknown {field} '{value}'; using the default")
+            update[field] = getattr(DEFAULTS[0], field)
+    return scn.model_copy(update=update), problems
+
+
+def _from_url(catalog: Catalog) -> list[Scenario]:
+    text = st.query_params.get("cmp")
+    if not text:
+        return list(DEFAULTS)
+    scns, problems = decode_scenarios(text)
+    out = []
+    for i, scn in enumerate(scns, start=1):
+        fixed, bad = _canonical(scn, catalog, i)
+        out.append(fixed)
+        problems += bad
+    for p in problems:
+        st.warning(f"URL parameter `cmp`: {p}", icon=":material/warning:")
+    return out or list(DEFAULTS)
+
+
+def _widget_values(scn: Scenario) -> dict:
+    d = scn.model_dump()
+    d["kv_format"] = scn.kv_format or KV_DEFAULT
+    d["concurrency"] = str(scn.concurrency)
+    return d
+
+
+def _set_scenarios(scns: list[Scenario]) -> None:
+    """Replace the edited scenarios (URL or file load): widget state is rewritten from them."""
+    st.session_state["cmp_rows"] = [_widget_values(s) for s in scns[:MAX_SCENARIOS]]
+    st.session_state["cmp_n"] = len(st.session_state["cmp_rows"])
+    for i, row in enumerate(st.session_state["cmp_rows"]):
+        for field, value in row.items():
+            st.session_state[f"cmp{i}_{field}"] = value
+
+
+def _scenario_editor(i: int, catalog: Catalog, models: list[str], hardware: list[str]) -> Scenario | None:
+    """The widgets of scenario i (0-based), in a sidebar expander; the Scenario, or None with a warning."""
+    rows = st.session_state["cmp_rows"]
+    if i >= len(rows):
+        rows.append(dict(rows[-1]))
+    for field, value in rows[i].items():
+        st.session_state.setdefault(f"cmp{i}_{field}", value)
+    k = f"cmp{i}_"
+    current = rows[i]
+    with st.sidebar.expander(
+        f"S{i + 1}: {current['model'].rsplit('/', 1)[-1]} · {current['hardware']}", expanded=i == 0
+    ):
+        st.selectbox("Model", models, key=k + "model")
+        st.selectbox("Hardware", hardware, key=k + "hardware")
+        c1, c2 = st.columns(2)
+        for col, field in zip((c1, c2, c1, c2), ("tp", "pp", "ep", "replicas"), strict=True):
+            col.number_input(
+                field.upper() if field != "replicas" else "Replicas",
+                1,
+                4096 if field != "replicas" else 100_000,
+                key=k + field,
+                help=HELP[field],
+            )
+        c1.selectbox("Weights", list(catalog.formats), key=k + "weight_format", help="weight format")
+        c2.selectbox("KV cache", [KV_DEFAULT, *catalog.kv_formats], key=k + "kv_format", help=HELP["kv_format"])
+        st.selectbox("Engine", ENGINES, key=k + "engine")
+        c1, c2 = st.columns(2)
+        c1.number_input("Input", 1, 10_000_000, step=256, key=k + "input_len", help=HELP["input_len"])
+        c2.number_input("Output", 1, 10_000_000, step=64, key=k + "output_len", help=HELP["output_len"])
+        st.text_input("Concurrency", key=k + "concurrency", help=HELP["concurrency"])
+    values = {f: st.session_state[k + f] for f in rows[i]}
+    rows[i] = values
+    data = {**values, "kv_format": None if values["kv_format"] == KV_DEFAULT else values["kv_format"]}
+    conc = str(values["concurrency"]).strip().lower()
+    try:
+        data["concurrency"] = "max" if conc == "max" else int(conc)
+    except ValueError:
+        st.warning(f"S{i + 1}: concurrency '{conc}' is not a whole number or 'max'; scenario left out")
+        return None
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        st.warning(f"S{i + 1} left out: {validation_text(exc)}", icon=":material/warning:")
+        return None
+
+
+def _sidebar(catalog: Catalog) -> list[Scenario]:
+    models = [*custom_models(), *catalog.models]
+    hardware = [*custom_devices(), *sorted(set(catalog.hardware) - set(custom_devices()))]
+    st.sidebar.header("Scenarios")
+    st.sidebar.number_input(
+        "How many", 1, MAX_SCENARIOS, key="cmp_n", help=f"up to {MAX_SCENARIOS}; a new one starts as a copy of the last"
+    )
+    del st.session_state["cmp_rows"][st.session_state["cmp_n"] :]
+    scns = [_scenario_editor(i, catalog, models, hardware) for i in range(st.session_state["cmp_n"])]
+    with st.sidebar:
+        doc = scenario_file_uploader("cmp_file")
+        if doc is not None and doc.scenarios:
+            fixed = [_canonical(s, extended_catalog(), i) for i, s in enumerate(doc.scenarios, start=1)]
+            for _, bad in fixed:
+                for p in bad:
+                    st.warning(f"scenario file: {p}")
+            _set_scenarios([s for s, _ in fixed])
+            st.rerun()
+    return [s for s in scns if s is not None]
+
+
+# -- charts --------------------------------------------------------------------------------------------------------
+def _short(name: str) -> str:
+    return name.split(":")[0]
+
+
+def _bars(table: pl.DataFrame) -> alt.FacetChart:
+    long = table.filter(pl.col("status") == "ok").unpivot(
+        index=["scenario"], on=list(METRICS), variable_name="metric", value_name="value"
+    )
+    long = long.with_columns(
+        pl.col("metric").replace_strict(METRICS), pl.col("scenario").map_elements(_short, pl.String).alias("s")
+    )
+    base = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("s:N", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color(
+                "scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)
+            ),
+            tooltip=["scenario", "metric", alt.Tooltip("value:Q", format=",.4~g")],
+        )
+        .properties(width=150, height=200)
+    )
+    return base.facet(column=alt.Column("metric:N", title=None, sort=list(METRICS.values()))).resolve_scale(
+        y="independent"
+    )
+
+
+def _memory(table: pl.DataFrame) -> alt.Chart:
+    """Stacked bar per scenario: where each device's memory goes, summing to its capacity."""
+    order = list(MEMORY_PARTS.values())
+    long = (
+        table.filter(pl.col("status") != "error")
+        .unpivot(index=["scenario"], on=list(MEMORY_PARTS), variable_name="part", value_name="gb")
+        .with_columns(
+            pl.col("part").replace_strict(MEMORY_PARTS),
+            pl.col("part")
+            .replace_strict({k: i for i, k in enumerate(MEMORY_PARTS)}, return_dtype=pl.Int64)
+            .alias("rank"),
+            pl.col("scenario").map_elements(_short, return_dtype=pl.String).alias("s"),
+        )
+    )
+    colors = ["#4c78a8", "#f58518", "#e45756", "#b279a2", "#9d9d9d", "#dcdcdc"]
+    return (
+        alt.Chart(long, title="Memory per device (GB), up to its capacity")
+        .mark_bar()
+        .encode(
+            y=alt.Y("s:N", title=None),
+            x=alt.X("sum(gb):Q", title="GB per device"),
+            color=alt.Color(
+                "part:N",
+                sort=order,
+                title=None,
+                scale=alt.Scale(domain=order, range=colors),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            order=alt.Order("rank:Q"),
+            tooltip=["scenario", "part", alt.Tooltip("gb:Q", format=",.2f", title="GB")],
+        )
+        .properties(height=alt.Step(34))
+    )
+
+
+def _lines(rows: pl.DataFrame, axis: str) -> alt.FacetChart:
+    spec = AXES[axis]
+    long = rows.unpivot(index=["scenario", spec.field], on=list(METRICS), variable_name="metric", value_name="value")
+    long = long.with_columns(pl.col("metric").replace_strict(METRICS))
+    if spec.numeric:
+        x = alt.X(
+            f"{spec.field}:Q",
+            title=spec.label,
+            scale=alt.Scale(type="log", base=2) if spec.log_scale else alt.Undefined,
+        )
+    else:
+        x = alt.X(f"{spec.field}:N", title=spec.label, sort=None, axis=alt.Axis(labelAngle=0))
+    base = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)
+            ),
+            tooltip=["scenario", spec.field, "metric", alt.Tooltip("value:Q", format=",.4~g")],
+        )
+        .properties(width=330, height=220)
+    )
+    return base.facet(facet=alt.Facet("metric:N", title=None, sort=list(METRICS.values())), columns=2).resolve_scale(
+        y="independent"
+    )
+
+
+# -- page ----------------------------------------------------------------------------------------------------------
+def _vary_from_url() -> None:
+    """Axis and values from the URL the first time, validated (bad ones: warning and defaults)."""
+    if "cmp_vary" not in st.session_state:
+        axis = st.query_params.get("vary", "concurrency")
+        if axis not in AXES:
+            st.warning(f"URL parameter `vary`: unknown parameter '{axis}'; choose one of {', '.join(AXES)}")
+            axis = "concurrency"
+        st.session_state["cmp_vary"] = axis
+        vals = st.query_params.get("vals")
+        if vals:
+            try:
+                parse_values(axis, vals)
+                st.session_state[f"cmp_vals_{axis}"] = vals
+            except ValueError as exc:
+                st.warning(f"URL parameter `vals`: {exc}; using the defaults")
+
+
+def main() -> None:
+    st.title("Compare")
+    st.caption(
+        f"Up to {MAX_SCENARIOS} deployments side by side (edit them in the sidebar), then one parameter varied "
+        "across all of them. Closed-loop serving at the given concurrency; memory and bounds per device."
+    )
+    catalog_or_stop()
+    read_devices_from_url()
+    try:
+        catalog = extended_catalog()
+    except ValueError as exc:
+        st.warning(str(exc))
+        catalog = catalog_or_stop()
+    if "cmp_rows" not in st.session_state:
+        _set_scenarios(_from_url(catalog))
+    scns = _sidebar(catalog)
+    _vary_from_url()
+    if not scns:
+        st.info("No valid scenario: fix the ones in the sidebar.")
+        return
+
+    rows = evaluate_rows(scns, catalog, explain=True)
+    names = [label(i, s) for i, s in enumerate(scns, start=1)]
+    table = to_frame(
+        [
+            {"scenario": n, **s.model_dump(exclude={"kv_format"}), "kv_format": s.kv_format or "", **r}
+            for n, s, r in zip(names, scns, rows, strict=True)
+        ]
+    )
+    st.subheader("Side by side")
+    for n, r in zip(names, rows, strict=True):
+        if r["status"] == "error":
+            st.warning(f"{_short(n)}: {r['message']}", icon=":material/warning:")
+        elif r["status"] == "does_not_fit":
+            st.info(f"{_short(n)} does not fit: {r['message']}", icon=":material/block:")
+    shown = [
+        "scenario",
+        "status",
+        "devices",
+        *METRICS,
+        "e2e_ms",
+        "max_concurrency",
+        "prefill_bound",
+        "decode_bound",
+        *MEMORY_PARTS,
+        "capacity_gb_per_device",
+    ]
+    st.dataframe(
+        table.select(shown),
+        hide_index=True,
+        column_config={
+            "scenario": st.column_config.TextColumn("scenario", pinned=True, width="large"),
+            **{c: st.column_config.NumberColumn(c, format="%.1f") for c in ("ttft_ms", "tpot_ms", "e2e_ms")},
+            **{
+                c: st.column_config.NumberColumn(c, format="%.0f")
+                for c in ("output_tokens_per_s", "output_tokens_per_s_per_device")
+            },
+            **{c: st.column_config.NumberColumn(c, format="%.2f") for c in (*MEMORY_PARTS, "capacity_gb_per_device")},
+        },
+        key="cmp_table",
+    )
+    with st.container(horizontal=True, gap="small"):
+        csv_download(table, "compare", key="cmp_csv")
+        st.download_button(
+            "Save scenario file",
+            scenario_file_text(scns),
+            file_name="llmcap-scenarios.json",
+            mime="application/json",
+            key="cmp_save",
+            on_click="ignore",
+            icon=":material/save:",
+            help="scenarios and custom devices/models as JSON; load it back in the sidebar or on the Catalog page",
+        )
+
+    if table.filter(pl.col("status") == "ok").height:
+        show_chart(_bars(table), "compare-metrics", key="cmp_bars", stretch=False)
+    if table.filter(pl.col("status") != "error").height:
+        show_chart(_memory(table), "compare-memory", key="cmp_memory")
+
+    st.subheader("Vary one parameter")
+    c1, c2 = st.columns([1, 2])
+    axis = c1.selectbox("Parameter", list(AXES), format_func=lambda a: AXES[a].label, key="cmp_vary")
+    vals_key = f"cmp_vals_{axis}"
+    st.session_state.setdefault(vals_key, ", ".join(str(v) for v in AXES[axis].defaults))
+    text = c2.text_input("Values", key=vals_key, help="comma-separated; every scenario is evaluated at each value")
+    try:
+        values = parse_values(axis, text)
+    except ValueError as exc:
+        st.warning(f"{exc}; using the defaults", icon=":material/warning:")
+        text = ", ".join(str(v) for v in AXES[axis].defaults)
+        values = list(AXES[axis].defaults)
+    vrows, problems = vary_rows(scns, axis, values, catalog)
+    for p in problems:
+        st.caption(f"Left out: {p}")
+    vframe = to_frame(vrows) if vrows else pl.DataFrame()
+    fitting = vframe.filter(pl.col("status") == "ok") if vrows else vframe
+    if fitting.height:
+        show_chart(_lines(fitting, axis), f"vary-{axis}", key="cmp_lines", stretch=False)
+        st.caption("Points where a scenario does not fit in memory are not drawn.")
+    else:
+        st.info("No scenario fits at any of these values.")
+    if vrows:
+        with st.expander("Sweep table"):
+            st.dataframe(
+                vframe.select(["scenario", AXES[axis].field, "status", *METRICS, "e2e_ms", "kv_gb_per_device"]),
+                hide_index=True,
+                key="cmp_vary_table",
+            )
+            csv_download(vframe, f"vary-{axis}", key="cmp_vary_csv")
+
+    st.query_params["cmp"] = encode_scenarios(scns)
+    st.query_params["vary"] = axis
+    st.query_params["vals"] = ",".join(str(v) for v in values)
+    write_devices_to_url()
+
+
+main()
