@@ -89,6 +89,16 @@ def _canonical(scn: Scenario, catalog: Catalog, i: int) -> tuple[Scenario, list[
     return scn.model_copy(update=update), problems
 
 
+def _canonical_all(scns: list[Scenario], catalog: Catalog, where: str) -> list[Scenario]:
+    out = []
+    for i, scn in enumerate(scns, start=1):
+        fixed, problems = _canonical(scn, catalog, i)
+        out.append(fixed)
+        for p in problems:
+            st.warning(f"{where}: {p}", icon=":material/warning:")
+    return out
+
+
 def _from_url(catalog: Catalog) -> list[Scenario]:
     text = st.query_params.get("cmp")
     if not text:
@@ -129,9 +139,7 @@ def _scenario_editor(i: int, catalog: Catalog, models: list[str], hardware: list
         st.session_state.setdefault(f"cmp{i}_{field}", value)
     k = f"cmp{i}_"
     current = rows[i]
-    with st.sidebar.expander(
-        f"S{i + 1}: {current['model'].rsplit('/', 1)[-1]} · {current['hardware']}", expanded=i == 0
-    ):
+    with st.expander(f"S{i + 1}: {current['model'].rsplit('/', 1)[-1]} · {current['hardware']}", expanded=i == 0):
         st.selectbox("Model", models, key=k + "model")
         st.selectbox("Hardware", hardware, key=k + "hardware")
         c1, c2 = st.columns(2)
@@ -166,24 +174,15 @@ def _scenario_editor(i: int, catalog: Catalog, models: list[str], hardware: list
         return None
 
 
-def _sidebar(catalog: Catalog) -> list[Scenario]:
+def _editors(catalog: Catalog) -> list[Scenario]:
+    """The scenario count and one expander per scenario; the valid Scenarios."""
     models = [*custom_models(), *catalog.models]
     hardware = [*custom_devices(), *sorted(set(catalog.hardware) - set(custom_devices()))]
-    st.sidebar.header("Scenarios")
-    st.sidebar.number_input(
+    st.number_input(
         "How many", 1, MAX_SCENARIOS, key="cmp_n", help=f"up to {MAX_SCENARIOS}; a new one starts as a copy of the last"
     )
     del st.session_state["cmp_rows"][st.session_state["cmp_n"] :]
     scns = [_scenario_editor(i, catalog, models, hardware) for i in range(st.session_state["cmp_n"])]
-    with st.sidebar:
-        doc = scenario_file_uploader("cmp_file")
-        if doc is not None and doc.scenarios:
-            fixed = [_canonical(s, extended_catalog(), i) for i, s in enumerate(doc.scenarios, start=1)]
-            for _, bad in fixed:
-                for p in bad:
-                    st.warning(f"scenario file: {p}")
-            _set_scenarios([s for s, _ in fixed])
-            st.rerun()
     return [s for s in scns if s is not None]
 
 
@@ -308,14 +307,24 @@ def main() -> None:
     )
     catalog_or_stop()
     read_devices_from_url()
+    st.sidebar.header("Scenarios")
+    editor = st.sidebar.container()
+    with st.sidebar:  # read before the editors are drawn, so a loaded file can set their values
+        doc = scenario_file_uploader("cmp_file")
     try:
         catalog = extended_catalog()
     except ValueError as exc:
         st.warning(str(exc))
         catalog = catalog_or_stop()
-    if "cmp_rows" not in st.session_state:
+    pending = st.session_state.pop("cmp_pending", None)  # a scenario file loaded on the Catalog page
+    if doc is not None and doc.scenarios:
+        pending = list(doc.scenarios)
+    if pending:
+        _set_scenarios(_canonical_all(pending, catalog, "scenario file"))
+    elif "cmp_rows" not in st.session_state:
         _set_scenarios(_from_url(catalog))
-    scns = _sidebar(catalog)
+    with editor:
+        scns = _editors(catalog)
     _vary_from_url()
     if not scns:
         st.info("No valid scenario: fix the ones in the sidebar.")
