@@ -5,7 +5,8 @@ import streamlit as st
 st.set_page_config(page_title="llmcap", page_icon=":material/memory:", layout="wide")
 
 pages = [
-    st.Page("views/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog", default=True),
+    st.Page("views/estimate.py", title="Estimate", icon=":material/speed:", url_path="estimate", default=True),
+    st.Page("views/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("views/accuracy.py", title="Accuracy", icon=":material/target:", url_path="accuracy"),
 ]

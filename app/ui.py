@@ -11,9 +11,14 @@ from collections.abc import Sequence
 import polars as pl
 import streamlit as st
 
+from core.architecture import Architecture
 from core.catalog import Catalog, CatalogError, load_catalog
 from core.cli_catalog import catalog_rows
+from core.curve import concurrency_curve, concurrency_levels
+from core.estimate import Estimate, estimate
 from core.output import csv_safe, to_frame
+from core.scenario import Scenario
+from core.schema import Device
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -77,3 +82,30 @@ def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def cached_estimate(scenario_json: str, arch_json: str | None = None, device_json: str | None = None) -> Estimate:
+    """core.estimate for a scenario (as JSON, the cache key), with an optional custom model or device.
+
+    Raises what core raises (ValueError, KeyError) for ids or combinations it cannot resolve.
+    """
+    return estimate(Scenario.model_validate_json(scenario_json), get_catalog(), **_custom(arch_json, device_json))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_curve(
+    scenario_json: str, max_concurrency: int, current: int | None, arch_json: str | None = None,
+    device_json: str | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """core.curve's latency-throughput points from concurrency 1 to `max_concurrency` (and `current`)."""
+    levels = concurrency_levels(max_concurrency, current)
+    scn = Scenario.model_validate_json(scenario_json)
+    return concurrency_curve(scn, levels, get_catalog(), **_custom(arch_json, device_json))
+
+
+def _custom(arch_json: str | None, device_json: str | None) -> dict:
+    return {
+        "arch": Architecture.model_validate_json(arch_json) if arch_json else None,
+        "device": Device.model_validate_json(device_json) if device_json else None,
+    }
