@@ -17,7 +17,7 @@ APP = APP_DIR / "streamlit_app.py"
 
 def run_app() -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
+    at.switch_page("views/catalog.py").run()  # Estimate is the default page
     return at
 
 

@@ -33,7 +33,7 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def test_catalog_page(page: Page, tmp_path: Path):
-    page.goto("/")
+    page.goto("/catalog")
     expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     wait_rendered(page)
     assert_no_errors(page)

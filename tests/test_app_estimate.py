@@ -1,0 +1,242 @@
+"""The Estimate page under Streamlit's AppTest: shown numbers equal core's, URL <-> widgets, bad URLs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.catalog import load_catalog
+from core.estimate import estimate
+from core.scenario import Scenario
+
+APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+CATALOG = load_catalog()
+SHARED = {"model": "meta-llama/Llama-3.1-8B-Instruct", "hw": "h100-sxm", "tp": "1", "w": "fp8", "kv": "fp8",
+          "isl": "1024", "osl": "256", "conc": "16"}  # fmt: skip
+SHARED_SCN = Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8",
+                      kv_format="fp8", input_len=1024, output_len=256, concurrency=16)  # fmt: skip
+LABELS = ["Fits", "TTFT", "TPOT", "Output tokens/s", "$/million output tokens", "J/token", "Prefill bound",
+          "Decode bound"]  # fmt: skip
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def qp(at: AppTest) -> dict[str, str]:
+    """The app's query parameters as key -> value (AppTest holds a value or a list of them)."""
+    return {k: (v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()}
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def shown_number(text: str, unit: str) -> tuple[float, float]:
+    """The number in a tile and half a unit of its last shown digit (the rounding allowance)."""
+    m = re.fullmatch(r"([\d,]+(?:\.(\d+))?) (ms|s|tok/s)", text)
+    assert m, f"{text!r} is not a number with a unit"
+    value = float(m.group(1).replace(",", ""))
+    half = 0.5 * 10 ** -len(m.group(2) or "")
+    scale = 1e3 if m.group(3) == "s" and unit == "ms" else 1.0
+    assert m.group(3) in ((unit, "s") if unit == "ms" else (unit,))
+    return value * scale, half * scale
+
+
+def assert_shows(text: str, expected: float, unit: str) -> None:
+    value, allowance = shown_number(text, unit)
+    assert abs(value - expected) <= allowance + 1e-9, (text, expected)
+
+
+def assert_kpis_match(at: AppTest, scn: Scenario) -> None:
+    est = estimate(scn, CATALOG)
+    shown = metrics(at)
+    assert list(shown) == LABELS
+    assert shown["Fits"] == "yes"
+    assert_shows(shown["TTFT"], est.serving.ttft_ms, "ms")
+    assert_shows(shown["TPOT"], est.serving.tpot_ms, "ms")
+    assert_shows(shown["Output tokens/s"], est.serving.output_tokens_per_s, "tok/s")
+    assert shown["Prefill bound"] == est.prefill.bound
+    assert shown["Decode bound"] == est.decode.bound
+
+
+@pytest.fixture(scope="module")
+def shared() -> AppTest:
+    return run(SHARED)
+
+
+def test_default_page_is_estimate_and_shows_the_landing_scenario():
+    at = run()
+    assert at.title[0].value == "Estimate"
+    assert not at.error and not at.warning
+    assert_kpis_match(at, Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", concurrency=16))
+    assert qp(at)["model"] == "meta-llama/Llama-3.1-8B-Instruct"  # the URL now holds every input
+
+
+def test_shared_link_kpis_equal_core(shared):
+    assert not shared.error and not shared.warning
+    assert_kpis_match(shared, SHARED_SCN)
+    shown = metrics(shared)
+    assert shown["$/million output tokens"] == "n/a" and shown["J/token"] == "n/a"
+    help_texts = {m.label: m.proto.help for m in shared.metric}
+    assert all(help_texts[label] for label in LABELS)
+
+
+def test_url_sets_the_widgets(shared):
+    at = shared
+    assert at.selectbox(key="est_model").value == "meta-llama/Llama-3.1-8B-Instruct"
+    assert at.selectbox(key="est_hardware").value == "h100-sxm"
+    assert at.selectbox(key="est_weight_format").value == "fp8"
+    assert at.selectbox(key="est_kv_format").value == "fp8"
+    assert at.number_input(key="est_input_len").value == 1024
+    assert at.number_input(key="est_output_len").value == 256
+    assert at.number_input(key="est_concurrency").value == 16
+    assert at.checkbox(key="est_conc_max").value is False
+
+
+def test_widgets_write_the_url_and_numbers_follow():
+    at = run(SHARED)
+    at.number_input(key="est_tp").set_value(2).run()
+    at.number_input(key="est_replicas").set_value(3).run()
+    at.selectbox(key="est_engine").set_value("vllm").run()
+    at.number_input(key="est_concurrency").set_value(48).run()
+    assert not at.exception
+    q = qp(at)
+    assert (q["tp"], q["replicas"], q["n"], q["engine"], q["conc"]) == ("2", "3", "6", "vllm", "48")
+    assert_kpis_match(at, SHARED_SCN.model_copy(update={"tp": 2, "replicas": 3, "engine": "vllm", "concurrency": 48}))
+    share = at.sidebar.code[0].value
+    assert "tp=2" in share and "replicas=3" in share and "conc=48" in share
+
+
+def test_bad_parameters_warn_and_fall_back_without_a_traceback():
+    at = run({**SHARED, "tp": "abc", "hw": "h100-sx", "conc": "-3", "zzz": "1"})
+    texts = [w.value for w in at.warning]
+    assert any("`tp=abc`" in t and "default" in t for t in texts)
+    assert any("`hw=h100-sx`" in t and "unknown hardware" in t for t in texts)
+    assert any("`conc=-3`" in t for t in texts)
+    assert any("`zzz=1`" in t and "ignored" in t for t in texts)
+    assert at.number_input(key="est_tp").value == 1
+    assert at.selectbox(key="est_hardware").value == "h100-sxm"
+    assert at.number_input(key="est_concurrency").value == 16
+    assert qp(at)["tp"] == "1" and "zzz" not in qp(at)  # the URL is rewritten clean
+    assert_kpis_match(at, SHARED_SCN)
+
+
+def test_workload_preset_and_max_concurrency():
+    at = run({**SHARED, "workload": "rag", "conc": "max"})
+    rag = CATALOG.workload("rag")
+    isl, osl = round(rag.input_tokens.mean), round(rag.output_tokens.mean)
+    assert at.number_input(key="est_input_len").value == isl and at.number_input(key="est_input_len").disabled
+    assert at.number_input(key="est_output_len").value == osl
+    assert at.checkbox(key="est_conc_max").value is True
+    assert qp(at)["workload"] == "rag" and "isl" not in qp(at)
+    assert_kpis_match(at, SHARED_SCN.model_copy(update={"input_len": isl, "output_len": osl, "concurrency": "max"}))
+
+
+def test_does_not_fit_panel_says_what_overflows():
+    at = run({**SHARED, "model": "meta-llama/Llama-3.1-70B-Instruct", "w": "bf16", "kv": "auto"})
+    est = estimate(SHARED_SCN.model_copy(update={"model": "meta-llama/Llama-3.1-70B-Instruct", "weight_format": "bf16",
+                                                 "kv_format": None}), CATALOG)  # fmt: skip
+    assert not est.fits
+    shown = metrics(at)
+    assert shown["Fits"] == "no" and shown["TTFT"] == "n/a" and shown["Decode bound"] == "n/a"
+    assert len(at.error) == 1 and "Does not fit" in at.error[0].value and est.message in at.error[0].value
+    # the memory bar is still drawn, with the part that does not fit
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_bad_layouts_are_clear_errors():
+    at = run(SHARED)
+    at.number_input(key="est_tp").set_value(2).run()
+    at.number_input(key="est_ep").set_value(2).run()  # a dense model has no experts to split
+    assert not at.exception
+    assert metrics(at)["Fits"] == "no"
+    assert [e.value for e in at.error] == ["**Does not fit.** ep=2 needs a mixture-of-experts model."]
+    at.number_input(key="est_tp").set_value(3).run()  # ep must divide tp: not a scenario at all
+    assert not at.exception
+    assert len(at.error) == 1 and "ep=2 must divide tp=3" in at.error[0].value
+    assert not at.metric
+
+
+def _chart_data(at: AppTest, index: int) -> list[dict]:
+    chart = at.get("vega_lite_chart")[index]
+    rows = []
+    for ds in chart.proto.datasets:
+        rows += pa.ipc.open_stream(io.BytesIO(ds.data.data)).read_all().to_pylist()
+    return rows
+
+
+def test_charts_tables_and_downloads(shared):
+    est = estimate(SHARED_SCN, CATALOG)
+    charts = shared.get("vega_lite_chart")
+    titles = [json.loads(c.proto.spec).get("title") for c in charts]
+    assert titles[0] == "Memory per device" and titles[1].startswith("Roofline")
+    assert len(charts) == 4
+    parts = {r["part"]: r["gb"] for r in _chart_data(shared, 0) if "part" in r}
+    assert parts["weights"] == pytest.approx(est.memory.weights_gb)
+    assert parts["free"] == pytest.approx(est.memory.free_gb)
+    frames = [d.value for d in shared.dataframe]
+    ops = next(f for f in frames if "operator" in f.columns)
+    curve = next(f for f in frames if "concurrency" in f.columns)
+    assert 16 in list(curve["concurrency"]) and max(curve["concurrency"]) == est.memory.max_concurrency
+    assert list(ops["operator"]) == [r.operator for r in est.operators]
+    assert list(ops["time_ms"]) == pytest.approx([r.time_ms for r in est.operators], abs=5e-5)
+    labels = [b.label for b in shared.get("download_button")]
+    assert "Download operators CSV" in labels and "Download concurrency-curve CSV" in labels
+    assert labels.count("PNG") == 4 and labels.count("SVG") == 4
+
+
+def test_operator_points_toggle_adds_points_to_the_roofline():
+    at = run(SHARED)
+    before = {r["point"] for r in _chart_data(at, 1) if "point" in r}
+    assert before == {"prefill", "decode"}
+    at.toggle(key="est_show_ops").set_value(True).run()
+    after = {r["point"] for r in _chart_data(at, 1) if "point" in r}
+    # every operator that does arithmetic gets a point (a log axis has no place for zero FLOPs)
+    ops = {f"{r.phase}: {r.operator}" for r in estimate(SHARED_SCN, CATALOG).operators if r.gflops > 0}
+    assert after == before | ops and len(ops) >= 8
+
+
+def test_upload_config_json_estimates_that_model():
+    config = (CATALOG.model("Qwen/Qwen3-8B").config_path).read_bytes()
+    at = run(SHARED)
+    at.file_uploader(key="est_upload").set_value(("my-qwen.json", config, "application/json")).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="est_model").value == "uploaded/my-qwen"
+    arch = CATALOG.model("Qwen/Qwen3-8B").arch
+    est = estimate(SHARED_SCN.model_copy(update={"model": "uploaded/my-qwen"}), CATALOG, arch=arch)
+    assert_shows(metrics(at)["TPOT"], est.serving.tpot_ms, "ms")
+
+
+def test_upload_of_a_broken_config_is_an_error_message():
+    at = run(SHARED)
+    at.file_uploader(key="est_upload").set_value(("bad.json", b"{not json", "application/json")).run()
+    assert not at.exception
+    assert any("bad.json is not valid JSON" in e.value for e in at.error)
+    assert at.selectbox(key="est_model").value == "meta-llama/Llama-3.1-8B-Instruct"
+    at.file_uploader(key="est_upload").set_value(("empty.json", b"{}", "application/json")).run()
+    assert any("empty.json cannot be used" in e.value for e in at.error)
+
+
+def test_a_custom_device_from_the_session_is_estimated():
+    dev = CATALOG.device("h100-sxm").model_copy(update={"id": "half-h100", "name": "Half H100", "mem_bw_gbps": 1675.0})
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["custom_devices"] = {"half-h100": dev}
+    at.query_params.update({**SHARED, "hw": "half-h100"})
+    at.run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="est_hardware").value == "half-h100"
+    est = estimate(SHARED_SCN.model_copy(update={"hardware": "half-h100"}), CATALOG, device=dev)
+    assert_shows(metrics(at)["TPOT"], est.serving.tpot_ms, "ms")
+    assert est.serving.tpot_ms > estimate(SHARED_SCN, CATALOG).serving.tpot_ms  # half the bandwidth is slower
