@@ -68,7 +68,12 @@ def efficiency(table: dict[str, Any], device_kind: str, engine: str) -> Efficien
     return Efficiency(**{k: np.array([v]) for k, v in p.items()})
 
 
+def gemm_rows_factor(eff: Efficiency, rows: np.ndarray) -> np.ndarray:
+    """gemm_eff_max / e(M) = (M + gemm_m_half) / M: how much longer than at full efficiency a product takes."""
+    rows = np.maximum(rows, 1.0)
+    return (rows + eff.gemm_m_half) / rows
+
+
 def gemm_efficiency(eff: Efficiency, rows: np.ndarray) -> np.ndarray:
     """Fraction of peak a matrix product with `rows` token rows reaches."""
-    rows = np.maximum(rows, 1.0)
-    return eff.gemm_eff_max * rows / (rows + eff.gemm_m_half)
+    return eff.gemm_eff_max / gemm_rows_factor(eff, rows)

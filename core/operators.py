@@ -117,20 +117,83 @@ class OpRow:
     hops: np.ndarray  # collective latency terms
 
 
-def _row(name, kind, count, flops=0.0, w=0.0, a=0.0, kv=0.0, comm=0.0, rows=1.0, hops=0.0) -> OpRow:
-    z = np.zeros_like(np.asarray(count, dtype=float))
-    return OpRow(
-        name,
-        kind,
-        count + z,
-        flops * count + z,
-        w * count + z,
-        a * count + z,
-        kv * count + z,
-        comm * count + z,
-        rows + z,
-        hops * count + z,
-    )
+@dataclass(frozen=True)
+class OpTerms:
+    """One operator's step-independent terms (summed over its layers, per device).
+
+    A step's row is linear in the step's quantities, so the terms are computed once per scenario and
+    every step (prefill, decode, mixed) only scales them (`at`):
+      flops  = flops_x * x + pairs * (flops_pair_decode * f + flops_pair_prefill * (1 - f))
+      weight = weight + weight_expert * distinct experts(tokens)
+      act    = act_x * x          kv = kv_seq * seqs + kv_token * (f * pairs + (2 - f) * tokens)
+      comm   = comm_x * x         hops
+    x is the row's driver (new tokens, or the sampled rows for the head), f the decode share of the
+    attention pairs. Terms that an operator lacks are the scalar 0.0 (skipped when timing).
+    """
+
+    name: str
+    kind: str  # gemm | attention | memory | comm
+    count: np.ndarray
+    driver: str = "tokens"  # tokens | logit_rows
+    pairs: str = ""  # attention: "full" or "sliding"
+    moe: bool = False  # routed experts: weights read for the distinct experts the tokens touch
+    flops_x: np.ndarray | float = 0.0
+    flops_pair_decode: np.ndarray | float = 0.0
+    flops_pair_prefill: np.ndarray | float = 0.0
+    weight: np.ndarray | float = 0.0
+    weight_expert: np.ndarray | float = 0.0  # MoE: bytes of one expert's slice (times distinct experts)
+    experts: np.ndarray | float = 0.0
+    top_k: np.ndarray | float = 0.0
+    log_untouched: np.ndarray | float = 0.0  # MoE: log(1 - k/E), a token's chance to miss one expert
+    act_x: np.ndarray | float = 0.0
+    kv_seq: np.ndarray | float = 0.0
+    kv_token: np.ndarray | float = 0.0
+    comm_x: np.ndarray | float = 0.0
+    hops: np.ndarray | float = 0.0
+
+    def driver_of(self, step: Step) -> np.ndarray:
+        return step.logit_rows if self.driver == "logit_rows" else step.tokens
+
+    def pairs_of(self, step: Step) -> np.ndarray:
+        return step.pairs_sliding if self.pairs == "sliding" else step.pairs_full
+
+    def distinct_experts(self, tokens: np.ndarray) -> np.ndarray:
+        """Expected distinct experts a batch of `tokens` touches per layer, E(1 - (1 - k/E)^tokens) (MoE-Lens)."""
+        return self.experts * -np.expm1(tokens * self.log_untouched)  # 0 without experts (E = 0)
+
+    def expert_rows(self, tokens: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+        """Token rows each touched expert multiplies: tokens * k / distinct (0 without experts)."""
+        return tokens * self.top_k / np.maximum(distinct, 1.0)
+
+    def at(self, step: Step) -> OpRow:
+        """This operator's row for `step`."""
+        x = self.driver_of(step)
+        t = step.tokens
+        z = np.zeros(np.broadcast(x, self.count).shape)
+        flops = self.flops_x * x
+        kv = self.kv_seq * step.seqs
+        rows = x
+        weight = self.weight + z
+        if self.pairs:
+            f, pairs = step.decode_pairs_frac, self.pairs_of(step)
+            flops = flops + pairs * (self.flops_pair_decode * f + self.flops_pair_prefill * (1 - f))
+            kv = kv + self.kv_token * (f * pairs + (2 - f) * t)
+        if self.moe:
+            distinct = self.distinct_experts(t)
+            weight = weight + self.weight_expert * distinct
+            rows = self.expert_rows(t, distinct)
+        return OpRow(
+            self.name,
+            self.kind,
+            self.count + z,
+            flops + z,
+            weight,
+            self.act_x * x + z,
+            kv + z,
+            self.comm_x * x + z,
+            rows + z,
+            self.hops + z,
+        )
 
 
 def kv_shard(shape: ModelShape, layout: Layout) -> np.ndarray:
@@ -138,148 +201,168 @@ def kv_shard(shape: ModelShape, layout: Layout) -> np.ndarray:
     return np.where(shape.is_mla > 0, 1.0, np.minimum(layout.tp, shape.kv_heads))
 
 
-def operator_rows(shape: ModelShape, fmt: FormatSpec, layout: Layout, step: Step) -> list[OpRow]:
-    """The operator table of `step` on one device of `layout` (all pipeline stages, i.e. latency view)."""
+def operator_terms(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> list[OpTerms]:
+    """The operator table's terms on one device of `layout` (all pipeline stages, i.e. latency view).
+
+    Every FLOP and byte formula of the table is here, per layer and per unit of the step's quantities,
+    multiplied by the layers the operator appears in.
+    """
     tp, ep = layout.tp, layout.ep
-    t = step.tokens
     act = fmt.act_bytes
     h = shape.hidden
     n_attn = shape.n_full + shape.n_sliding
-
-    rows_out: list[OpRow] = []
-    add = rows_out.append
-    add(_row("embedding", "memory", 1.0, a=t * h * act))
+    out: list[OpTerms] = [OpTerms("embedding", "memory", np.ones_like(h), act_x=h * act)]
 
     # softmax attention layers
     qkv_out = np.where(h > 0, shape.p_qkv / h, 0.0)
-    add(
-        _row(
+    out.append(
+        OpTerms(
             "qkv_proj",
             "gemm",
             n_attn,
-            flops=2 * t * shape.p_qkv / tp,
-            w=shape.p_qkv * fmt.w_bytes / tp,
-            a=t * (h + qkv_out / tp) * act,
-            rows=t,
+            flops_x=n_attn * 2 * shape.p_qkv / tp,
+            weight=n_attn * shape.p_qkv * fmt.w_bytes / tp,
+            act_x=n_attn * (h + qkv_out / tp) * act,
         )
     )
     kv_tok = shape.kv_elems * fmt.kv_bytes / kv_shard(shape, layout)  # per layer per token per device
     heads = shape.heads / tp
     d_prefill = shape.head_dim + shape.v_head_dim
     d_decode = np.where(shape.is_mla > 0, 2 * shape.mla_latent + shape.mla_rope, d_prefill)
-    d_eff = step.decode_pairs_frac * d_decode + (1 - step.decode_pairs_frac) * d_prefill
     for name, n_layers, pairs in (
-        ("attention", shape.n_full, step.pairs_full),
-        ("attention_sliding", shape.n_sliding, step.pairs_sliding),
+        ("attention", shape.n_full, "full"),
+        ("attention_sliding", shape.n_sliding, "sliding"),
     ):
-        # decode reads every cached token once per sequence; prefill reads its keys once per query tile
-        kv_read = step.decode_pairs_frac * pairs + (1 - step.decode_pairs_frac) * t
-        add(
-            _row(
+        # decode reads every cached token once per sequence; prefill reads its keys once per query tile;
+        # both write the new tokens' KV
+        out.append(
+            OpTerms(
                 name,
                 "attention",
                 n_layers,
-                flops=2 * pairs * heads * d_eff,
-                a=2 * t * heads * (shape.head_dim + shape.v_head_dim) * act,
-                kv=(kv_read + t) * kv_tok,
-                rows=t,
+                pairs=pairs,
+                flops_pair_decode=n_layers * 2 * heads * d_decode,
+                flops_pair_prefill=n_layers * 2 * heads * d_prefill,
+                act_x=n_layers * 2 * heads * d_prefill * act,
+                kv_token=n_layers * kv_tok,
             )
         )
-    add(
-        _row(
+    out.append(
+        OpTerms(
             "o_proj",
             "gemm",
             n_attn,
-            flops=2 * t * shape.p_o / tp,
-            w=shape.p_o * fmt.w_bytes / tp,
-            a=t * (h + shape.heads * shape.v_head_dim / tp) * act,
-            rows=t,
+            flops_x=n_attn * 2 * shape.p_o / tp,
+            weight=n_attn * shape.p_o * fmt.w_bytes / tp,
+            act_x=n_attn * (h + shape.heads * shape.v_head_dim / tp) * act,
         )
     )
     # linear attention / state-space layers: projections plus a constant-size state per sequence
-    add(
-        _row(
+    nl = shape.n_linear
+    out.append(
+        OpTerms(
             "linear_attention",
             "gemm",
-            shape.n_linear,
-            flops=2 * t * shape.p_linear / tp + 4 * t * shape.linear_state / tp,
-            w=shape.p_linear * fmt.w_bytes / tp,
-            a=2 * t * h * act,
-            kv=2 * step.seqs * shape.linear_state * LINEAR_STATE_BYTES / tp,
-            rows=t,
+            nl,
+            flops_x=nl * (2 * shape.p_linear / tp + 4 * shape.linear_state / tp),
+            weight=nl * shape.p_linear * fmt.w_bytes / tp,
+            act_x=nl * 2 * h * act,
+            kv_seq=nl * 2 * shape.linear_state * LINEAR_STATE_BYTES / tp,
         )
     )
     # dense MLP layers
+    nd = shape.n_dense
     ffn = np.where(h > 0, shape.p_dense / (3 * h), 0.0)
-    add(
-        _row(
+    out.append(
+        OpTerms(
             "mlp",
             "gemm",
-            shape.n_dense,
-            flops=2 * t * shape.p_dense / tp,
-            w=shape.p_dense * fmt.w_bytes / tp,
-            a=t * (2 * h + 3 * ffn / tp) * act,
-            rows=t,
+            nd,
+            flops_x=nd * 2 * shape.p_dense / tp,
+            weight=nd * shape.p_dense * fmt.w_bytes / tp,
+            act_x=nd * (2 * h + 3 * ffn / tp) * act,
         )
     )
     # MoE layers
-    has_moe = shape.n_moe > 0
-    e = np.maximum(shape.experts, 1.0)
-    k = shape.top_k
-    distinct = np.where(has_moe, e * (1 - np.power(np.clip(1 - k / e, 0, 1), t)), 0.0)
-    add(
-        _row(
+    nm = shape.n_moe
+    has_moe = nm > 0
+    e = np.where(has_moe, np.maximum(shape.experts, 1.0), 0.0)
+    k = np.where(has_moe, shape.top_k, 0.0)
+    untouched = np.clip(1 - k / np.maximum(e, 1.0), 1e-300, 1.0)
+    out.append(
+        OpTerms(
             "moe_router",
             "gemm",
-            shape.n_moe,
-            flops=2 * t * shape.p_router,
-            w=shape.p_router * 2.0,
-            a=t * h * act,
-            rows=t,
+            nm,
+            flops_x=nm * 2 * shape.p_router,
+            weight=nm * shape.p_router * 2.0,
+            act_x=nm * h * act,
         )
     )
-    expert_rows = np.where(distinct > 0, t * k / np.maximum(distinct, 1.0), 1.0)
-    add(
-        _row(
+    out.append(
+        OpTerms(
             "moe_experts",
             "gemm",
-            shape.n_moe,
-            flops=2 * t * k * shape.p_expert / tp,
-            w=distinct * shape.p_expert * fmt.expert_bytes / tp,
-            a=t * k * 2 * h * act / tp,
-            rows=expert_rows,
+            nm,
+            moe=True,
+            flops_x=nm * 2 * k * shape.p_expert / tp,
+            weight_expert=nm * shape.p_expert * fmt.expert_bytes / tp,
+            experts=e,
+            top_k=k,
+            log_untouched=np.log(untouched),
+            act_x=nm * k * 2 * h * act / tp,
         )
     )
-    add(
-        _row(
+    ns = np.where(shape.p_shared > 0, nm, 0.0)
+    out.append(
+        OpTerms(
             "moe_shared_experts",
             "gemm",
-            np.where(shape.p_shared > 0, shape.n_moe, 0.0),
-            flops=2 * t * shape.p_shared / tp,
-            w=shape.p_shared * fmt.expert_bytes / tp,
-            a=2 * t * h * act,
-            rows=t,
+            ns,
+            flops_x=ns * 2 * shape.p_shared / tp,
+            weight=ns * shape.p_shared * fmt.expert_bytes / tp,
+            act_x=ns * 2 * h * act,
         )
     )
-    add(
-        _row(
+    out.append(
+        OpTerms(
             "lm_head",
             "gemm",
-            1.0,
-            flops=2 * step.logit_rows * shape.vocab * h / tp,
-            w=shape.head_params * fmt.embed_bytes / tp,
-            a=step.logit_rows * shape.vocab / tp * 4.0,
-            rows=step.logit_rows,
+            np.ones_like(h),
+            driver="logit_rows",
+            flops_x=2 * shape.vocab * h / tp,
+            weight=shape.head_params * fmt.embed_bytes / tp,
+            act_x=shape.vocab / tp * 4.0,
         )
     )
     # collectives: TP all-reduce after attention and after the MLP of every layer (MoE layers under EP
     # exchange tokens with all-to-all instead of reducing)
-    msg = t * h * act
-    tp_layers = np.where(tp > 1, shape.layers + shape.n_dense + np.where(ep > 1, 0.0, shape.n_moe), 0.0)
-    add(_row("tp_allreduce", "comm", tp_layers, comm=2 * (tp - 1) / tp * msg, hops=2 * (tp - 1)))
-    a2a = np.where(ep > 1, shape.n_moe, 0.0)
-    add(_row("ep_all_to_all", "comm", a2a, comm=2 * t / ep * k * h * act * (ep - 1) / ep, hops=2 * (ep - 1)))
-    return rows_out
+    tp_layers = np.where(tp > 1, shape.layers + shape.n_dense + np.where(ep > 1, 0.0, nm), 0.0)
+    out.append(
+        OpTerms(
+            "tp_allreduce",
+            "comm",
+            tp_layers,
+            comm_x=tp_layers * 2 * (tp - 1) / tp * h * act,
+            hops=tp_layers * 2 * (tp - 1),
+        )
+    )
+    a2a = np.where(ep > 1, nm, 0.0)
+    out.append(
+        OpTerms(
+            "ep_all_to_all",
+            "comm",
+            a2a,
+            comm_x=a2a * 2 / ep * shape.top_k * h * act * (ep - 1) / ep,
+            hops=a2a * 2 * (ep - 1),
+        )
+    )
+    return out
+
+
+def operator_rows(shape: ModelShape, fmt: FormatSpec, layout: Layout, step: Step) -> list[OpRow]:
+    """The operator table of `step` on one device of `layout` (all pipeline stages, i.e. latency view)."""
+    return [terms.at(step) for terms in operator_terms(shape, fmt, layout)]
 
 
 def pp_handoff_bytes(shape: ModelShape, fmt: FormatSpec, layout: Layout, step: Step) -> np.ndarray:

@@ -21,6 +21,7 @@ Throughput = C * O / (TTFT + (O - 1) * TPOT) per replica.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from core.efficiency import Efficiency
 from core.operators import Layout, Step, decode_step, mean_window_context, prefill_step
 from core.shapes import DeviceSpec, FormatSpec, ModelShape
-from core.timing import StepTime, step_time
+from core.timing import StepTime, StepTimer
 
 PREFILL_FIRST, MIXED = 0.0, 1.0
 
@@ -52,8 +53,13 @@ class System:
     layout: Layout
     eff: Efficiency
 
+    @functools.cached_property
+    def timer(self) -> StepTimer:
+        """Operator terms scaled once for this system; every step time reuses them."""
+        return StepTimer(self.shape, self.dev, self.fmt, self.layout, self.eff)
+
     def time(self, step: Step) -> StepTime:
-        return step_time(self.shape, self.dev, self.fmt, self.layout, self.eff, step)
+        return self.timer(step)
 
 
 @dataclass(frozen=True)
