@@ -1,6 +1,9 @@
-"""Catalog page: what the catalogs hold, as counts and filterable tables with sources and CSV downloads."""
+"""Catalog page: what the catalogs hold, as counts and filterable tables with sources and CSV downloads,
+and the user's own devices, models and traces (kept in the session; devices also in the URL as `dev=`)."""
 
 import streamlit as st
+from custom_forms import custom_entries_section
+from custom_state import read_devices_from_url, write_devices_to_url
 from ui import catalog_frame, catalog_or_stop, csv_download, filter_table
 
 from core.cli_catalog import TABLES, catalog_counts
@@ -26,6 +29,7 @@ st.caption(
 )
 
 catalog = catalog_or_stop()
+read_devices_from_url()
 counts = catalog_counts(catalog)
 
 for col, (kind, (label, _)) in zip(st.columns(len(TABLES)), TABLES.items(), strict=True):
@@ -53,3 +57,7 @@ for tab, (kind, (label, _)) in zip(st.tabs([label for label, _ in TABLES.values(
         )
         st.caption(f"{view.height} of {df.height} {label.lower()} shown.")
         csv_download(view, kind, key=f"download_{kind}")
+
+st.divider()
+custom_entries_section()
+write_devices_to_url()
