@@ -24,6 +24,9 @@ MEMORY_PARTS = {
     "KV of one sequence (does not fit)": "#e45756",
 }
 PHASE_COLOURS = {"prefill": "#4c78a8", "decode": "#f58518"}
+# Fit the width to the container but keep `height` as the plot's own height: Streamlit's default ("fit")
+# squeezes titles, legends and axes into `height`, which flattens short charts such as the memory bar.
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def memory_frame(memory: MemoryResult, fits: bool) -> pl.DataFrame:
@@ -50,28 +53,26 @@ def memory_bar(parts: pl.DataFrame, capacity_gb: float) -> alt.LayerChart:
     domain = [p for p in MEMORY_PARTS if p in set(parts["part"].to_list())]
     bar = (
         alt.Chart(parts)
-        .mark_bar(height=38)
+        .mark_bar()
         .encode(
             x=alt.X("gb:Q", title="GB per device", stack="zero"),
-            y=alt.Y("device:N", title=None, axis=None),
             color=alt.Color(
                 "part:N",
                 scale=alt.Scale(domain=domain, range=[MEMORY_PARTS[p] for p in domain]),
-                legend=alt.Legend(orient="bottom", title=None, columns=4),
+                legend=alt.Legend(orient="top", title=None, direction="horizontal"),
             ),
             order=alt.Order("order:Q"),
             tooltip=[alt.Tooltip("part:N"), alt.Tooltip("gb:Q", title="GB", format=",.2f")],
         )
-        .transform_calculate(device="'per device'")
     )
     cap = pl.DataFrame({"capacity_gb": [capacity_gb], "label": [f"capacity {capacity_gb:,.1f} GB"]})
     rule = alt.Chart(cap).mark_rule(color="#222", strokeWidth=2, strokeDash=[4, 3]).encode(x="capacity_gb:Q")
     text = (
         alt.Chart(cap)
-        .mark_text(align="right", dx=-4, dy=-30, fontSize=11, color="#222")
+        .mark_text(align="right", baseline="bottom", dx=-4, y=-3, fontSize=11, color="#222")
         .encode(x="capacity_gb:Q", text="label:N")
     )
-    return alt.layer(bar, rule, text).properties(height=110, title="Memory per device")
+    return alt.layer(bar, rule, text).properties(height=48, title="Memory per device", autosize=FIT_WIDTH)
 
 
 def roofline_chart(
@@ -142,7 +143,7 @@ def roofline_chart(
             .encode(x=x, y="achieved_tflops:Q", text="point:N")
         )
     title = f"Roofline: {device_name}" if device_name else "Roofline"
-    return alt.layer(*layers).properties(height=340, title=title)
+    return alt.layer(*layers).properties(height=320, title=title, autosize=FIT_WIDTH)
 
 
 def latency_throughput_chart(
@@ -173,4 +174,5 @@ def latency_throughput_chart(
             .mark_text(align="left", dx=4, dy=-6, color="#e45756", fontSize=11)
             .encode(y="slo:Q", x=alt.value(0), text="label:N")
         )
-    return alt.layer(*layers).properties(height=300, title=f"{label.split(' ')[0]} vs throughput over concurrency")
+    title = f"{label.split(' ')[0]} vs throughput over concurrency"
+    return alt.layer(*layers).properties(height=260, title=title, autosize=FIT_WIDTH)

@@ -292,7 +292,7 @@ def ms(v: float) -> str:
 
 def kpis(est: Estimate, inputs: PageInputs) -> None:
     s = est.serving
-    row1, row2 = st.columns(4), st.columns(4)
+    row1, row2 = st.columns([0.7, 1, 1, 1.3]), st.columns([1.3, 0.7, 1, 1])
     row1[0].metric("Fits", "yes" if est.fits else "no", help="Weights, runtime and at least one request's KV "
                    "cache fit in each device's memory.", border=True)  # fmt: skip
     if s is not None:
@@ -322,7 +322,7 @@ def slo_panel(est: Estimate, inputs: PageInputs) -> None:
     for c in slo_checks(est.serving, inputs.ttft_ms, inputs.tpot_ms, inputs.percentile):
         verdict = ":green[met]" if c.met else ":red[missed]"
         parts.append(f"**{c.metric}** {ms(c.estimate_ms)} ({c.statistic}) vs p{c.percentile} objective "
-                     f"{ms(c.objective_ms)}: {verdict}")  # fmt: skip
+                     f"{c.objective_ms:,.6g} ms: {verdict}")  # fmt: skip
     st.markdown("SLO check: " + " · ".join(parts))
     st.caption("The closed-loop estimate gives means; percentiles arrive with the open-loop serving model.")
 
