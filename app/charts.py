@@ -24,6 +24,8 @@ MEMORY_PARTS = {
     "KV of one sequence (does not fit)": "#e45756",
 }
 PHASE_COLOURS = {"prefill": "#4c78a8", "decode": "#f58518"}
+# Channels are given as alt.X(...) objects, never "field:Q" strings: a string is parsed and validated at
+# encode() time (about 13 ms each), which alone would use up the page's rerun budget.
 # Fit the width to the container but keep `height` as the plot's own height: Streamlit's default ("fit")
 # squeezes titles, legends and axes into `height`, which flattens short charts such as the memory bar.
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
@@ -66,11 +68,11 @@ def memory_bar(parts: pl.DataFrame, capacity_gb: float) -> alt.LayerChart:
         )
     )
     cap = pl.DataFrame({"capacity_gb": [capacity_gb], "label": [f"capacity {capacity_gb:,.1f} GB"]})
-    rule = alt.Chart(cap).mark_rule(color="#222", strokeWidth=2, strokeDash=[4, 3]).encode(x="capacity_gb:Q")
+    rule = alt.Chart(cap).mark_rule(color="#222", strokeWidth=2, strokeDash=[4, 3]).encode(x=alt.X("capacity_gb:Q"))
     text = (
         alt.Chart(cap)
         .mark_text(align="right", baseline="bottom", dx=-4, y=-3, fontSize=11, color="#222")
-        .encode(x="capacity_gb:Q", text="label:N")
+        .encode(x=alt.X("capacity_gb:Q"), text=alt.Text("label:N"))
     )
     return alt.layer(bar, rule, text).properties(height=48, title="Memory per device", autosize=FIT_WIDTH)
 
@@ -128,19 +130,19 @@ def roofline_chart(
         layers.append(
             alt.Chart(ops)
             .mark_point(size=45, filled=False)
-            .encode(x=x, y="achieved_tflops:Q", color=colour, tooltip=tip)
+            .encode(x=x, y=alt.Y("achieved_tflops:Q"), color=colour, tooltip=tip)
         )
     if phases:
         pts = pl.DataFrame(phases).with_columns(pl.col("point").alias("phase"))
         layers.append(
             alt.Chart(pts)
             .mark_point(size=220, filled=True, opacity=1)
-            .encode(x=x, y="achieved_tflops:Q", color=colour, tooltip=tip)
+            .encode(x=x, y=alt.Y("achieved_tflops:Q"), color=colour, tooltip=tip)
         )
         layers.append(
             alt.Chart(pts)
             .mark_text(dx=10, align="left", fontSize=12, fontWeight="bold")
-            .encode(x=x, y="achieved_tflops:Q", text="point:N")
+            .encode(x=x, y=alt.Y("achieved_tflops:Q"), text=alt.Text("point:N"))
         )
     title = f"Roofline: {device_name}" if device_name else "Roofline"
     return alt.layer(*layers).properties(height=320, title=title, autosize=FIT_WIDTH)
@@ -168,11 +170,11 @@ def latency_throughput_chart(
             )
     if slo_ms is not None:
         slo = pl.DataFrame({"slo": [slo_ms], "label": [f"SLO {slo_ms:,.0f} ms"]})
-        layers.append(alt.Chart(slo).mark_rule(color="#e45756", strokeDash=[6, 4]).encode(y="slo:Q"))
+        layers.append(alt.Chart(slo).mark_rule(color="#e45756", strokeDash=[6, 4]).encode(y=alt.Y("slo:Q")))
         layers.append(
             alt.Chart(slo)
             .mark_text(align="left", dx=4, dy=-6, color="#e45756", fontSize=11)
-            .encode(y="slo:Q", x=alt.value(0), text="label:N")
+            .encode(y=alt.Y("slo:Q"), x=alt.value(0), text=alt.Text("label:N"))
         )
     title = f"{label.split(' ')[0]} vs throughput over concurrency"
     return alt.layer(*layers).properties(height=260, title=title, autosize=FIT_WIDTH)
