@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.schema import Frozen
-from core.simulate import SimResult
+from core.simulate import SimResult, simulate
 
 MS = 1e3
 
@@ -71,3 +71,45 @@ def summarize(res: SimResult, ttft_slo_s: float = np.inf, tpot_slo_s: float = np
         preempted_fraction=float(np.mean(res.preemptions > 0)),
         rejected_fraction=float(np.mean(res.rejected)),
     )
+
+
+def max_rate_sim(table, cfg, input_tokens, output_tokens) -> float:
+    """Saturation throughput (req/s): every request arrives at once; completions per second between the
+    25th and 75th percentile finish times (the engine's steady state, away from start-up and drain)."""
+    res = simulate(table, cfg, np.zeros(len(input_tokens)), input_tokens, output_tokens)
+    done = np.sort(res.e2e_s[~res.rejected])
+    if done.size < 4:
+        return 0.0
+    lo, hi = int(0.25 * done.size), int(0.75 * done.size)
+    return float((hi - lo) / max(done[hi] - done[lo], 1e-12))
+
+
+def goodput_sim(
+    table,
+    cfg,
+    unit_arrival_s,
+    input_tokens,
+    output_tokens,
+    ttft_slo_s: float,
+    tpot_slo_s: float,
+    *,
+    pct: float = 90.0,
+    hi_rps: float | None = None,
+    iterations: int = 12,
+) -> float:
+    """Highest rate (req/s) at which >= pct% of requests meet both objectives (DistServe), by bisection.
+
+    unit_arrival_s: arrival times at rate 1 req/s; rate r uses unit_arrival_s / r (common random numbers,
+    so attainment falls steadily with the rate). hi_rps defaults to the saturation throughput.
+    """
+    unit = np.asarray(unit_arrival_s, dtype=float)
+    hi = hi_rps if hi_rps is not None else max_rate_sim(table, cfg, input_tokens, output_tokens)
+    lo = 0.0
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        res = simulate(table, cfg, unit / mid, input_tokens, output_tokens)
+        if slo_attainment(res, ttft_slo_s, tpot_slo_s) >= pct / 100.0:
+            lo = mid
+        else:
+            hi = mid
+    return lo

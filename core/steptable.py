@@ -164,12 +164,14 @@ class StepTable:
         pf_knots = _sample_knots(lambda p, L: fn(0 * p, 1 + 0 * p, p, p * L), [p_axis, L_axis], tol, probes=25)
         r_axis = np.concatenate([[0.0], fine_axis(max_pairs, bottom=R_MIN, step=1.05)])
         mixed_fine = [fine_axis(max_batch), fine_axis(max_context), np.concatenate([[0.0], p_axis]), r_axis]
-        mixed_knots = _sample_knots(lambda b, m, p, r: fn(b, m, p, r * b * m), mixed_fine, tol, probes=5)
+        mixed_knots = _sample_knots(
+            lambda b, m, p, r: fn(b, m, p, np.where(p > 0, r * b * m, 0.0)), mixed_fine, tol, probes=5
+        )
         return cls(
             *pf_knots,
             _fill(lambda p, L: fn(0 * p, 1 + 0 * p, p, p * L), pf_knots),
             *mixed_knots,
-            _fill(lambda b, m, p, r: fn(b, m, p, r * b * m), mixed_knots),
+            _fill(lambda b, m, p, r: fn(b, m, p, np.where(p > 0, r * b * m, 0.0)), mixed_knots),
         )
 
     @classmethod
