@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from core.operators import decode_step, prefill_step
+from core.serving import decode_contexts, per_stage_batch
 from core.sweep import SweepInput, evaluate, expand
 
 GRID = 48  # concurrency points per configuration (log-spaced from 1 to n_max)
@@ -65,7 +67,14 @@ class LoadCurve:
 
 
 def load_curve(inp: SweepInput, grid: int = GRID) -> LoadCurve:
-    """Evaluate the closed-loop model at `grid` concurrencies per row, up to the KV/max_seqs limit."""
+    """Evaluate the serving model at `grid` concurrencies per row, up to the KV/max_seqs limit.
+
+    TTFT(n) is the closed-loop model's (steady state). Decoding is modelled as a stream of decode steps
+    d(n) that every arriving prompt interrupts for `delta`: its own iteration under prefill-first, the
+    extra time of the iteration that carries it under chunked prefill (a whole prompt in one iteration
+    costs far more than the same tokens spread thinly over many, the roofline's max(compute, memory)).
+    At completion rate X prompts take a share X delta of the time, so TPOT = d / (1 - X delta).
+    """
     rows = len(inp.input_len)
     eff = inp.system.eff
     steady = dataclasses.replace(inp.system, eff=dataclasses.replace(eff, wave_weight=np.zeros_like(eff.wave_weight)))
@@ -75,20 +84,13 @@ def load_curve(inp: SweepInput, grid: int = GRID) -> LoadCurve:
     n_max = np.maximum(top.running, 1.0)
     n = np.round(n_max[:, None] ** np.linspace(0.0, 1.0, grid)[None, :])
     rep = np.repeat(idx, grid)
-    res = evaluate(expand(inp, rep, concurrency=n.ravel() * inp.replicas[rep]))
-    ttft = res.ttft_s.reshape(rows, grid)
-    tpot = res.tpot_s.reshape(rows, grid)
+    ex = expand(inp, rep, concurrency=n.ravel() * inp.replicas[rep])
+    ttft = evaluate(ex).ttft_s.reshape(rows, grid)
+    decode_s, delta_s = _decode_and_prompt(ex, n.ravel())
+    decode_s, delta_s = decode_s.reshape(rows, grid), delta_s.reshape(rows, grid)
     decodes = np.maximum(inp.output_len - 1, 0.0)[:, None]
-    rate = n / np.maximum(ttft + decodes * tpot, 1e-12)
-    # prefill-first engines stop every decode while a prompt runs alone (its own iteration)
-    pf = (inp.engine.mixed <= 0)[:, None] & (decodes > 0)
-    stall = _prefill_first(
-        n, ttft, decodes * res.decode_parts_s.sum(axis=0).reshape(rows, grid), res.prefill_s.reshape(rows, grid)
-    )
-    rate = np.where(pf, stall, rate)
-    tpot = np.where(
-        pf, res.decode_parts_s.sum(axis=0).reshape(rows, grid) / (1 - stall * res.prefill_s.reshape(rows, grid)), tpot
-    )
+    rate = _completion_rate(n, ttft, decodes * decode_s, delta_s)
+    tpot = np.where(decodes > 0, decode_s / np.maximum(1 - rate * delta_s, 1e-9), 0.0)
     # more requests in flight never lowers throughput: an engine can always hold some back
     rate = np.maximum.accumulate(rate, axis=1)
     return LoadCurve(
@@ -102,14 +104,30 @@ def load_curve(inp: SweepInput, grid: int = GRID) -> LoadCurve:
     )
 
 
-def _prefill_first(n: np.ndarray, ttft: np.ndarray, decode_s: np.ndarray, prefill_s: np.ndarray) -> np.ndarray:
-    """Completion rate X of n requests when each prompt's prefill (prefill_s) stops the decodes.
+def _decode_and_prompt(ex: SweepInput, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode step time at batch n and the time one prompt adds (in chunks of at most the token budget)."""
+    sys = ex.system
+    s, o = ex.input_len, ex.output_len
+    full, slide = decode_contexts(sys, s, o)
+    dec = decode_step(per_stage_batch(n, sys.layout), full, slide)
+    decode_s = sys.time(dec).total_s
+    mixed = ex.engine.mixed > 0
+    room = np.where(mixed, np.maximum(ex.engine.max_batch_tokens - n, 1.0), ex.engine.max_batch_tokens)
+    chunks = np.ceil(s / room)
+    chunk = prefill_step(np.ones_like(s), s / chunks, sys.shape)
+    alone = sys.time(chunk).total_s
+    extra = sys.time(dec + chunk).total_s - decode_s
+    return decode_s, chunks * np.where(mixed, extra, alone)
 
-    Prefills take a share X * prefill_s of the time, so a decode token takes d / (1 - X prefill_s) and
-    X = n / (TTFT + (O - 1) d / (1 - X prefill_s)): with A = TTFT, B = (O - 1) d, p = prefill_s,
+
+def _completion_rate(n: np.ndarray, ttft: np.ndarray, decode_s: np.ndarray, delta_s: np.ndarray) -> np.ndarray:
+    """Completion rate X of n requests in service when each arrival's prompt stops decoding for delta_s.
+
+    Prompts take a share X delta of the time, so a decode token takes d / (1 - X delta) and
+    X = n / (TTFT + (O - 1) d / (1 - X delta)): with A = TTFT, B = (O - 1) d, p = delta,
     A p X^2 - (A + B + n p) X + n = 0, whose smaller root keeps X p < 1.
     """
-    a, p = np.maximum(ttft, 1e-12), np.maximum(prefill_s, 1e-15)
+    a, p = np.maximum(ttft, 1e-12), np.maximum(delta_s, 1e-15)
     lin = a + decode_s + n * p
     disc = np.sqrt(np.maximum(lin * lin - 4 * a * p * n, 0.0))
     return 2 * n / (lin + disc)  # the smaller root, written without cancellation

@@ -8,7 +8,7 @@ import pytest
 from core.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from core.resolve import resolve
 from core.scenario import Scenario
-from core.simstats import summarize
+from core.simstats import max_rate_sim, summarize
 from core.simulate import deployment, simulate
 from core.sweep import expand, resolved_input
 
@@ -69,7 +69,8 @@ def engine_case(request):
 
 
 def test_analytic_agrees_with_simulator_at_moderate_load(engine_case):
-    """At 30% and 50% of the analytic maximum rate, means within 20% (TTFT, TPOT, E2E) of 20,000 simulated requests."""
+    """At 30% and 50% of the analytic maximum rate: TPOT and E2E means within 10%, TTFT within 20% of 20,000
+    simulated requests; the analytic maximum rate within 20% of the simulator's saturation throughput."""
     engine, r, curve = engine_case
     table, cfg = deployment(r, input_len=1024, output_len=256)
     n = 20_000
@@ -79,8 +80,10 @@ def test_analytic_agrees_with_simulator_at_moderate_load(engine_case):
         sim = summarize(simulate(table, cfg, unit / rate, np.full(n, 1024), np.full(n, 256)))
         ana = analyze(curve, rate)
         assert ana.ttft_s[0] * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.2), engine
-        assert ana.tpot_s[0] * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.2), engine
-        assert ana.e2e_s[0] * 1e3 == pytest.approx(sim.e2e_ms.mean, rel=0.2), engine
+        assert ana.tpot_s[0] * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.1), engine
+        assert ana.e2e_s[0] * 1e3 == pytest.approx(sim.e2e_ms.mean, rel=0.1), engine
+    saturated = max_rate_sim(table, cfg, np.full(n // 4, 1024), np.full(n // 4, 256))
+    assert curve.max_rate_rps[0] == pytest.approx(saturated, rel=0.2), engine
 
 
 def test_higher_rate_never_lowers_percentiles(engine_case):
