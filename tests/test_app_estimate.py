@@ -240,3 +240,21 @@ def test_a_custom_device_from_the_session_is_estimated():
     est = estimate(SHARED_SCN.model_copy(update={"hardware": "half-h100"}), CATALOG, device=dev)
     assert_shows(metrics(at)["TPOT"], est.serving.tpot_ms, "ms")
     assert est.serving.tpot_ms > estimate(SHARED_SCN, CATALOG).serving.tpot_ms  # half the bandwidth is slower
+
+
+def test_inputs_survive_a_visit_to_another_page():
+    at = run(SHARED)
+    at.number_input(key="est_tp").set_value(2).run()
+    at.switch_page("views/catalog.py").run()
+    at.query_params.clear()  # the browser drops the query string when the page changes
+    at.switch_page("views/estimate.py").run()
+    assert not at.exception
+    assert at.number_input(key="est_tp").value == 2
+    assert qp(at)["tp"] == "2" and qp(at)["w"] == "fp8"
+
+
+def test_request_rate_is_kept_in_the_link_and_said_to_be_not_estimated_yet():
+    at = run({**SHARED, "rate": "2.5"})
+    assert qp(at)["rate"] == "2.5"
+    assert any("2.5 req/s" in i.value and "not" in i.value for i in at.info)
+    assert_kpis_match(at, SHARED_SCN)  # still the closed loop at the chosen concurrency
