@@ -44,6 +44,17 @@ class Step:
     pairs_sliding: np.ndarray  # per sliding-window layer
     decode_pairs_frac: np.ndarray  # share of pairs that come from decode (MLA absorbed path)
 
+    def times(self, k: np.ndarray) -> Step:
+        """k copies of this step's sequences in one step (same lengths, k times the work)."""
+        return Step(
+            tokens=k * self.tokens,
+            seqs=k * self.seqs,
+            logit_rows=k * self.logit_rows,
+            pairs_full=k * self.pairs_full,
+            pairs_sliding=k * self.pairs_sliding,
+            decode_pairs_frac=self.decode_pairs_frac,
+        )
+
     def __add__(self, other: Step) -> Step:
         pf = self.pairs_full + self.pairs_sliding
         po = other.pairs_full + other.pairs_sliding
@@ -76,8 +87,12 @@ def mean_window_context(first: np.ndarray, last: np.ndarray, window: np.ndarray)
 
 def prefill_step(n: np.ndarray, s: np.ndarray, shape: ModelShape, prefix: np.ndarray | float = 0.0) -> Step:
     """n sequences each adding s prompt tokens after `prefix` cached tokens (a chunk when prefix > 0)."""
-    full = n * (causal_pairs(prefix + s, 0) - causal_pairs(prefix, 0))
-    slide = n * (causal_pairs(prefix + s, shape.window) - causal_pairs(prefix, shape.window))
+    if isinstance(prefix, float) and prefix == 0.0:  # no cached prefix: causal_pairs(0, .) = 0
+        full = n * causal_pairs(s, 0)
+        slide = n * causal_pairs(s, shape.window)
+    else:
+        full = n * (causal_pairs(prefix + s, 0) - causal_pairs(prefix, 0))
+        slide = n * (causal_pairs(prefix + s, shape.window) - causal_pairs(prefix, shape.window))
     return Step(
         tokens=n * s,
         seqs=n,

@@ -98,13 +98,14 @@ def closed_loop(sys: System, engine: Engine, s, o, c) -> Serving:
 
     # one request's prefill alone (chunked when longer than the budget)
     chunks = np.ceil(s / budget)
-    alone = sys.time(prefill_step(np.ones_like(s), s, sys.shape))
+    one_prompt = prefill_step(np.ones_like(s), s, sys.shape)
+    alone = sys.time(one_prompt)
     alone_s = alone.total_s + (chunks - 1) * ov
 
     # prefill-first waves
     per_batch = np.clip(np.floor(budget / s), 1.0, c)
     batches = np.ceil(c / per_batch)
-    t_b = sys.time(prefill_step(per_batch, s, sys.shape)).total_s + (chunks - 1) * ov
+    t_b = sys.time(one_prompt.times(per_batch)).total_s + (chunks - 1) * ov
     dec_all = sys.time(decode_step(per_stage_batch(c, sys.layout), ctx_full, ctx_slide))
     t_d = dec_all.total_s
     ttft_pf = t_b * (batches + 1) / 2
@@ -118,7 +119,7 @@ def closed_loop(sys: System, engine: Engine, s, o, c) -> Serving:
         b_free = c / (1 + steps / np.maximum(decode_tokens, 1e-9))
         b = np.clip(np.minimum(b_free, b_cap), 1.0, c)
     p_tokens = np.minimum(b * s / np.maximum(decode_tokens, 1.0), budget)
-    chunk = prefill_step(p_tokens / s, s, sys.shape)  # p tokens of prompts, at their mean prefix
+    chunk = one_prompt.times(p_tokens / s)  # p tokens of whole prompts
     mix_step = decode_step(per_stage_batch(b, sys.layout), ctx_full, ctx_slide) + chunk
     mix = sys.time(mix_step)
     t_m = mix.total_s

@@ -7,7 +7,9 @@ Scenarios, resolving each distinct (model, hardware, formats, engine) combinatio
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -72,9 +74,28 @@ class SweepResult:
 CHUNK = 32_768  # points per block: keeps the temporaries in cache (2.5x faster than one 1M-point pass)
 
 
+@functools.cache
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed blocks instead of handing them back to the OS after every block.
+
+    A block's temporaries (CHUNK floats, 256 KB) exceed glibc's default mmap threshold, and the heap top
+    is trimmed whenever they are freed, so each temporary cost fresh page faults: measured ~3,000 faults
+    per operator table and 2.5x the CPU time of a whole block. Fixed thresholds (mallopt) keep them in the
+    heap; at most 128 MB of freed memory stays mapped. glibc only; a no-op elsewhere.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks below 32 MB come from the heap
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD: return the heap top only beyond 128 MB free
+    except (OSError, AttributeError):
+        pass
+
+
 def evaluate(inp: SweepInput) -> SweepResult:
     """All numbers for every scenario in `inp`, evaluated block by block (views, written into one result)."""
     n = len(inp.input_len)
+    if n > 1:
+        _keep_freed_memory()
     if n <= CHUNK:
         return _evaluate(inp)
     out: dict[str, np.ndarray] = {}
