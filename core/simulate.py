@@ -202,6 +202,7 @@ class _Replica:
         self.rejected = [False] * n
         self.busy = self.batch_int = 0.0
         self.iterations = 0
+        self._spec_rows: dict[int, list[float]] = {}
 
     def _step_time(self, b: int, m: float, p: float, q: float) -> float:
         """Iteration time with b decodes (speculative: k + 1 positions each plus k draft steps)."""
@@ -218,8 +219,15 @@ class _Replica:
         """(time, d time / d m) of a decode-only iteration at mean context m."""
         if self.cfg.spec_k == 0:
             return self.lk.decode(b, m)
-        t0 = self._step_time(b, m, 0.0, 0.0)
-        return t0, self._step_time(b, m + 1.0, 0.0, 0.0) - t0
+        row = self._spec_rows.get(b)
+        if row is None:  # speculative step times on the table's context knots, once per batch size
+            row = self._spec_rows[b] = [self._step_time(b, mj, 0.0, 0.0) for mj in self.lk.m]
+        axis = self.lk.m
+        if len(axis) == 1:
+            return row[0], 0.0
+        j, w = self.lk._cell(axis, m)
+        slope = (row[j + 1] - row[j]) / (axis[j + 1] - axis[j])
+        return row[j] + w * (row[j + 1] - row[j]), slope
 
     def run(self) -> None:  # noqa: C901 - one event loop, kept in one place on purpose
         cfg = self.cfg
