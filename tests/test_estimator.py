@@ -138,3 +138,48 @@ def test_all_numbers_finite():
     est = estimate(scn(tp=4, replicas=2, concurrency=64))
     for v in est.serving.model_dump().values():
         assert math.isfinite(v) and v >= 0
+
+
+def test_block_evaluation_matches_single_rows():
+    """More points than one block: every row equals the same scenario evaluated alone."""
+    from core.sweep import CHUNK, build_input, evaluate, expand
+
+    models = [LLAMA8, "Qwen/Qwen3-30B-A3B", "google/gemma-2-9b-it"]
+    inp, errors = build_input([scn(model=m, tp=2, concurrency=16) for m in models], CAT)
+    assert not any(errors)
+    n = CHUNK + 7
+    rng = np.random.default_rng(1)
+    big = expand(
+        inp,
+        rng.integers(0, len(models), n),
+        input_len=rng.integers(1, 20_000, n).astype(float),
+        output_len=rng.integers(1, 2_000, n).astype(float),
+        concurrency=rng.choice([1.0, 8.0, 64.0, np.inf], n),
+    )
+    res = evaluate(big)
+    for i in (0, 1, CHUNK - 1, CHUNK, n - 1):
+        one = evaluate(expand(big, np.array([i])))
+        for name in ("ttft_s", "tpot_s", "requests_per_s", "kv_bytes_per_seq", "prefill_s"):
+            assert getattr(res, name)[i] == pytest.approx(getattr(one, name)[0], rel=1e-12), (i, name)
+
+
+def test_step_time_is_the_sum_of_its_operator_rows():
+    """The block step timer (empty operators skipped) adds up the timed operator table."""
+    from core.operators import decode_step, prefill_step
+    from core.resolve import resolve
+    from core.timing import step_time, time_rows
+
+    for model, tp, ep in ((LLAMA8, 2, 1), ("Qwen/Qwen3-30B-A3B", 4, 4), ("google/gemma-2-9b-it", 1, 1)):
+        s = resolve(scn(model=model, tp=tp, ep=ep), CAT).system
+        one = np.array([1.0])
+        steps = (
+            prefill_step(np.array([3.0]), np.array([1500.0]), s.shape),
+            decode_step(np.array([48.0]), np.array([2100.0]), np.array([1900.0])),
+            decode_step(np.array([8.0]), np.array([900.0]), np.array([900.0])) + prefill_step(one, one * 700, s.shape),
+        )
+        for step in steps:
+            rows = time_rows(s.shape, s.dev, s.fmt, s.layout, s.eff, step)
+            total = step_time(s.shape, s.dev, s.fmt, s.layout, s.eff, step)
+            table = sum(float(rt.time_s[0]) for rt in rows)
+            # the step adds pipeline hand-offs (none here, pp=1) and the fixed per-step overhead
+            assert float(total.total_s[0]) == pytest.approx(table + float(total.overhead_s[0]), rel=1e-12)
