@@ -60,6 +60,18 @@ class Space:
     def __len__(self) -> int:
         return len(self.tp)
 
+    def take(self, rows: np.ndarray) -> Space:
+        """The sub-space of the given rows."""
+        return Space(
+            inp=expand(self.inp, rows),
+            families=self.families,
+            family=self.family[rows],
+            tp=self.tp[rows],
+            pp=self.pp[rows],
+            ep=self.ep[rows],
+            max_seqs=self.max_seqs[rows],
+        )
+
 
 def layouts(arch: Architecture, domain: int, max_devices: int, multi_device: bool = True) -> list[tuple[int, int, int]]:
     """(tp, pp, ep) layouts of one replica the model allows, within max_devices."""

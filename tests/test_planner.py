@@ -1,0 +1,98 @@
+"""The planner: hand-checkable cases, objectives met by every candidate, monotonicity, reasons."""
+
+import pytest
+
+from core.planner import PlanRequest, plan
+
+LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
+LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+
+
+def _req(**kw):
+    base = dict(model=LLAMA_8B, rate_rps=4.0, input_len=1024, output_len=256, ttft_ms=1500, tpot_ms=60)
+    base.update(kw)
+    return PlanRequest(**base)
+
+
+@pytest.fixture(scope="module")
+def small_plan():
+    return plan(_req(hardware=("h100-sxm", "l4", "a100-sxm-80gb"), top=20))
+
+
+def test_only_one_device_fits():
+    # Llama-3.1-70B in bf16 is 141 GB of weights: one 80 GB H100 cannot hold it, one 192 GB MI300X can.
+    p = plan(
+        _req(
+            model=LLAMA_70B,
+            hardware=("h100-sxm", "mi300x"),
+            weights=("bf16",),
+            max_devices=1,
+            rate_rps=0.2,
+            ttft_ms=5000,
+            tpot_ms=200,
+        )
+    )
+    assert {c.hardware for c in p.candidates} == {"mi300x"}
+    assert all(c.devices == 1 for c in p.candidates)
+    h100 = [r for r in p.rejected if r.hardware == "h100-sxm"]
+    assert len(h100) == 1 and h100[0].reason == "does not fit"
+
+
+def test_candidates_meet_objectives_and_are_sorted(small_plan):
+    req = small_plan.request
+    assert small_plan.candidates
+    costs = [c.usd_per_hour for c in small_plan.candidates]
+    assert costs == sorted(costs)
+    for c in small_plan.candidates:
+        assert c.ttft_ms_p90 <= req.ttft_ms and c.tpot_ms_p90 <= req.tpot_ms
+        assert c.slo_attainment >= 0.9
+        assert c.goodput_rps >= req.rate_rps
+        assert c.devices == c.replicas * c.tp * c.pp <= req.max_devices
+        # $/M output tokens = $/hour / (output tokens/s x 3600) x 1e6
+        assert c.usd_per_million_output_tokens == pytest.approx(c.usd_per_hour / (4.0 * 256 * 3600) * 1e6)
+
+
+def test_tighter_slo_or_higher_rate_never_cheaper(small_plan):
+    base = small_plan.candidates[0].usd_per_hour
+    hw = ("h100-sxm", "l4", "a100-sxm-80gb")
+    tighter = plan(_req(hardware=hw, tpot_ms=25)).candidates
+    busier = plan(_req(hardware=hw, rate_rps=40)).candidates
+    assert tighter and busier
+    assert tighter[0].usd_per_hour >= base
+    assert busier[0].usd_per_hour >= base
+
+
+def test_impossible_objective_rejects_every_family_with_the_binding_reason():
+    p = plan(_req(hardware=("l4",), weights=("bf16",), tpot_ms=1.0))
+    assert p.candidates == []
+    assert [r.reason for r in p.rejected] == ["TPOT"]
+    p = plan(_req(hardware=("l4",), weights=("bf16",), ttft_ms=1.0))
+    assert [r.reason for r in p.rejected] == ["TTFT"]
+
+
+def test_budget_and_device_limits_are_reasons():
+    p = plan(_req(hardware=("h100-sxm",), weights=("bf16",), rate_rps=200, max_devices=2))
+    assert p.candidates == [] and p.rejected[0].reason == "devices"
+    p = plan(_req(hardware=("h100-sxm",), weights=("bf16",), max_usd_per_hour=0.01))
+    assert p.candidates == [] and p.rejected[0].reason == "budget"
+
+
+def test_user_price_per_gpu_hour(small_plan):
+    p = plan(_req(hardware=("h100-sxm",), weights=("fp8",), usd_per_gpu_hour=2.0))
+    for c in p.candidates:
+        assert c.usd_per_hour == pytest.approx(2.0 * c.devices)
+
+
+def test_pareto_fronts_are_non_dominated(small_plan):
+    for front in ("throughput", "cost"):
+        pts = [pt for pt in small_plan.pareto if pt.front == front]
+        assert pts
+    thr = [pt for pt in small_plan.pareto if pt.front == "throughput"]
+    for a in thr:
+        assert not any(b.x >= a.x and b.y >= a.y and (b.x > a.x or b.y > a.y) for b in thr)
+
+
+def test_unknown_format_is_an_invalid_family_not_an_error():
+    p = plan(_req(hardware=("h100-sxm",), weights=("fp8", "fp9")))
+    assert any(r.reason == "invalid" and "fp9" in r.detail for r in p.rejected)
+    assert p.candidates
