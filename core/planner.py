@@ -45,6 +45,7 @@ class PlanRequest(Frozen):
     rate_rps: float = Field(gt=0, le=1e6)
     input_len: float = Field(ge=1, le=10_000_000, description="mean prompt tokens")
     output_len: float = Field(ge=1, le=10_000_000, description="mean output tokens")
+    input_cv: float = Field(default=0.0, ge=0, le=20)
     output_cv: float = Field(default=0.0, ge=0, le=20)
     arrival_cv: float = Field(default=1.0, gt=0, le=50, description="1 = Poisson")
     workload: str | None = None
@@ -247,25 +248,25 @@ def _replicas(curve: LoadCurve, req: PlanRequest, g: np.ndarray, limit: np.ndarr
     return reps, att
 
 
-def _power(space: Space, catalog: Catalog, utilization: np.ndarray, mean_batch: np.ndarray) -> np.ndarray:
-    """Deployment power per row at its operating point: decode time shares at the mean batch, busy share."""
+def device_watts(space: Space, catalog: Catalog, parts_s: np.ndarray, busy: np.ndarray) -> np.ndarray:
+    """Board power per device (W) from a step's time split (4 x rows: compute, memory, comm, overhead) and
+    the busy share; NaN where the device has no TDP (core.energy)."""
     n = len(space)
-    inp = expand(space.inp, np.arange(n), concurrency=np.maximum(np.round(mean_batch), 1.0))
-    res = evaluate(inp)
-    parts = res.decode_parts_s
-    total = np.maximum(parts.sum(axis=0), 1e-30)
-    idle = np.zeros(n)
-    mem = np.zeros(n)
-    comp = np.zeros(n)
+    idle, mem, comp = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     for f, fam in enumerate(space.families):
         p = device_power(fam.resolved.device, catalog)
-        rows = space.family == f
         if p.known:
+            rows = space.family == f
             idle[rows], mem[rows], comp[rows] = p.idle_w, p.memory_bound_w, p.compute_bound_w
-        else:
-            idle[rows] = mem[rows] = comp[rows] = np.nan
-    busy = np.clip(utilization, 0.0, 1.0)
-    return step_power_w(idle, mem, comp, parts[0] / total, parts[1] / total, busy)
+    total = np.maximum(parts_s.sum(axis=0), 1e-30)
+    return step_power_w(idle, mem, comp, parts_s[0] / total, parts_s[1] / total, np.clip(busy, 0.0, 1.0))
+
+
+def _power(space: Space, catalog: Catalog, utilization: np.ndarray, mean_batch: np.ndarray) -> np.ndarray:
+    """Power per device at the operating point: the decode step at the mean batch, busy by utilization."""
+    conc = np.where(np.isfinite(mean_batch), np.maximum(np.round(mean_batch), 1.0), 1.0)
+    res = evaluate(expand(space.inp, np.arange(len(space)), concurrency=conc))
+    return device_watts(space, catalog, res.decode_parts_s, utilization)
 
 
 def _curve_rows(curve: LoadCurve, rows: np.ndarray) -> LoadCurve:

@@ -96,3 +96,43 @@ def test_unknown_format_is_an_invalid_family_not_an_error():
     p = plan(_req(hardware=("h100-sxm",), weights=("fp8", "fp9")))
     assert any(r.reason == "invalid" and "fp9" in r.detail for r in p.rejected)
     assert p.candidates
+
+
+def test_wait_quantile_is_exact_for_mm1():
+    # M/M/1 (ca = cs = 1): P(W > t) = rho exp(-(1 - rho) t / S). rho 0.8, S 1 s, p90:
+    # t = ln(0.8 / 0.1) / 0.2 = 10.397 s; P(W > 0) = 0.8, so the 10th percentile wait is 0
+    import numpy as np
+
+    from core.disagg import _wait_quantile, pool_percentile
+
+    assert _wait_quantile(np.array([0.8]), np.array([1.0]), 1.0, 1.0, 90.0)[0] == pytest.approx(10.3972, rel=1e-4)
+    assert _wait_quantile(np.array([0.8]), np.array([1.0]), 1.0, 1.0, 10.0)[0] == 0.0
+    assert pool_percentile(90.0) == 95.0
+
+
+def _disagg(isl, tpot_ms):
+    return plan(
+        _req(
+            rate_rps=20,
+            input_len=isl,
+            output_len=256,
+            ttft_ms=3000,
+            tpot_ms=tpot_ms,
+            hardware=("h100-sxm",),
+            weights=("fp8",),
+            allow_disagg=True,
+            top=30,
+        )
+    )
+
+
+def test_disaggregation_wins_for_long_prompts_with_tight_tpot():
+    best = _disagg(8000, 20).candidates[0]
+    assert best.mode.startswith("disaggregated")
+    assert best.tpot_ms_p90 <= 20 and best.ttft_ms_p90 <= 3000
+
+
+def test_disaggregation_loses_for_short_prompts():
+    p = _disagg(128, 40)
+    assert p.candidates[0].mode == "aggregated"
+    assert any(c.mode.startswith("disaggregated") for c in p.candidates)  # considered, just dearer
