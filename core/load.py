@@ -1,0 +1,504 @@
+"""`estimate_load(scenario, traffic, slo, pricing, region) -> LoadEstimate`: one scenario under open-loop traffic.
+
+What it runs (the simulator throughout; core.queueing's analytic model only seeds nothing and is not used):
+  1. core.estimate at the scenario: memory and fit (a scenario that does not fit stops here, fits=False).
+  2. Requests (core.traffic): `requests` seeded arrivals at 1 req/s (Poisson or gamma with a cv) with
+     lengths fixed, from a workload preset, or drawn from a trace; or a trace replayed at its own times.
+     Rate r uses arrival_s / r (common random numbers: every rate sees the same requests, so latency
+     grows steadily with the rate and a search over rates is not thrown off by resampling noise).
+  3. core.simulate.deployment: the step table and scheduler settings of the scenario's replica.
+  4. Operating point: core.simulate.simulate of all requests at the rate; latency means and percentiles
+     over served requests (TPOT over those with more than one output token).
+  5. max_rate_rps: core.simstats.max_rate_sim on one replica (the first SEARCH_REQUESTS requests all
+     arrive at once; completions per second in steady state), times the replicas.
+  6. goodput_rps: core.simstats.goodput_sim, DistServe's goodput by bisection on the rate in
+     [0, max_rate_rps] over the first SEARCH_REQUESTS requests, SEARCH_ITERATIONS steps (resolution
+     max_rate / 2^8). A fixed bracket keeps the result monotone: a tighter SLO never raises it.
+  7. Above max_rate_rps the queue grows without bound: latencies are inf and attainment 0 (a finite run
+     would report whatever it happened to reach).
+  8. Cost and energy at the operating point (core.operating_point): the simulated throughput, the decode
+     step at the simulated mean batch, the engine's busy share.
+Seeded: the same inputs give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, ValidationError
+
+from core.architecture import Architecture
+from core.catalog import Catalog, load_catalog
+from core.energy import DEFAULT_REGION
+from core.estimate import Estimate, estimate
+from core.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
+from core.resolve import resolve
+from core.scenario import Scenario
+from core.schema import Device, Frozen
+from core.simstats import goodput_sim, max_rate_sim, slo_attainment
+from core.simulate import SimConfig, SimResult, deployment, simulate
+from core.steptable import StepTable
+from core.trace import Trace
+from core.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
+
+DEFAULT_REQUESTS = 10_000
+SEARCH_REQUESTS = 3_000
+SEARCH_ITERATIONS = 8
+MAX_RATE_RPS = 1e6
+PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+MS = 1e3
+
+
+class LoadError(ValueError):
+    """Traffic or speculative-decoding settings that cannot be simulated, with a message for the user."""
+
+
+class LoadSpec(Frozen):
+    """Open-loop traffic and engine options. rate_rps None replays a trace at its own timestamps."""
+
+    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    arrival: Literal["poisson", "gamma"] | None = Field(default=None, description="None: the preset's, or poisson")
+    cv: float | None = Field(default=None, gt=0, le=20, description="gamma inter-arrival cv (None: preset's or 1)")
+    workload: str | None = Field(default=None, max_length=80, description="workload preset id for the lengths")
+    prefix_hit: float | None = Field(default=None, ge=0, lt=1, description="None: the preset's, or 0")
+    spec_k: int = Field(default=0, ge=0, le=16)
+    spec_alpha: float = Field(default=0.0, ge=0, le=1)
+    draft_cost: float = Field(default=0.0, ge=0, le=10)
+    on_full: Literal["preempt", "reject"] = "preempt"
+    requests: int = Field(default=DEFAULT_REQUESTS, ge=100, le=1_000_000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+class Slo(Frozen):
+    """Objectives and the share of requests that must meet both (DistServe's goodput)."""
+
+    ttft_ms: float = Field(default=2000.0, gt=0, le=1e7)
+    tpot_ms: float = Field(default=100.0, gt=0, le=1e7)
+    pct: float = Field(default=90.0, gt=0, le=100)
+
+
+class Latency(Frozen):
+    """Milliseconds over served requests; inf when the rate exceeds the maximum sustainable rate."""
+
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+
+
+class Throughput(Frozen):
+    requests_per_s: float
+    input_tokens_per_s: float
+    output_tokens_per_s: float
+
+
+class Bounds(Frozen):
+    prefill: str | None
+    decode: str | None
+
+
+class LoadMemory(Frozen):
+    """Per device, with the KV cache at the simulated mean batch."""
+
+    capacity_gb: float
+    weights_gb_per_device: float
+    kv_gb_per_device: float
+    max_concurrency: int
+
+
+class TrafficSummary(Frozen):
+    """The requests simulated: where they came from and what was drawn."""
+
+    source: str
+    arrival: str
+    cv: float | None
+    requests: int
+    realized_rate_rps: float
+    mean_input_tokens: float
+    mean_output_tokens: float
+    prefix_hit: float
+    notes: list[str] = []
+
+
+class LoadEstimate(Frozen):
+    """One scenario at a request rate: latency, capacity, SLO, cost and energy (JSON keys of `llmcap estimate`)."""
+
+    fits: bool
+    status: Literal["ok", "does_not_fit"]
+    message: str
+    scenario: Scenario
+    model_id: str
+    hardware_name: str
+    devices: int
+    rate_rps: float | None = None
+    stable: bool = False
+    traffic: TrafficSummary | None = None
+    ttft_ms: Latency | None = None
+    tpot_ms: Latency | None = None
+    e2e_ms: Latency | None = None
+    queue_ms: Latency | None = None
+    throughput: Throughput | None = None
+    max_rate_rps: float | None = None
+    goodput_rps: float | None = None
+    slo: Slo
+    slo_attainment: float | None = None
+    slo_ttft_ms: float | None = Field(default=None, description="TTFT at the SLO percentile")
+    slo_tpot_ms: float | None = Field(default=None, description="TPOT at the SLO percentile")
+    utilization: float | None = None
+    mean_batch: float | None = Field(default=None, description="time-average decode batch per replica")
+    preempted_fraction: float | None = None
+    rejected_fraction: float | None = None
+    cost: CostResult | None = None
+    energy: EnergyResult | None = None
+    bound: Bounds
+    memory: LoadMemory
+    method: str = ""
+    notes: list[str] = []
+    estimate: Estimate = Field(exclude=True, description="closed-loop estimate at the simulated mean batch")
+
+
+# -- preparation (cacheable: everything that does not depend on the rate or the SLO) -------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The scenario (lengths set from the traffic), its estimate, requests at 1 req/s and the simulator set-up."""
+
+    scenario: Scenario
+    estimate: Estimate
+    unit: Requests  # arrivals at a mean rate of 1 req/s
+    summary: TrafficSummary
+    default_rate_rps: float | None  # a replayed trace's own rate
+    table: StepTable | None  # None when the scenario does not fit
+    cfg: SimConfig | None
+
+
+def prepare(
+    scn: Scenario,
+    traffic: LoadSpec,
+    *,
+    trace: Trace | None = None,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+) -> Prepared:
+    """Draw the requests, estimate the scenario and build the simulator's step table (raises LoadError)."""
+    catalog = catalog or load_catalog()
+    unit, summary, own_rate = _unit_requests(scn, traffic, trace, catalog)
+    if traffic.workload is not None or trace is not None:
+        scn = scn.model_copy(
+            update={
+                "input_len": max(1, round(summary.mean_input_tokens)),
+                "output_len": max(1, round(summary.mean_output_tokens)),
+            }
+        )
+    est = estimate(scn, catalog, arch=arch, device=device)
+    if not est.fits:
+        return Prepared(scn, est, unit, summary, own_rate, None, None)
+    r = resolve(scn, catalog, arch=arch, device=device)
+    longest = float(np.max(unit.input_tokens + unit.output_tokens))
+    try:
+        table, cfg = deployment(
+            r,
+            input_len=summary.mean_input_tokens,
+            output_len=summary.mean_output_tokens,
+            max_context=max(min(longest, float(r.arch.max_context)), 2.0),
+            on_full=traffic.on_full,
+            prefix_hit=summary.prefix_hit,
+            spec_k=traffic.spec_k,
+            spec_alpha=traffic.spec_alpha,
+            draft_cost=traffic.draft_cost,
+        )
+    except ValidationError as exc:
+        raise LoadError(
+            "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
+        ) from None
+    return Prepared(scn, est, unit, summary, own_rate, table, cfg)
+
+
+def _unit_requests(
+    scn: Scenario, traffic: LoadSpec, trace: Trace | None, catalog: Catalog
+) -> tuple[Requests, TrafficSummary, float | None]:
+    n = traffic.requests
+    notes: list[str] = []
+    own_rate = None
+    try:
+        if trace is not None and traffic.workload is not None:
+            raise LoadError("give a workload preset or a trace, not both")
+        if trace is not None and traffic.rate_rps is None:
+            if trace.rows < 2 or trace.span_s <= 0:
+                raise LoadError("the trace cannot be replayed: its requests all share one timestamp; give a rate")
+            count = min(trace.rows, n)
+            req = replay_trace(trace, n=count, prefix_cache_hit=traffic.prefix_hit or 0.0)
+            own_rate = req.rate_rps
+            if own_rate <= 0:
+                raise LoadError("the first requests of the trace share one timestamp; give a rate")
+            unit_t = req.arrival_s * own_rate
+            req = Requests(unit_t, req.input_tokens, req.output_tokens, req.prefix_cache_hit, req.source, req.notes)
+            arrival, cv = "trace", None
+            if count < trace.rows:
+                notes.append(f"the first {count:,} of the trace's {trace.rows:,} requests are replayed")
+        elif traffic.rate_rps is None:
+            raise LoadError("give a request rate (or a trace to replay at its own timestamps)")
+        elif traffic.workload is not None:
+            wl = catalog.workload(traffic.workload)
+            req = workload_requests(wl, 1.0, n=n, arrival=traffic.arrival, cv=traffic.cv, seed=traffic.seed)
+            arrival = traffic.arrival or wl.arrival.family
+            cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if arrival == wl.arrival.family else 1.0)
+            if traffic.prefix_hit is not None:
+                req = Requests(req.arrival_s, req.input_tokens, req.output_tokens, traffic.prefix_hit, req.source)
+        else:
+            arrival = traffic.arrival or "poisson"
+            cv = traffic.cv if traffic.cv is not None else 1.0
+            req = requests(
+                1.0,
+                n=n,
+                arrival=arrival,
+                cv=cv,
+                input_tokens=scn.input_len,
+                output_tokens=scn.output_len,
+                trace=trace,
+                prefix_cache_hit=traffic.prefix_hit or 0.0,
+                seed=traffic.seed,
+            )
+    except TrafficError as exc:
+        raise LoadError(str(exc)) from None
+    if arrival == "poisson":
+        cv = 1.0
+    if trace is not None:
+        notes.extend(trace.notes)
+    hit = min(req.prefix_cache_hit, 0.99)
+    summary = TrafficSummary(
+        source=req.source,
+        arrival=arrival,
+        cv=cv,
+        requests=req.n,
+        realized_rate_rps=req.rate_rps,
+        mean_input_tokens=float(np.mean(req.input_tokens)),
+        mean_output_tokens=float(np.mean(req.output_tokens)),
+        prefix_hit=hit,
+        notes=notes + list(req.notes),
+    )
+    return req, summary, own_rate
+
+
+# -- the three simulations --------------------------------------------------------------------------
+
+
+def operating_point(prep: Prepared, rate_rps: float) -> SimResult:
+    """Simulate all requests at `rate_rps` (whole deployment)."""
+    _need_fit(prep)
+    u = prep.unit
+    return simulate(prep.table, prep.cfg, u.arrival_s / rate_rps, u.input_tokens, u.output_tokens)
+
+
+def max_rate(prep: Prepared) -> float:
+    """Saturation throughput of the deployment (req/s): one replica's, times the replicas."""
+    _need_fit(prep)
+    u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
+    one = prep.cfg.model_copy(update={"replicas": 1})
+    return max_rate_sim(prep.table, one, u.input_tokens[:k], u.output_tokens[:k]) * prep.cfg.replicas
+
+
+def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
+    """Highest rate in [0, max_rate_rps] at which slo.pct% of requests meet both objectives (bisection)."""
+    _need_fit(prep)
+    u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
+    if max_rate_rps <= 0:
+        return 0.0
+    return goodput_sim(
+        prep.table,
+        prep.cfg,
+        u.arrival_s[:k],
+        u.input_tokens[:k],
+        u.output_tokens[:k],
+        slo.ttft_ms / MS,
+        slo.tpot_ms / MS,
+        pct=slo.pct,
+        hi_rps=max_rate_rps,
+        iterations=SEARCH_ITERATIONS,
+    )
+
+
+def _need_fit(prep: Prepared) -> None:
+    if prep.table is None or prep.cfg is None:
+        raise LoadError(f"the scenario does not fit: {prep.estimate.message}")
+
+
+# -- assembly ---------------------------------------------------------------------------------------
+
+
+def latency(values_s: np.ndarray) -> Latency:
+    """Mean and PERCENTILES of the finite values, in ms (zeros when there are none)."""
+    v = np.asarray(values_s, dtype=float)
+    v = v[np.isfinite(v)] * MS
+    if v.size == 0:
+        return Latency(mean=0.0, p50=0.0, p90=0.0, p95=0.0, p99=0.0)
+    p50, p90, p95, p99 = (float(x) for x in np.percentile(v, PERCENTILES))
+    return Latency(mean=float(v.mean()), p50=p50, p90=p90, p95=p95, p99=p99)
+
+
+def _unbounded() -> Latency:
+    return Latency(mean=math.inf, p50=math.inf, p90=math.inf, p95=math.inf, p99=math.inf)
+
+
+def _pct(values_s: np.ndarray, pct: float) -> float:
+    v = np.asarray(values_s, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.percentile(v, pct)) * MS if v.size else 0.0
+
+
+def assemble(
+    prep: Prepared,
+    rate_rps: float,
+    sim: SimResult,
+    max_rate_rps: float,
+    goodput_rps: float,
+    slo: Slo,
+    pricing: Pricing | None = None,
+    region: str = DEFAULT_REGION,
+    *,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+) -> LoadEstimate:
+    """The LoadEstimate from the three simulations, with cost and energy at the operating point."""
+    catalog = catalog or load_catalog()
+    scn, cfg = prep.scenario, prep.cfg
+    served = ~sim.rejected
+    multi = served & (sim.output_tokens > 1)
+    span = max(sim.span_s, 1e-12)
+    stable = rate_rps < max_rate_rps
+    notes = list(prep.estimate.notes)
+    mean_batch = sim.decode_batch_s / (sim.replicas * span)
+    utilization = min(sim.busy_s / (sim.replicas * span), 1.0)
+    at = estimate(scn.model_copy(update={"concurrency": max(1, round(mean_batch)) * scn.replicas}), catalog,
+                  arch=arch, device=device)  # fmt: skip
+    throughput = Throughput(
+        requests_per_s=float(served.sum() / span),
+        input_tokens_per_s=float(sim.input_tokens[served].sum() / span),
+        output_tokens_per_s=float(sim.output_tokens[served].sum() / span),
+    )
+    if stable:
+        ttft, tpot, e2e, queue = (latency(x) for x in (sim.ttft_s[served], sim.tpot_s[multi], sim.e2e_s[served],
+                                                        sim.queue_s[served]))  # fmt: skip
+        attained = slo_attainment(sim, slo.ttft_ms / MS, slo.tpot_ms / MS)
+        slo_ttft, slo_tpot = _pct(sim.ttft_s[served], slo.pct), _pct(sim.tpot_s[multi], slo.pct)
+    else:
+        ttft = tpot = e2e = queue = _unbounded()
+        attained, slo_ttft, slo_tpot = 0.0, math.inf, math.inf
+        notes.append(
+            f"{rate_rps:g} req/s is above the maximum sustainable rate ({max_rate_rps:.3g} req/s): the queue grows "
+            "without bound, so latencies are infinite (null in JSON) and no request meets the SLO in the long run"
+        )
+    point = OperatingPoint(
+        requests_per_s=throughput.requests_per_s,
+        input_tokens_per_s=throughput.input_tokens_per_s,
+        output_tokens_per_s=throughput.output_tokens_per_s,
+        prefill=at.prefill,
+        decode=at.decode,
+        busy_fraction=utilization,
+        capacity_used=min(rate_rps / max_rate_rps, 1.0) if max_rate_rps > 0 else 1.0,
+    )
+    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device)
+    notes += pc.notes
+    rejected = float(np.mean(sim.rejected))
+    if rejected > 0:
+        notes.append(f"{rejected:.1%} of requests were rejected (KV cache full or a request longer than it holds)")
+    return LoadEstimate(
+        fits=True,
+        status="ok",
+        message="fits",
+        scenario=scn,
+        model_id=prep.estimate.model_id,
+        hardware_name=prep.estimate.hardware_name,
+        devices=scn.devices,
+        rate_rps=rate_rps,
+        stable=stable,
+        traffic=prep.summary,
+        ttft_ms=ttft,
+        tpot_ms=tpot,
+        e2e_ms=e2e,
+        queue_ms=queue,
+        throughput=throughput,
+        max_rate_rps=max_rate_rps,
+        goodput_rps=goodput_rps,
+        slo=slo,
+        slo_attainment=attained,
+        slo_ttft_ms=slo_ttft,
+        slo_tpot_ms=slo_tpot,
+        utilization=utilization,
+        mean_batch=mean_batch,
+        preempted_fraction=float(np.mean(sim.preemptions > 0)),
+        rejected_fraction=rejected,
+        cost=pc.cost,
+        energy=pc.energy,
+        bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
+        memory=_memory(prep.estimate, at),
+        method=(
+            f"iteration-level simulation of {sim.arrival_s.size:,} requests ({cfg.replicas} replica(s), "
+            f"{'chunked prefill' if cfg.mixed else 'prefill-first'}); max rate and goodput from "
+            f"{min(prep.unit.n, SEARCH_REQUESTS):,} requests"
+        ),
+        notes=notes,
+        estimate=at,
+    )
+
+
+def _memory(base: Estimate, at: Estimate) -> LoadMemory:
+    return LoadMemory(
+        capacity_gb=base.memory.capacity_gb,
+        weights_gb_per_device=base.memory.weights_gb,
+        kv_gb_per_device=at.memory.kv_gb,
+        max_concurrency=base.memory.max_concurrency,
+    )
+
+
+def not_fit(prep: Prepared, slo: Slo, rate_rps: float | None) -> LoadEstimate:
+    est = prep.estimate
+    return LoadEstimate(
+        fits=False,
+        status="does_not_fit",
+        message=est.message,
+        scenario=prep.scenario,
+        model_id=est.model_id,
+        hardware_name=est.hardware_name,
+        devices=est.devices,
+        rate_rps=rate_rps,
+        traffic=prep.summary,
+        slo=slo,
+        bound=Bounds(prefill=None, decode=None),
+        memory=_memory(est, est),
+        notes=list(est.notes),
+        estimate=est,
+    )
+
+
+def estimate_load(
+    scn: Scenario,
+    traffic: LoadSpec,
+    slo: Slo | None = None,
+    pricing: Pricing | None = None,
+    region: str = DEFAULT_REGION,
+    *,
+    trace: Trace | None = None,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+) -> LoadEstimate:
+    """Simulate `scn` under `traffic`; see the module docstring. Raises LoadError/CostError/UnknownIdError
+    for inputs that cannot be used; a scenario that does not fit returns fits=False with the reason."""
+    catalog = catalog or load_catalog()
+    slo = slo or Slo()
+    prep = prepare(scn, traffic, trace=trace, catalog=catalog, arch=arch, device=device)
+    rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
+    if prep.table is None:
+        return not_fit(prep, slo, rate)
+    top = max_rate(prep)
+    good = goodput(prep, slo, top)
+    sim = operating_point(prep, rate)
+    return assemble(prep, rate, sim, top, good, slo, pricing, region, catalog=catalog, arch=arch, device=device)
