@@ -16,6 +16,10 @@ through `scipy.optimize.milp`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -31,6 +35,26 @@ class Mix(Frozen):
     share: list[list[float]]  # [bucket][type]
     usd_per_hour: float
     load: list[float]  # per type: units' worth of load carried (<= units)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence the process's C-level stdout: HiGHS 1.x prints a debug line
+    ("HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();") that no option turns
+    off (github.com/jump-dev/HiGHS.jl issue 312), and it would corrupt `llmcap plan --format json`."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (some embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _infeasible(message: str, nb: int, nt: int) -> Mix:
@@ -65,15 +89,16 @@ def solve_mix(rate_rps, capacity_rps, usd_per_hour, max_units=None) -> Mix:
         a_cap[t, nx + t] = -1.0
     upper_x = np.where(cap > 0, 1.0, 0.0).ravel()
     upper_n = np.full(nt, np.inf) if max_units is None else np.asarray(max_units, dtype=float)
-    res = milp(
-        c,
-        constraints=[
-            LinearConstraint(a_sum, np.where(active, 1.0, 0.0), np.where(active, 1.0, 0.0)),
-            LinearConstraint(a_cap, -np.inf, 0.0),
-        ],
-        integrality=np.concatenate([np.zeros(nx), np.ones(nt)]),
-        bounds=Bounds(np.zeros(nx + nt), np.concatenate([upper_x, upper_n])),
-    )
+    with _quiet_stdout():
+        res = milp(
+            c,
+            constraints=[
+                LinearConstraint(a_sum, np.where(active, 1.0, 0.0), np.where(active, 1.0, 0.0)),
+                LinearConstraint(a_cap, -np.inf, 0.0),
+            ],
+            integrality=np.concatenate([np.zeros(nx), np.ones(nt)]),
+            bounds=Bounds(np.zeros(nx + nt), np.concatenate([upper_x, upper_n])),
+        )
     if not res.success:
         return _infeasible(f"no mix meets the load: {res.message}", nb, nt)
     x = np.clip(res.x[:nx].reshape(nb, nt), 0.0, 1.0)

@@ -136,3 +136,38 @@ def test_disaggregation_loses_for_short_prompts():
     p = _disagg(128, 40)
     assert p.candidates[0].mode == "aggregated"
     assert any(c.mode.startswith("disaggregated") for c in p.candidates)  # considered, just dearer
+
+
+def test_lognormal_buckets_average_to_the_mean():
+    import numpy as np
+
+    from core.plan_mix import lognormal_buckets
+
+    assert lognormal_buckets(500.0, 0.0, 3).tolist() == [500.0]
+    b = lognormal_buckets(1000.0, 1.5, 3)  # equal-probability bins: their conditional means average to the mean
+    assert np.mean(b) == pytest.approx(1000.0, rel=1e-9)
+    assert b[0] < b[1] < b[2]
+
+
+def test_mixed_candidate_meets_objectives():
+    p = plan(
+        _req(
+            rate_rps=30,
+            input_len=2000,
+            output_len=300,
+            input_cv=1.5,
+            output_cv=1.0,
+            ttft_ms=2000,
+            tpot_ms=60,
+            hardware=("h100-sxm", "l4", "l40s"),
+            weights=("fp8",),
+            allow_mixed=True,
+            top=50,
+        )
+    )
+    mixed = [c for c in p.candidates if c.mode == "mixed"]
+    assert len(mixed) == 1
+    m = mixed[0]
+    assert m.ttft_ms_p90 <= 2000 + 1e-6 and m.tpot_ms_p90 <= 60
+    assert m.goodput_rps >= 30 - 1e-9
+    assert m.devices <= 64 and " + " in m.hardware
