@@ -5,18 +5,23 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from core.catalog import CATALOG_DIR, load_catalog
+from core.energy import DEFAULT_REGION
 from core.estimate import Estimate, estimate
 from core.hfconfig import ConfigError, parse_config
+from core.load import DEFAULT_REQUESTS, LoadEstimate, LoadSpec, Slo, estimate_load
+from core.operating_point import PointCosts, Pricing, closed_loop_costs
 from core.output import FORMATS, render
 from core.scenario import ENGINES, Scenario
 from core.sweep import build_input, evaluate
 from core.timing import BOUNDS
+from core.trace import parse_trace
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 MAX_PREDICT_BYTES = 50_000_000
@@ -55,10 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="bf16", help="weight format id (llmcap catalog list formats)")
     p.add_argument("--kv", default=None, help="KV-cache format id (default: the weight format's)")
     p.add_argument("--engine", default="generic", choices=ENGINES)
-    p.add_argument("--input-len", type=int, required=True)
-    p.add_argument("--output-len", type=int, required=True)
-    p.add_argument("--concurrency", type=_concurrency, default=1, help="requests in flight, or 'max'")
+    p.add_argument("--input-len", type=int, help="prompt tokens (not needed with --workload or --trace)")
+    p.add_argument("--output-len", type=int, help="generated tokens (not needed with --workload or --trace)")
+    p.add_argument("--concurrency", type=_concurrency, help="closed loop: requests in flight, or 'max' (default 1)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    _register_load(p)
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("predict", help="estimate every row of a scenarios CSV")
@@ -78,10 +84,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
+def _register_load(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("open loop (request rate), SLO, cost and energy")
+    g.add_argument("--rate", type=float, help="open loop: requests per second (instead of --concurrency)")
+    g.add_argument("--arrival", choices=("poisson", "gamma"), help="arrival process (default: the preset's or poisson)")
+    g.add_argument("--cv", type=float, help="coefficient of variation of gamma inter-arrival gaps (burstiness)")
+    g.add_argument("--workload", help="workload preset for the lengths (llmcap catalog list workloads)")
+    g.add_argument("--trace", type=Path, help="trace CSV: lengths drawn from it at --rate, or replayed without it")
+    g.add_argument("--prefix-hit", type=float, help="share of each prompt found in the prefix cache, [0, 1)")
+    g.add_argument("--spec-k", type=int, default=0, help="speculative decoding: draft tokens per step")
+    g.add_argument("--spec-alpha", type=float, default=0.0, help="speculative decoding: acceptance rate")
+    g.add_argument("--draft-cost", type=float, default=0.0, help="draft step time / target decode step time")
+    g.add_argument("--on-full", choices=("preempt", "reject"), default="preempt", help="when the KV cache is full")
+    g.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="requests simulated at the rate")
+    g.add_argument("--seed", type=int, default=0, help="seed of the simulated requests")
+    g.add_argument("--ttft-ms", type=float, default=Slo().ttft_ms, help="time-to-first-token objective")
+    g.add_argument("--tpot-ms", type=float, default=Slo().tpot_ms, help="time-per-output-token objective")
+    g.add_argument("--slo-pct", type=float, default=Slo().pct, help="share of requests that must meet both (%%)")
+    g.add_argument("--provider", help="price: cheapest current offering of this cloud provider")
+    g.add_argument("--offering", help="price: a catalog cloud offering id (llmcap catalog list prices)")
+    g.add_argument("--usd-per-gpu-hour", type=float, help="price: your own $ per device-hour")
+    g.add_argument("--tco", action="store_true", help="price: total cost of ownership (purchase + electricity)")
+    g.add_argument("--pue", type=float, help="facility power usage effectiveness (default: catalogs/power.yaml)")
+    g.add_argument("--region", default=DEFAULT_REGION, help="grid region for carbon (catalogs/carbon.yaml)")
+
+
+OPEN_LOOP_ONLY = ("arrival", "cv", "prefix_hit", "spec_k", "spec_alpha", "draft_cost", "on_full", "requests", "seed")
+
+
 def _scenario_from_args(args) -> Scenario:
     model = args.model or (str(args.model_config) if args.model_config else None)
     if not model:
         raise ValueError("give --model ID or --model-config PATH")
+    lengths = (args.input_len, args.output_len)
+    workload, trace = getattr(args, "workload", None), getattr(args, "trace", None)
+    if workload is not None or trace is not None:
+        if lengths != (None, None):
+            raise ValueError(f"--{'workload' if workload else 'trace'} sets the lengths: drop --input-len/--output-len")
+        if workload is not None:  # its mean lengths (the simulator draws the whole distribution)
+            wl = load_catalog().workload(workload)
+            args.input_len, args.output_len = max(1, round(wl.input_tokens.mean)), max(1, round(wl.output_tokens.mean))
+        else:  # replaced by the trace's mean lengths in estimate_load
+            args.input_len, args.output_len = 1, 1
+    elif None in lengths:
+        raise ValueError("give --input-len and --output-len (or --workload NAME or --trace FILE)")
     try:
         return Scenario(
             model=model,
@@ -95,7 +141,7 @@ def _scenario_from_args(args) -> Scenario:
             engine=args.engine,
             input_len=args.input_len,
             output_len=args.output_len,
-            concurrency=args.concurrency,
+            concurrency=args.concurrency if args.concurrency is not None else 1,
         )
     except ValidationError as exc:
         raise ValueError(_validation_text(exc)) from None
@@ -117,24 +163,154 @@ def load_config_file(path: Path):
         raise ValueError(f"{path}: {exc}") from None
 
 
+def _options(args) -> tuple[Slo, Pricing]:
+    """The SLO and price basis from the flags (ValueError with the flag's name when a value is bad)."""
+    try:
+        slo = Slo(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, pct=args.slo_pct)
+    except ValidationError as exc:
+        raise ValueError(
+            _flag_text(exc, {"ttft_ms": "--ttft-ms", "tpot_ms": "--tpot-ms", "pct": "--slo-pct"})
+        ) from None
+    try:
+        pricing = Pricing(
+            provider=args.provider,
+            offering=args.offering,
+            usd_per_gpu_hour=args.usd_per_gpu_hour,
+            tco=args.tco,
+            pue=args.pue,
+        )
+    except ValidationError as exc:
+        raise ValueError(_flag_text(exc, {"usd_per_gpu_hour": "--usd-per-gpu-hour", "pue": "--pue"})) from None
+    return slo, pricing
+
+
+def _load_spec(args) -> LoadSpec:
+    fields = dict(
+        rate_rps=args.rate,
+        arrival=args.arrival,
+        cv=args.cv,
+        workload=args.workload if args.trace is None else None,
+        prefix_hit=args.prefix_hit,
+        spec_k=args.spec_k,
+        spec_alpha=args.spec_alpha,
+        draft_cost=args.draft_cost,
+        on_full=args.on_full,
+        requests=args.requests,
+        seed=args.seed,
+    )
+    if args.trace is not None and args.workload is not None:
+        raise ValueError("give --workload or --trace, not both")
+    try:
+        return LoadSpec(**fields)
+    except ValidationError as exc:
+        flags = {k: "--" + k.replace("_", "-") for k in fields} | {"rate_rps": "--rate"}
+        raise ValueError(_flag_text(exc, flags)) from None
+
+
+def _flag_text(exc: ValidationError, flags: dict[str, str]) -> str:
+    parts = []
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e["loc"] else ""
+        parts.append(f"{flags.get(name, name or 'value')}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
 def cmd_estimate(args) -> int:
+    open_loop = args.rate is not None or args.trace is not None
+    if open_loop and args.concurrency is not None:
+        raise ValueError("give --rate (open loop) or --concurrency (closed loop), not both")
+    if not open_loop:
+        extra = [k for k in OPEN_LOOP_ONLY if getattr(args, k) != _DEFAULTS[k]]
+        if extra:
+            raise ValueError(f"--{extra[0].replace('_', '-')} needs --rate (or --trace): it shapes open-loop traffic")
+    slo, pricing = _options(args)
     scn = _scenario_from_args(args)
     arch = load_config_file(args.model_config) if args.model_config else None
+    if open_loop:
+        traffic = _load_spec(args)
+        trace = parse_trace(args.trace) if args.trace is not None else None
+        le = estimate_load(scn, traffic, slo, pricing, args.region, trace=trace, arch=arch)
+        if args.format == "json":
+            print(json.dumps(load_json(le), indent=2))
+        else:
+            print(load_text(le))
+        return 0 if le.fits else 1
     est = estimate(scn, arch=arch)
+    costs = closed_loop_costs(est, pricing, args.region, arch=arch) if est.fits else None
     if args.format == "json":
-        print(json.dumps(estimate_json(est), indent=2))
+        print(json.dumps(estimate_json(est, costs), indent=2))
     else:
-        print(estimate_text(est))
+        print(estimate_text(est, costs))
     return 0 if est.fits else 1
 
 
-def estimate_json(est: Estimate) -> dict:
+_DEFAULTS = {k: None for k in ("arrival", "cv", "prefix_hit")} | {
+    "spec_k": 0,
+    "spec_alpha": 0.0,
+    "draft_cost": 0.0,
+    "on_full": "preempt",
+    "requests": DEFAULT_REQUESTS,
+    "seed": 0,
+}
+COST_KEYS = ("usd_per_hour", "usd_per_million_input_tokens", "usd_per_million_output_tokens", "usd_per_request")
+ENERGY_KEYS = ("watts", "joules_per_output_token", "kwh_per_day", "gco2e_per_million_output_tokens")
+
+
+def finite_json(value, path: str = "", found: list[str] | None = None):
+    """`value` with every non-finite float replaced by None; the dotted paths replaced go into `found`."""
+    found = found if found is not None else []
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def _with_null_note(d: dict) -> dict:
+    found: list[str] = []
+    out = finite_json(d, found=found)
+    if found:
+        shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+        out.setdefault("notes", []).append(f"not finite, shown as null: {shown}")
+    return out
+
+
+def _cost_energy(costs: PointCosts | None) -> dict:
+    """The `cost` and `energy` blocks (every documented key present; null where there is no figure)."""
+    cost = costs.cost.model_dump(mode="python") if costs and costs.cost else dict.fromkeys(COST_KEYS)
+    energy = costs.energy.model_dump(mode="python") if costs else dict.fromkeys(ENERGY_KEYS)
+    return {"cost": cost, "energy": energy}
+
+
+def estimate_json(est: Estimate, costs: PointCosts | None = None) -> dict:
+    """The closed-loop estimate as JSON, with cost and energy at its throughput."""
     d = est.model_dump(mode="json")
     d["fits"] = est.fits
-    return d
+    d.update(_cost_energy(costs))
+    if costs:
+        d["notes"] = d.get("notes", []) + list(costs.notes)
+    return _with_null_note(d)
 
 
-def estimate_text(est: Estimate) -> str:
+def load_json(le: LoadEstimate) -> dict:
+    """The open-loop estimate as JSON: the keys of issue 4's interface plus detail."""
+    d = le.model_dump(mode="python")
+    d["mode"] = "rate"
+    for key in ("cost", "energy"):
+        if d.get(key) is None:
+            d[key] = dict.fromkeys(COST_KEYS if key == "cost" else ENERGY_KEYS)
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+        if d.get(key) is None:
+            d[key] = dict.fromkeys(("mean", "p50", "p90", "p95", "p99"))
+    if d.get("throughput") is None:
+        d["throughput"] = dict.fromkeys(("requests_per_s", "input_tokens_per_s", "output_tokens_per_s"))
+    return _with_null_note(json.loads(json.dumps(d, default=str, allow_nan=True)))
+
+
+def estimate_text(est: Estimate, costs: PointCosts | None = None) -> str:
     scn, m = est.scenario, est.memory
     lines = [
         f"{est.model_id} on {scn.devices} x {est.hardware_name} (tp={scn.tp} pp={scn.pp} ep={scn.ep} "
@@ -156,12 +332,78 @@ def estimate_text(est: Estimate) -> str:
             f"concurrency {s.concurrency}: TTFT {s.ttft_ms:.1f} ms, TPOT {s.tpot_ms:.2f} ms, E2E {s.e2e_ms:.0f} ms, "
             f"{s.requests_per_s:.2f} req/s, {s.output_tokens_per_s:.0f} output tok/s "
             f"({s.output_tokens_per_s_per_device:.0f} per device)",
+            *_cost_energy_lines(costs),
             "",
         ]
         rows = [
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.model_dump().items()} for r in est.operators
         ]
         lines.append(render(rows, "table"))
+    return "\n".join(lines)
+
+
+def _cost_energy_lines(costs: PointCosts | None) -> list[str]:
+    if costs is None:
+        return []
+    lines = []
+    c, e = costs.cost, costs.energy
+    if c is not None:
+        where = f"{c.provider} {c.instance}" if c.provider else c.basis
+        lines.append(
+            f"cost: ${c.usd_per_hour:,.2f}/h ({where}, {c.devices_billed} devices billed): "
+            f"${_n(c.usd_per_million_input_tokens)}/M input, ${_n(c.usd_per_million_output_tokens)}/M output "
+            f"(${_n(c.usd_per_million_output_tokens_all_in)} all-in), ${_n(c.usd_per_request)}/request, "
+            f"{c.idle_share:.0%} idle"
+        )
+    if e.watts is not None:
+        lines.append(
+            f"energy: {e.watts:,.0f} W boards, {_n(e.joules_per_output_token)} J/output token, "
+            f"{e.kwh_per_day:,.1f} kWh/day at PUE {e.pue:g}, {_n(e.gco2e_per_million_output_tokens)} gCO2e/M output "
+            f"tokens ({e.region}, {e.gco2e_per_kwh:g} g/kWh)"
+        )
+    return lines + [f"note: {n}" for n in costs.notes + e.notes + (c.notes if c else [])]
+
+
+def _n(x: float | None) -> str:
+    """4 significant digits; 'n/a' when missing or infinite."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+def load_text(le: LoadEstimate) -> str:
+    """The open-loop estimate as text: the set-up, latency percentiles, capacity, SLO, cost and energy."""
+    scn, m, t = le.scenario, le.memory, le.traffic
+    lines = [
+        f"{le.model_id} on {scn.devices} x {le.hardware_name} (tp={scn.tp} pp={scn.pp} ep={scn.ep} "
+        f"replicas={scn.replicas}), weights {scn.weight_format}, engine {scn.engine}",
+        f"traffic: {t.source}; {t.requests:,} requests, mean {t.mean_input_tokens:,.0f} in / "
+        f"{t.mean_output_tokens:,.0f} out tokens" + (f", prefix-cache hit {t.prefix_hit:.0%}" if t.prefix_hit else ""),
+        f"fits: {'yes' if le.fits else 'NO'} - {le.message}",
+        f"memory per device: weights {m.weights_gb_per_device:.2f} GB, KV {m.kv_gb_per_device:.2f} GB at the mean "
+        f"batch, capacity {m.capacity_gb:.1f} GB; max concurrency {m.max_concurrency}",
+    ]
+    if le.fits:
+        lines.append(f"at {le.rate_rps:g} req/s ({'stable' if le.stable else 'OVERLOADED'}):")
+        for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+            v = getattr(le, name)
+            lines.append(
+                f"  {name[:-3].upper():<5} mean {_n(v.mean)}  p50 {_n(v.p50)}  p90 {_n(v.p90)}  p99 {_n(v.p99)} ms"
+            )
+        tp = le.throughput
+        lines += [
+            f"throughput: {tp.requests_per_s:.2f} req/s, {tp.output_tokens_per_s:,.0f} output tok/s; "
+            f"mean decode batch {le.mean_batch:.1f}, engine busy {le.utilization:.0%}, "
+            f"preempted {le.preempted_fraction:.1%}, rejected {le.rejected_fraction:.1%}",
+            f"max sustainable rate {le.max_rate_rps:.3g} req/s; goodput {le.goodput_rps:.3g} req/s "
+            f"(p{le.slo.pct:g} TTFT <= {le.slo.ttft_ms:g} ms and TPOT <= {le.slo.tpot_ms:g} ms)",
+            f"SLO attainment at this rate: {le.slo_attainment:.1%} of requests meet both "
+            f"(p{le.slo.pct:g} TTFT {_n(le.slo_ttft_ms)} ms, TPOT {_n(le.slo_tpot_ms)} ms)",
+            f"bound: prefill {le.bound.prefill}, decode {le.bound.decode}",
+            *_cost_energy_lines(
+                PointCosts(cost=le.cost, energy=le.energy, notes=[]) if le.energy is not None else None
+            ),
+            f"method: {le.method}",
+        ]
+    lines += [f"note: {n}" for n in le.notes + (t.notes if t else [])]
     return "\n".join(lines)
 
 

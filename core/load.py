@@ -117,7 +117,6 @@ class TrafficSummary(Frozen):
     arrival: str
     cv: float | None
     requests: int
-    realized_rate_rps: float
     mean_input_tokens: float
     mean_output_tokens: float
     prefix_hit: float
@@ -272,12 +271,22 @@ def _unit_requests(
     if trace is not None:
         notes.extend(trace.notes)
     hit = min(req.prefix_cache_hit, 0.99)
+    if arrival == "trace":
+        source = f"replay of a {trace.format} trace at its own timestamps"
+    else:
+        process = "Poisson arrivals" if arrival == "poisson" else f"gamma arrivals (cv {cv:g})"
+        if trace is not None:
+            lengths = f"lengths drawn from a {trace.format} trace"
+        elif traffic.workload is not None:
+            lengths = f"lengths of workload preset {traffic.workload}"
+        else:
+            lengths = f"{scn.input_len:,} input / {scn.output_len:,} output tokens"
+        source = f"{process}, {lengths}"
     summary = TrafficSummary(
-        source=req.source,
+        source=source,
         arrival=arrival,
         cv=cv,
         requests=req.n,
-        realized_rate_rps=req.rate_rps,
         mean_input_tokens=float(np.mean(req.input_tokens)),
         mean_output_tokens=float(np.mean(req.output_tokens)),
         prefix_hit=hit,

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from core.catalog import Catalog, UnknownIdError, load_catalog
 from core.cost import CostError, HourlyCost, cloud_cost, tco_cost, unit_costs, user_cost
 from core.energy import DEFAULT_REGION, estimate_energy
-from core.estimate import Estimate, PhaseResult
+from core.estimate import Estimate, PhaseResult, estimate
 from core.schema import Device, Frozen
 
 
@@ -252,3 +252,26 @@ def closed_loop_point(est: Estimate, max_requests_per_s: float | None = None) ->
         busy_fraction=1.0,
         capacity_used=used,
     )
+
+
+def closed_loop_costs(
+    est: Estimate,
+    pricing: Pricing | None = None,
+    region: str = DEFAULT_REGION,
+    *,
+    catalog: Catalog | None = None,
+    arch=None,
+    device: Device | None = None,
+) -> PointCosts | None:
+    """Cost and energy of a closed-loop estimate at its throughput (None when it does not fit).
+
+    The idle share compares that throughput with the closed loop's at `max` concurrency.
+    """
+    catalog = catalog or load_catalog()
+    if not est.fits:
+        return None
+    top = estimate(est.scenario.model_copy(update={"concurrency": "max"}), catalog, arch=arch, device=device)
+    point = closed_loop_point(est, top.serving.requests_per_s if top.serving else None)
+    if point is None:
+        return None
+    return point_costs(est, point, pricing, region, catalog=catalog, device=device)
