@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from core.catalog import CatalogError, UnknownIdError
 
 PROG = "llmcap"
-COMMAND_MODULES = ("core.cli_catalog", "core.cli_estimate")
+COMMAND_MODULES = ("core.cli_catalog", "core.cli_estimate", "core.cli_plan")
 EXIT_USER_ERROR = 2
 
 
