@@ -6,8 +6,10 @@ falls back to its default; nothing here raises on user input). `to_query()` is t
 inputs: `parse_query(to_query(x)) == (x, [])`.
 
 Keys (short, documented in the README): model, hw, n, tp, pp, ep, replicas, w, kv, engine, workload, isl,
-osl, conc, rate, ttft, tpot, pct. `n` (total devices) is derived from tp*pp*replicas; in a URL it may stand in
-for `replicas` and is otherwise checked against it.
+osl, conc, rate, arr, cv, ttft, tpot, pct, prov, usd, region. `n` (total devices) is derived from tp*pp*replicas;
+in a URL it may stand in for `replicas` and is otherwise checked against it. `rate` present means the open-loop
+(request rate) mode; `arr`/`cv` shape its arrivals. `prov` (a cloud provider, or `tco`) and `usd` ($/GPU-hour)
+choose the price basis (neither: the cheapest current cloud offering); `region` the grid for carbon.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from core.catalog import Catalog, normalize_id
+from core.energy import DEFAULT_REGION
 from core.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS, Scenario
 from core.schema import Frozen
 
@@ -31,9 +34,13 @@ MAX_CONCURRENCY = 1_000_000
 MAX_RATE_RPS = 1e6
 MIN_SLO_MS = 0.1
 MAX_SLO_MS = 1e7
+MAX_CV = 20.0
+MAX_USD_PER_GPU_HOUR = 10_000.0
+DEFAULT_GAMMA_CV = 1.41  # BurstGPT's generator default (gamma shape 0.5), as in catalogs/workloads.yaml
+TCO = "tco"
 KEYS = (
     "model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "workload",
-    "isl", "osl", "conc", "rate", "ttft", "tpot", "pct",
+    "isl", "osl", "conc", "rate", "arr", "cv", "ttft", "tpot", "pct", "prov", "usd", "region",
 )  # fmt: skip
 # Parameters other modules own (custom devices, `dev`, travel with every page): not parsed here, not warned about.
 PASSTHROUGH_KEYS = ("dev",)
@@ -59,7 +66,12 @@ class PageInputs(Frozen):
     input_len: int = Field(default=1024, ge=1, le=MAX_TOKENS)
     output_len: int = Field(default=256, ge=1, le=MAX_TOKENS)
     concurrency: int | Literal["max"] = 16
-    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS, description="set: open-loop mode")
+    arrival: Literal["poisson", "gamma"] = "poisson"
+    cv: float = Field(default=DEFAULT_GAMMA_CV, gt=0, le=MAX_CV, description="gamma inter-arrival cv")
+    provider: str | None = Field(default=None, max_length=60, description="cloud provider, or 'tco'")
+    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_GPU_HOUR)
+    region: str = DEFAULT_REGION
     ttft_ms: float = Field(default=2000.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     tpot_ms: float = Field(default=100.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     percentile: int = 90
@@ -110,6 +122,8 @@ class Choices:
     kv_formats: dict[str, str]
     workloads: dict[str, tuple[int, int]]  # id -> (input, output) tokens, the preset's mean lengths
     format_engines: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)  # lower-case name -> the catalog's spelling
+    regions: dict[str, str] = field(default_factory=dict)  # normalized id -> carbon region id
 
     def defaults(self) -> PageInputs:
         """The landing inputs, with the first catalog entry standing in for a default id that is missing."""
@@ -149,6 +163,8 @@ def choices_from_catalog(
             for w in catalog.workloads.values()
         },
         format_engines={k: (tuple(f.engines) if f.engines is not None else None) for k, f in catalog.formats.items()},
+        providers={o.provider.lower(): o.provider for o in catalog.cloud_prices.values()},
+        regions={normalize_id(k): k for k in catalog.carbon},
     )
 
 
@@ -260,6 +276,11 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         "osl": ("output_len", lambda t: _int(t, 1, MAX_TOKENS)),
         "conc": ("concurrency", _concurrency),
         "rate": ("rate_rps", lambda t: _float(t, 0, MAX_RATE_RPS)),
+        "arr": ("arrival", lambda t: _choice(t, {"poisson": "poisson", "gamma": "gamma"}, _lower, "arrival process")),
+        "cv": ("cv", lambda t: _float(t, 0, MAX_CV)),
+        "prov": ("provider", lambda t: _provider(t, choices)),
+        "usd": ("usd_per_gpu_hour", lambda t: _float(t, 0, MAX_USD_PER_GPU_HOUR)),
+        "region": ("region", lambda t: _choice(t, choices.regions, normalize_id, "carbon region")),
         "ttft": ("ttft_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
         "tpot": ("tpot_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
         "pct": ("percentile", _percentile),
@@ -274,9 +295,22 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
     _check_layout(got, raw, base, warn)
     _check_devices(got, raw, base, warn)
     _check_format_engine(got, raw, base, choices, warn)
+    if got.get("provider") is not None and got.get("usd_per_gpu_hour") is not None:
+        got.pop("provider")
+        warnings.append(UrlWarning(key="prov", value=raw["prov"], reason="`usd` sets the price", fallback=""))
     if got.get("workload"):
         got["input_len"], got["output_len"] = choices.lengths(got["workload"])
     return base.model_copy(update=got), warnings
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower()
+
+
+def _provider(text: str, choices: Choices) -> str:
+    if _lower(text) == TCO:
+        return TCO
+    return _choice(text, choices.providers, _lower, "cloud provider (or 'tco')")
 
 
 def _kv(text: str, choices: Choices) -> str:
@@ -295,6 +329,7 @@ def _workload(text: str, choices: Choices) -> str | None:
 def _default_text(base: PageInputs, key: str) -> object:
     names = {"hw": "hardware", "w": "weight_format", "kv": "kv_format", "isl": "input_len", "osl": "output_len"}
     names |= {"conc": "concurrency", "rate": "rate_rps", "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile"}
+    names |= {"arr": "arrival", "prov": "provider", "usd": "usd_per_gpu_hour"}
     if key == "n":
         return base.devices
     return getattr(base, names.get(key, key))
@@ -371,5 +406,14 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
     q["conc"] = str(inputs.concurrency)
     if inputs.rate_rps is not None:
         q["rate"] = _number(inputs.rate_rps)
+    if inputs.rate_rps is not None or inputs.arrival != "poisson":
+        q["arr"] = inputs.arrival
+    if inputs.arrival == "gamma" or inputs.cv != DEFAULT_GAMMA_CV:
+        q["cv"] = _number(inputs.cv)
     q.update(ttft=_number(inputs.ttft_ms), tpot=_number(inputs.tpot_ms), pct=str(inputs.percentile))
+    if inputs.usd_per_gpu_hour is not None:
+        q["usd"] = _number(inputs.usd_per_gpu_hour)
+    elif inputs.provider is not None:
+        q["prov"] = inputs.provider
+    q["region"] = inputs.region
     return q

@@ -146,10 +146,51 @@ def test_concurrency_max_percentile_forms_and_repeated_keys():
 def test_to_query_writes_every_key_in_order():
     q = to_query(parse(SHARED)[0])
     assert list(q) == ["model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "isl", "osl",
-                       "conc", "ttft", "tpot", "pct"]  # fmt: skip
-    assert q["n"] == "1" and q["ttft"] == "2000" and q["kv"] == "fp8"
+                       "conc", "ttft", "tpot", "pct", "region"]  # fmt: skip
+    assert q["n"] == "1" and q["ttft"] == "2000" and q["kv"] == "fp8" and q["region"] == "us-east-virginia"
     with_preset = to_query(DEFAULTS.model_copy(update={"workload": "rag", "rate_rps": 2.5}))
     assert "isl" not in with_preset and with_preset["workload"] == "rag" and with_preset["rate"] == "2.5"
+    assert with_preset["arr"] == "poisson" and "cv" not in with_preset
+
+
+def test_open_loop_pricing_and_region_keys_round_trip():
+    params = {**SHARED, "rate": "7.5", "arr": "GAMMA", "cv": "2", "prov": "aws", "region": "EU_SWEDEN"}
+    inputs, warnings = parse(params)
+    assert warnings == []
+    assert (inputs.rate_rps, inputs.arrival, inputs.cv) == (7.5, "gamma", 2.0)
+    assert (inputs.provider, inputs.usd_per_gpu_hour, inputs.region) == ("AWS", None, "eu-sweden")
+    q = to_query(inputs)
+    assert (q["rate"], q["arr"], q["cv"], q["prov"], q["region"]) == ("7.5", "gamma", "2", "AWS", "eu-sweden")
+    assert parse(q) == (inputs, [])
+    own = parse({"usd": "2.25"})[0]
+    assert own.usd_per_gpu_hour == 2.25 and to_query(own)["usd"] == "2.25" and "prov" not in to_query(own)
+    assert parse({"prov": "TCO"})[0].provider == "tco"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("rate", "-1", "above 0"),
+        ("rate", "inf", "not a number"),
+        ("arr", "weibull", "unknown arrival process"),
+        ("cv", "0", "above 0"),
+        ("cv", "50", "at most 20"),
+        ("prov", "nowhere", "unknown cloud provider"),
+        ("usd", "0", "above 0"),
+        ("usd", "abc", "not a number"),
+        ("region", "atlantis", "unknown carbon region"),
+    ],
+)
+def test_bad_open_loop_and_pricing_values_warn_and_fall_back(key, value, reason):
+    inputs, warnings = parse({key: value})
+    assert inputs == DEFAULTS
+    assert len(warnings) == 1 and warnings[0].key == key and reason in warnings[0].reason
+
+
+def test_usd_wins_over_a_provider():
+    inputs, warnings = parse({"usd": "3", "prov": "AWS"})
+    assert (inputs.usd_per_gpu_hour, inputs.provider) == (3.0, None)
+    assert [w.key for w in warnings] == ["prov"]
 
 
 def test_custom_devices_and_models_join_the_choices():
@@ -200,6 +241,11 @@ VALID = st.fixed_dictionaries(
         "ttft": st.floats(0.1, 1e7).map(repr),
         "tpot": st.floats(0.1, 1e7).map(repr),
         "pct": ids([str(p) for p in PERCENTILES]),
+        "rate": st.floats(1e-3, 1e6).map(repr),
+        "arr": ids(["poisson", "gamma"]),
+        "cv": st.floats(0.01, 20).map(repr),
+        "prov": ids(sorted({o.provider for o in CATALOG.cloud_prices.values()}) + ["tco"]),
+        "region": ids(sorted(CATALOG.carbon)),
     }
 )
 
@@ -211,4 +257,5 @@ def test_valid_queries_parse_cleanly_and_round_trip(params):
     assert warnings == []
     assert inputs.tp == int(params["tp"]) and inputs.input_len == int(params["isl"])
     assert inputs.ttft_ms == float(params["ttft"])
+    assert inputs.rate_rps == float(params["rate"]) and inputs.region == params["region"]
     assert parse(to_query(inputs)) == (inputs, [])
