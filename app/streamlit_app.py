@@ -8,6 +8,7 @@ pages = [
     st.Page("views/estimate.py", title="Estimate", icon=":material/speed:", url_path="estimate", default=True),
     st.Page("views/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("views/plan.py", title="Plan", icon=":material/route:", url_path="plan"),
     st.Page("views/accuracy.py", title="Accuracy", icon=":material/target:", url_path="accuracy"),
 ]
 st.navigation(pages).run()

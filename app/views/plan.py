@@ -1,0 +1,653 @@
+"""Plan page (/plan): the cheapest deployments that serve a request rate within the objectives.
+
+Inputs sit in a sidebar form and in the URL (core.plan_url parses and writes it); the search is
+core.planner.plan, cached on the request JSON, with its progress callback driving a progress bar. Shown: the
+ranked table (each row links to the Estimate page with the same scenario), the rejected families with the
+reason that binds, the two Pareto fronts and, where core.whatif exists, the what-ifs.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import altair as alt
+import polars as pl
+import streamlit as st
+from chart_export import show_chart
+from custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
+from pydantic import ValidationError
+from ui import catalog_or_stop, csv_download
+
+from core.catalog import Catalog, normalize_id
+from core.output import to_frame
+from core.plan_url import (
+    AUTO_KV,
+    MAX_PLAN_DEVICES,
+    MAX_TOP,
+    MAX_TRAFFIC_X,
+    MAX_USD_PER_HOUR,
+    MAX_WHATIF_PCT,
+    MIN_WHATIF_PCT,
+    PlanInputs,
+    estimate_query,
+    parse_plan_query,
+    plan_defaults,
+    plan_query,
+    plan_request,
+    whatif_changes,
+)
+from core.planner import Plan, PlanRequest, plan
+from core.scenario import ENGINES, MAX_TOKENS
+from core.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
+from core.urlstate import (
+    MAX_RATE_RPS,
+    MAX_SLO_MS,
+    MAX_USD_PER_GPU_HOUR,
+    MIN_SLO_MS,
+    PASSTHROUGH_KEYS,
+    PERCENTILES,
+    Choices,
+    choices_from_catalog,
+)
+from core.whatif import sensitivity, what_ifs
+
+K = "plan_"  # widget keys on this page
+LAST_QUERY = K + "last_query"
+FORM = K + "form"
+ANY = "any"
+LIST_FIELDS = ("weights", "kv", "engines")
+WHATIF_FIELDS = ("whatif_bw_pct", "whatif_compute_pct", "whatif_price_pct", "whatif_traffic_x", "sensitivity")
+# The ranked table: candidate field -> column header (units in every header that has one).
+COLUMNS = {
+    "rank": "#",
+    "mode": "mode",
+    "hardware": "hardware",
+    "devices": "devices",
+    "tp": "TP",
+    "pp": "PP",
+    "ep": "EP",
+    "replicas": "replicas",
+    "weight_format": "weights",
+    "kv_format": "KV cache",
+    "engine": "engine",
+    "max_seqs": "max seqs / replica",
+    "ttft_ms_p50": "TTFT p50 (ms)",
+    "ttft_ms_p90": "TTFT p90 (ms)",
+    "tpot_ms_p50": "TPOT p50 (ms)",
+    "tpot_ms_p90": "TPOT p90 (ms)",
+    "e2e_ms_p90": "e2e p90 (ms)",
+    "slo_attainment": "SLO attainment (share)",
+    "goodput_rps": "goodput (req/s)",
+    "max_rate_rps": "max rate (req/s)",
+    "utilization": "utilization (share)",
+    "usd_per_hour": "$/hour",
+    "usd_per_million_output_tokens": "$/M output tokens",
+    "joules_per_output_token": "J/output token",
+    "output_tokens_per_s_per_device": "output tok/s per device",
+    "price_basis": "price basis",
+    "detail": "detail",
+    "estimate_link": "open in Estimate",
+}
+FORMATS = {
+    "ttft_ms_p50": "%.1f", "ttft_ms_p90": "%.1f", "tpot_ms_p50": "%.2f", "tpot_ms_p90": "%.2f", "e2e_ms_p90": "%,.0f",
+    "slo_attainment": "%.3f", "goodput_rps": "%.2f", "max_rate_rps": "%.2f", "utilization": "%.2f",
+    "usd_per_hour": "$%.2f", "usd_per_million_output_tokens": "$%.3f", "joules_per_output_token": "%.3f",
+    "output_tokens_per_s_per_device": "%,.0f",
+}  # fmt: skip
+REASON_HELP = {
+    "does not fit": "no layout within the device limit holds the weights and one request's KV cache",
+    "TTFT": "misses the TTFT objective even with one request in flight",
+    "TPOT": "misses the TPOT objective even with one request in flight",
+    "devices": "needs more devices than the limit",
+    "budget": "costs more than the $/hour limit",
+    "e2e": "misses the end-to-end objective",
+    "throughput": "cannot reach the minimum throughput",
+    "no price": "no cloud offering or purchase price; give a $/GPU-hour",
+    "invalid": "the format, engine or device cannot be combined",
+}
+
+
+# -- session state <-> inputs -------------------------------------------------------------------------
+
+
+def push_to_widgets(inputs: PlanInputs) -> None:
+    """Set every widget's state from `inputs` (before the widgets are drawn in this run)."""
+    ss = st.session_state
+    for name in (
+        "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "percentile", "e2e_ms",
+        "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "allow_disagg", "allow_mixed", "top",
+        *WHATIF_FIELDS,
+    ):  # fmt: skip
+        ss[K + name] = getattr(inputs, name)
+    ss[K + "workload"] = inputs.workload or "fixed"
+    ss[K + "hardware"] = list(inputs.hardware or ())
+    ss[K + "provider"] = inputs.provider or ANY
+    for name in LIST_FIELDS:
+        ss[K + name] = list(getattr(inputs, name))
+
+
+def sync_from_url(choices: Choices) -> list[str]:
+    """Load the URL into the widgets when it is not the one this page last wrote (a pasted link, the first
+    visit); coming back from another page (which clears the query) restores the last inputs. Returns the
+    URL warnings to show."""
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    current = {k: v[-1] if len(v) == 1 else v for k, v in current.items() if k not in PASSTHROUGH_KEYS}
+    last = st.session_state.get(LAST_QUERY)
+    if last is not None and current == last:
+        return []
+    if not current and last is not None:
+        current = last
+    inputs, warnings = parse_plan_query(current, choices)
+    push_to_widgets(inputs)
+    return [str(w) for w in warnings]
+
+
+def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
+    """The inputs; an empty list or an impossible value falls back to its default with a message."""
+    ss = st.session_state
+    base = plan_defaults(choices)
+    data = {
+        name: ss[K + name]
+        for name in (
+            "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "percentile", "e2e_ms",
+            "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "allow_disagg", "allow_mixed", "top",
+            *WHATIF_FIELDS,
+        )
+    }  # fmt: skip
+    data["workload"] = None if ss[K + "workload"] == "fixed" else ss[K + "workload"]
+    data["hardware"] = tuple(ss[K + "hardware"]) or None
+    data["provider"] = None if ss[K + "provider"] == ANY else ss[K + "provider"]
+    problems = []
+    for name in LIST_FIELDS:
+        data[name] = tuple(ss[K + name]) or getattr(base, name)
+        if not ss[K + name]:
+            problems.append(f"No {name.rstrip('s')} chosen: using {', '.join(getattr(base, name))}.")
+    for name in ("rate_rps", "ttft_ms", "tpot_ms", *WHATIF_FIELDS[:4]):
+        if data[name] is None:  # a cleared number box
+            data[name] = getattr(base, name)
+            problems.append(f"{name} was empty: using {getattr(base, name):g}.")
+    try:
+        return PlanInputs.model_validate(data), problems
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        problems += [f"{e['loc'][0] if e['loc'] else 'input'}: {e['msg']}; using the default." for e in exc.errors()]
+        return PlanInputs.model_validate({k: v for k, v in data.items() if k not in bad}), problems
+
+
+def write_url(inputs: PlanInputs) -> dict[str, str]:
+    q = plan_query(inputs)
+    keep = {k: st.query_params[k] for k in PASSTHROUGH_KEYS if k in st.query_params}
+    if {k: st.query_params.get(k) for k in st.query_params} != q | keep:
+        st.query_params.from_dict(q | keep)
+    st.session_state[LAST_QUERY] = q
+    return q | keep
+
+
+# -- sidebar --------------------------------------------------------------------------------------------
+
+
+def sidebar(catalog: Catalog, choices: Choices) -> None:
+    customs = custom_models()
+    devices = {**{k: d.name for k, d in catalog.hardware.items()}, **{k: d.name for k, d in custom_devices().items()}}
+    with st.sidebar.form(FORM, border=False):
+        st.subheader("What to serve")
+        st.selectbox(
+            "Model",
+            sorted({m.meta.id for m in catalog.models.values()}) + sorted(customs),
+            key=K + "model",
+            format_func=lambda m: f"{m} (custom)" if m in customs else m,
+            help="A catalog model, or a custom one from the Catalog or Estimate page. URL key `model`.",
+        )
+        st.selectbox(
+            "Workload",
+            ["fixed", *catalog.workloads],
+            key=K + "workload",
+            format_func=lambda w: "fixed lengths (below)" if w == "fixed" else catalog.workloads[w].name,
+            help="A preset brings its mean lengths, their spread and its arrival burstiness and replaces the "
+            "lengths below; fixed lengths have no spread and Poisson arrivals. URL key `workload`.",
+        )
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "Input tokens", 1, MAX_TOKENS, step=128, key=K + "input_len", help="Prompt tokens. URL key `isl`."
+        )
+        c2.number_input(
+            "Output tokens", 1, MAX_TOKENS, step=64, key=K + "output_len", help="Generated tokens. URL key `osl`."
+        )
+        st.number_input(
+            "Request rate (req/s)", 0.001, MAX_RATE_RPS, step=1.0, format="%g", key=K + "rate_rps",
+            help="Mean arrival rate of requests over the whole service (open loop). URL key `rate`.",
+        )  # fmt: skip
+
+        st.subheader("Objectives")
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "TTFT (ms)", MIN_SLO_MS, MAX_SLO_MS, step=100.0, format="%g", key=K + "ttft_ms",
+            help="Time-to-first-token objective. URL key `ttft`.",
+        )  # fmt: skip
+        c2.number_input(
+            "TPOT (ms)", MIN_SLO_MS, MAX_SLO_MS, step=5.0, format="%g", key=K + "tpot_ms",
+            help="Time-per-output-token objective. URL key `tpot`.",
+        )  # fmt: skip
+        c1.selectbox(
+            "Percentile", list(PERCENTILES), key=K + "percentile", format_func=lambda p: f"p{p}",
+            help="Share of requests that must meet both objectives (goodput as in DistServe). URL key `pct`.",
+        )  # fmt: skip
+        c2.number_input(
+            "e2e (ms)", MIN_SLO_MS, MAX_SLO_MS, value=None, step=1000.0, format="%g", key=K + "e2e_ms",
+            placeholder="none", help="Optional end-to-end objective at p90. URL key `e2e`.",
+        )  # fmt: skip
+
+        st.subheader("Constraints")
+        st.multiselect(
+            "Hardware",
+            sorted(devices),
+            key=K + "hardware",
+            placeholder="all devices",
+            format_func=lambda h: f"{h}: {devices.get(h, h)}",
+            help="Devices to consider; empty = every device. URL key `hw` (`all` or ids, comma-separated).",
+        )
+        providers = sorted(choices.providers.values())
+        st.selectbox(
+            "Cloud provider", [ANY, *providers], key=K + "provider",
+            format_func=lambda p: "any (cheapest offering, else purchase TCO)" if p == ANY else p,
+            help="Price devices at this provider's on-demand offerings only. URL key `prov`.",
+        )  # fmt: skip
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "Max devices", 1, MAX_PLAN_DEVICES, step=8, key=K + "max_devices",
+            help="Most devices in the whole deployment. URL key `maxdev`.",
+        )  # fmt: skip
+        c2.number_input(
+            "Max $/hour", 0.01, MAX_USD_PER_HOUR, value=None, step=10.0, format="%g", key=K + "max_usd_per_hour",
+            placeholder="no limit", help="Budget for the whole deployment. URL key `maxusd`.",
+        )  # fmt: skip
+        st.number_input(
+            "Own price ($/GPU-hour)", 0.01, MAX_USD_PER_GPU_HOUR, value=None, step=0.5, format="%g",
+            key=K + "usd_per_gpu_hour", placeholder="catalog prices",
+            help="Price every device at this $/device-hour instead of the catalog's. URL key `usd`.",
+        )  # fmt: skip
+        st.multiselect(
+            "Weight formats", list(catalog.formats), key=K + "weights",
+            help="Weight formats to try. URL key `w` (comma-separated).",
+        )  # fmt: skip
+        st.multiselect(
+            "KV-cache formats", [AUTO_KV, *catalog.kv_formats], key=K + "kv",
+            format_func=lambda f: "auto (the weight format's default)" if f == AUTO_KV else f,
+            help="KV-cache formats to try. URL key `kv` (comma-separated).",
+        )  # fmt: skip
+        st.multiselect("Engines", list(ENGINES), key=K + "engines", help="Serving engines to try. URL key `engine`.")
+        c1, c2 = st.columns(2)
+        c1.checkbox(
+            "Disaggregated", key=K + "allow_disagg",
+            help="Also try separate prefill and decode pools (Splitwise, DistServe). URL key `disagg`.",
+        )  # fmt: skip
+        c2.checkbox(
+            "Mixed devices", key=K + "allow_mixed",
+            help="Also try a mix of device types for one service (Mélange). URL key `mixed`.",
+        )  # fmt: skip
+        st.number_input("Rows to show", 1, MAX_TOP, key=K + "top", help="How many deployments to rank. URL key `top`.")
+
+        st.subheader("What-ifs")
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "Memory bandwidth (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_bw_pct",
+            help="Change every device's memory bandwidth by this percent. URL key `xbw`.",
+        )  # fmt: skip
+        c2.number_input(
+            "Compute (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_compute_pct",
+            help="Change every device's peak compute by this percent. URL key `xflops`.",
+        )  # fmt: skip
+        c1.number_input(
+            "Prices (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_price_pct",
+            help="Change every price by this percent. URL key `xprice`.",
+        )  # fmt: skip
+        c2.number_input(
+            "Traffic (×)", 0.01, MAX_TRAFFIC_X, step=0.5, format="%g", key=K + "whatif_traffic_x",
+            help="Multiply the request rate. URL key `xrate`.",
+        )  # fmt: skip
+        st.checkbox(
+            "Cost sensitivity table", key=K + "sensitivity",
+            help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
+        )  # fmt: skip
+        st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
+
+
+def share_link(query: dict[str, str]) -> None:
+    base = st.context.url or "/plan"
+    st.sidebar.subheader("Share")
+    st.sidebar.code(f"{base}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
+    st.sidebar.caption("Every input above is in this link; the copy button is at its top right.")
+
+
+# -- the search -------------------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_plan(request_json: str, custom_key: str, _catalog: Catalog) -> Plan:
+    """core.planner.plan for a request (its JSON and the session's custom entries are the cache key).
+
+    The progress bar is drawn here so that Streamlit replays it on a cache hit (inside a container the
+    caller empties) instead of failing to find an element drawn outside the cached call.
+    """
+    bar = st.progress(0.0, text="Planning: starting")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"Planning: {message}")
+
+    return plan(PlanRequest.model_validate_json(request_json), _catalog, progress)
+
+
+def custom_key() -> str:
+    devs = encode_devices(list(custom_devices().values())) if custom_devices() else ""
+    models = {n: json.loads(a.model_dump_json()) for n, a in custom_models().items()}
+    return json.dumps([devs, models], sort_keys=True)
+
+
+# -- results --------------------------------------------------------------------------------------------
+
+
+def link_for(query: dict[str, str] | None, hardware: str) -> str | None:
+    """A relative link to the Estimate page (served at the app's root), with the custom device if any."""
+    if query is None:
+        return None
+    dev = custom_devices().get(hardware)
+    if dev is not None:
+        text = encode_devices([dev])
+        if len(text) <= MAX_URL_DEVICES_CHARS:
+            query = query | {"dev": text}
+    return "./?" + urllib.parse.urlencode(query)
+
+
+def candidates_frame(result: Plan, inputs: PlanInputs, hardware_ids: dict[str, str]) -> pl.DataFrame:
+    """The ranked table: one row per candidate with the columns of COLUMNS (the CSV has the same)."""
+    rows = []
+    for i, c in enumerate(result.candidates, start=1):
+        row = {"rank": i, **c.model_dump()}
+        row["estimate_link"] = link_for(estimate_query(c, inputs, result.request, hardware_ids), c.hardware)
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame({k: [] for k in COLUMNS})
+    return to_frame(rows).select(list(COLUMNS))
+
+
+def recommendation(result: Plan) -> None:
+    best = result.candidates[0]
+    cols = st.columns([1.6, 1, 1, 1, 1])
+    cols[0].metric(
+        "Cheapest deployment",
+        f"{best.devices} × {best.hardware}" if best.mode != "mixed" else f"{best.devices} devices (mix)",
+        f"{best.mode}, TP {best.tp} PP {best.pp} EP {best.ep}, {best.weight_format}/{best.kv_format}",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+        help=f"{best.replicas} replica(s) on {best.engine}; priced as {best.price_basis}.",
+    )
+    cols[1].metric("$/hour", f"${best.usd_per_hour:,.2f}", border=True, help="Whole instances, idle capacity counted.")
+    cols[2].metric("$/million output tokens", f"${best.usd_per_million_output_tokens:,.3f}", border=True)
+    cols[3].metric("TTFT p90", f"{best.ttft_ms_p90:,.0f} ms", border=True)
+    cols[4].metric("TPOT p90", f"{best.tpot_ms_p90:,.1f} ms", border=True)
+
+
+def ranked_section(frame: pl.DataFrame) -> None:
+    st.subheader("Ranked deployments")
+    config = {k: st.column_config.Column(v) for k, v in COLUMNS.items()}
+    config |= {k: st.column_config.NumberColumn(COLUMNS[k], format=f) for k, f in FORMATS.items()}
+    config["rank"] = st.column_config.NumberColumn("#", pinned=True, width="small")
+    config["hardware"] = st.column_config.TextColumn("hardware", pinned=True)
+    config["estimate_link"] = st.column_config.LinkColumn(
+        "open in Estimate", display_text="open ↗", help="The same scenario on the Estimate page (new tab)"
+    )
+    shown = ["rank", "estimate_link", *[c for c in COLUMNS if c not in ("rank", "estimate_link")]]
+    st.dataframe(frame, hide_index=True, column_config=config, column_order=shown, key=K + "table")
+    st.caption(
+        "Cheapest first; every row meets the objectives at the request rate. Percentiles at the operating point "
+        "(the rate split over the replicas); goodput = the highest rate at which the percentile meets both "
+        "objectives. Rows that are a mix or two different pools have no single Estimate scenario (no link)."
+    )
+    csv_download(frame, "plan", key=K + "dl_plan")
+
+
+def rejected_section(result: Plan) -> None:
+    st.subheader("Rejected families")
+    if not result.rejected:
+        st.caption("Every device × format × engine family has at least one deployment that qualifies.")
+        return
+    frame = to_frame([r.model_dump() for r in result.rejected])
+    counts = frame.group_by("reason").len().sort("len", descending=True)
+    st.markdown(
+        " · ".join(f"**{r}**: {n}" for r, n in counts.iter_rows())
+        + f" (of {len(result.rejected)} families with no qualifying deployment)"
+    )
+    with st.expander("Each family and the reason that binds", expanded=False):
+        st.dataframe(frame, hide_index=True, key=K + "rejected")
+        st.caption(" · ".join(f"**{r}**: {REASON_HELP.get(r, '')}" for r in counts["reason"]))
+    csv_download(frame, "plan-rejected", key=K + "dl_rejected")
+
+
+def front_chart(points: pl.DataFrame, front: str, req: PlanRequest) -> alt.LayerChart:
+    """One Pareto front: the frontier as a line, its points coloured by device, with the objective's rule."""
+    pts = points.filter(pl.col("front") == front).sort("x")
+    x_label, y_label = pts["x_label"][0], pts["y_label"][0]
+    log = alt.Scale(type="log")
+    x = alt.X("x:Q", title=x_label, scale=log)
+    y = alt.Y("y:Q", title=y_label, scale=log)
+    tip = [
+        alt.Tooltip("hardware:N"),
+        alt.Tooltip("layout:N"),
+        alt.Tooltip("weight_format:N", title="weights"),
+        alt.Tooltip("max_seqs:Q", title="max seqs"),
+        alt.Tooltip("x:Q", title=x_label, format=",.4~g"),
+        alt.Tooltip("y:Q", title=y_label, format=",.4~g"),
+    ]
+    line = alt.Chart(pts).mark_line(color="#999", interpolate="step-after" if front == "cost" else "linear")
+    dots = (
+        alt.Chart(pts)
+        .mark_point(filled=True, size=70)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("hardware:N", legend=alt.Legend(orient="bottom", columns=4, title=None)),
+            tooltip=tip,
+        )
+    )
+    layers = [line.encode(x=x, y=y), dots]
+    if front == "throughput":
+        slo = pl.DataFrame({"x": [1e3 / req.tpot_ms], "label": [f"TPOT objective {req.tpot_ms:g} ms"]})
+        layers.append(alt.Chart(slo).mark_rule(color="#e45756", strokeDash=[6, 4]).encode(x=alt.X("x:Q")))
+        layers.append(
+            alt.Chart(slo)
+            .mark_text(align="left", dx=4, y=8, color="#e45756", fontSize=11)
+            .encode(x=alt.X("x:Q"), text=alt.Text("label:N"))
+        )
+    title = "Throughput per device vs per user" if front == "throughput" else "Cost vs p90 end-to-end latency"
+    return alt.layer(*layers).properties(
+        height=300, title=title, autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
+    )
+
+
+def pareto_section(result: Plan) -> None:
+    st.subheader("Pareto fronts")
+    if not result.pareto:
+        st.caption("No configuration fits, so there is no front to draw.")
+        return
+    points = to_frame([p.model_dump() for p in result.pareto]).with_columns(
+        pl.format("tp={} pp={} ep={}", "tp", "pp", "ep").alias("layout")
+    )
+    fronts = [f for f in ("throughput", "cost") if f in set(points["front"])]
+    cols = st.columns(len(fronts))
+    for col, front in zip(cols, fronts, strict=True):
+        with col:
+            show_chart(front_chart(points, front, result.request), f"pareto-{front}", key=K + f"pareto_{front}")
+    st.caption(
+        "Left: every fitting configuration at every load, the best output tokens/s per device for each speed "
+        "per user (1000 / TPOT ms). Right: the request at its rate, $/million output tokens against p90 "
+        "end-to-end latency, whether or not the objectives are met. Both axes logarithmic."
+    )
+    csv_download(points, "plan-pareto", key=K + "dl_pareto")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_whatifs(request_json: str, custom_key: str, changes_json: str, _base: Plan, _catalog: Catalog) -> list:
+    """core.whatif.what_ifs for the base plan of `request_json` (the key) under the changes."""
+    changes = tuple((name, update) for name, update in json.loads(changes_json))
+    return what_ifs(_base, _catalog, changes)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_sensitivity(request_json: str, custom_key: str, _base: Plan, _catalog: Catalog) -> list:
+    """core.whatif.sensitivity for the base plan of `request_json` (the key)."""
+    return sensitivity(_base, _catalog)
+
+
+def change_chart(frame: pl.DataFrame, x: str, title: str, x_title: str) -> alt.LayerChart:
+    """Horizontal bars of one signed figure per row, with a rule at zero."""
+    bars = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", title=None, sort=None),
+            x=alt.X(f"{x}:Q", title=x_title),
+            color=alt.condition(alt.datum[x] > 0, alt.value("#e45756"), alt.value("#54a24b")),
+            tooltip=[alt.Tooltip("label:N", title="input"), alt.Tooltip(f"{x}:Q", title=x_title, format="+,.3~f")],
+        )
+    )
+    zero = alt.Chart(pl.DataFrame({"z": [0.0]})).mark_rule(color="#333").encode(x=alt.X("z:Q"))
+    return alt.layer(bars, zero).properties(
+        height=alt.Step(28), title=title, autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
+    )
+
+
+def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tuple[str, str]) -> None:
+    st.subheader("What-ifs")
+    if not result.candidates:
+        st.caption("No recommendation, so nothing to compare the what-ifs with.")
+        return
+    base = result.candidates[0]
+    changes = whatif_changes(inputs)
+    with st.spinner("Re-planning the what-ifs..."):
+        rows = cached_whatifs(*key, json.dumps(changes), result, catalog)
+    frame = to_frame(
+        [{"what_if": "as planned", "feasible": True, "hardware": base.hardware, "devices": base.devices,
+          "mode": base.mode, "usd_per_hour": base.usd_per_hour, "change_pct": 0.0}]
+        + [w.model_dump(exclude={"name"}) | {"what_if": w.name} for w in rows]
+    ).select(["what_if", "feasible", "hardware", "devices", "mode", "usd_per_hour", "change_pct"])  # fmt: skip
+    left, right = st.columns([1.2, 1])
+    with left:
+        st.dataframe(
+            frame,
+            hide_index=True,
+            key=K + "whatifs",
+            column_config={
+                "what_if": st.column_config.TextColumn("what-if"),
+                "usd_per_hour": st.column_config.NumberColumn("$/hour", format="$%.2f"),
+                "change_pct": st.column_config.NumberColumn("change (%)", format="%+.1f"),
+            },
+        )
+        csv_download(frame, "plan-whatifs", key=K + "dl_whatifs")
+    with right:
+        bars = frame.filter(pl.col("what_if") != "as planned").rename({"what_if": "label"})
+        show_chart(
+            change_chart(bars.drop_nulls("change_pct"), "change_pct", "Cost of the cheapest deployment", "change (%)"),
+            "plan-whatifs",
+            key=K + "whatif_chart",
+        )
+    st.caption(
+        "Each what-if re-plans over the device types of the top three deployments with one input changed "
+        "(core.whatif) and compares the cheapest $/hour with the recommendation's. Whole instances, so small "
+        "changes often cost nothing until a replica or instance is added."
+    )
+    if not inputs.sensitivity:
+        st.caption("Tick **Cost sensitivity table** in the sidebar for how much each input moves the cost.")
+        return
+    with st.spinner("Re-planning each input 10% down and up..."):
+        sens = cached_sensitivity(*key, result, catalog)
+    table = to_frame([r.model_dump() for r in sens])
+    st.markdown("**Cost sensitivity** (elasticity: % change in $/hour per % change in the input)")
+    left, right = st.columns([1.2, 1])
+    with left:
+        st.dataframe(
+            table,
+            hide_index=True,
+            key=K + "sensitivity_table",
+            column_config={
+                "step_pct": st.column_config.NumberColumn("step (%)", format="%.0f"),
+                "usd_per_hour_down": st.column_config.NumberColumn("$/hour at -step", format="$%.2f"),
+                "usd_per_hour_up": st.column_config.NumberColumn("$/hour at +step", format="$%.2f"),
+                "elasticity": st.column_config.NumberColumn("elasticity", format="%+.2f"),
+            },
+        )
+        csv_download(table, "plan-sensitivity", key=K + "dl_sensitivity")
+    with right:
+        show_chart(
+            change_chart(table.rename({"input": "label"}).drop_nulls("elasticity"), "elasticity",
+                         "Cost elasticity per input", "elasticity"),
+            "plan-sensitivity",
+            key=K + "sensitivity_chart",
+        )  # fmt: skip
+
+
+# -- page -----------------------------------------------------------------------------------------------
+
+catalog = catalog_or_stop()
+read_devices_from_url()
+choices = choices_from_catalog(catalog, custom_devices(), custom_models())
+url_warnings = sync_from_url(choices)
+sidebar(catalog, choices)
+inputs, input_problems = inputs_from_widgets(choices)
+share_link(write_url(inputs))
+
+st.title("Plan")
+for w in url_warnings:
+    st.warning(w, icon=":material/link_off:")
+for p in input_problems:
+    st.warning(p, icon=":material/warning:")
+
+full_catalog = extended_catalog()
+try:
+    req = plan_request(inputs, full_catalog)
+except (ValidationError, KeyError, ValueError) as exc:
+    st.error(f"These inputs do not make a planner request: {exc}", icon=":material/error:")
+    st.stop()
+
+hw_text = "all devices" if inputs.hardware is None else f"{len(inputs.hardware)} device type(s)"
+lengths = f"{req.input_len:,.0f} input / {req.output_len:,.0f} output tokens"
+if inputs.workload:
+    lengths = f"workload **{inputs.workload}** (mean {lengths}, cv {req.input_cv:g}/{req.output_cv:g})"
+st.caption(
+    f"**{req.model}** at **{req.rate_rps:g} req/s** · {lengths} · p{inputs.percentile} TTFT ≤ {req.ttft_ms:g} ms "
+    f"and TPOT ≤ {req.tpot_ms:g} ms · {hw_text}, up to {req.max_devices} devices · weights "
+    f"{', '.join(req.weights)} · engines {', '.join(req.engines)}"
+)
+
+plan_key = (req.model_dump_json(), custom_key())
+slot = st.empty()
+try:
+    with slot.container():
+        result = cached_plan(*plan_key, full_catalog)
+except (KeyError, ValueError) as exc:
+    slot.empty()
+    st.error(f"The planner cannot take this request: {exc}", icon=":material/error:")
+    st.stop()
+slot.empty()
+
+st.caption(
+    f"Searched {result.evaluated:,} configurations in {result.elapsed_s:.2f} s; "
+    f"{len(result.candidates)} deployment(s) shown, {len(result.rejected)} rejected device/format families."
+)
+hardware_ids = {normalize_id(k): k for k in full_catalog.hardware}
+if result.candidates:
+    recommendation(result)
+else:
+    st.warning(
+        "No deployment meets the objectives within the constraints. The rejected families below say what "
+        "binds: relax that objective or limit, or allow more devices.",
+        icon=":material/search_off:",
+    )
+ranked_section(candidates_frame(result, inputs, hardware_ids))
+rejected_section(result)
+pareto_section(result)
+whatif_section(result, inputs, full_catalog, plan_key)
+if result.notes:
+    st.subheader("Notes")
+    st.markdown("\n".join(f"- {n}" for n in result.notes))
