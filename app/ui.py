@@ -16,9 +16,24 @@ from core.catalog import Catalog, CatalogError, load_catalog
 from core.cli_catalog import catalog_rows
 from core.curve import concurrency_curve, concurrency_levels
 from core.estimate import Estimate, estimate
+from core.load import (
+    LoadEstimate,
+    LoadSpec,
+    Prepared,
+    Slo,
+    assemble,
+    goodput,
+    max_rate,
+    not_fit,
+    operating_point,
+    prepare,
+)
+from core.operating_point import PointCosts, Pricing, closed_loop_costs
 from core.output import csv_safe, to_frame
 from core.scenario import Scenario
 from core.schema import Device
+from core.simulate import SimResult
+from core.trace import Trace
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -109,3 +124,76 @@ def _custom(arch_json: str | None, device_json: str | None) -> dict:
         "arch": Architecture.model_validate_json(arch_json) if arch_json else None,
         "device": Device.model_validate_json(device_json) if device_json else None,
     }
+
+
+# -- open loop: each simulation cached on what it depends on, so a new rate re-runs only the operating point --
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _prepared(scn_json: str, traffic_json: str, trace_key: str | None, arch_json, device_json, _trace) -> Prepared:
+    traffic = LoadSpec.model_validate_json(traffic_json)
+    return prepare(
+        Scenario.model_validate_json(scn_json), traffic, trace=_trace, catalog=get_catalog(),
+        **_custom(arch_json, device_json),
+    )  # fmt: skip
+
+
+def _base(traffic_json: str) -> str:
+    """The traffic with its rate set to 1 (kept None for a replay): what the request draw (made at 1 req/s),
+    the step table and the searches depend on."""
+    spec = LoadSpec.model_validate_json(traffic_json)
+    return spec.model_copy(update={"rate_rps": None if spec.rate_rps is None else 1.0}).model_dump_json()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _max_rate(scn_json: str, base_json: str, trace_key, arch_json, device_json, _trace) -> float:
+    return max_rate(_prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _goodput(scn_json: str, base_json: str, slo_json: str, trace_key, arch_json, device_json, _trace) -> float:
+    prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace)
+    top = _max_rate(scn_json, base_json, trace_key, arch_json, device_json, _trace)
+    return goodput(prep, Slo.model_validate_json(slo_json), top)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _operating(scn_json: str, base_json: str, rate: float, trace_key, arch_json, device_json, _trace) -> SimResult:
+    return operating_point(_prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace), rate)
+
+
+def cached_load(
+    scenario_json: str, traffic_json: str, slo_json: str, pricing_json: str, region: str,
+    arch_json: str | None = None, device_json: str | None = None, trace: Trace | None = None,
+    trace_key: str | None = None,
+) -> LoadEstimate:  # fmt: skip
+    """core.load.estimate_load, its simulations cached separately (same numbers as one estimate_load call).
+
+    A price that cannot be found is a note (cost None), not an error. Raises what core raises otherwise.
+    """
+    base = _base(traffic_json)
+    keys = (trace_key, arch_json, device_json, trace)
+    prep = _prepared(scenario_json, base, *keys)
+    traffic, slo = LoadSpec.model_validate_json(traffic_json), Slo.model_validate_json(slo_json)
+    rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
+    if prep.table is None:
+        return not_fit(prep, slo, rate)
+    top = _max_rate(scenario_json, base, *keys)
+    good = _goodput(scenario_json, base, slo_json, *keys)
+    sim = _operating(scenario_json, base, rate, *keys)
+    return assemble(
+        prep, rate, sim, top, good, slo, Pricing.model_validate_json(pricing_json), region,
+        catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
+    )  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_closed_costs(
+    scenario_json: str, pricing_json: str, region: str, arch_json: str | None = None, device_json: str | None = None
+) -> PointCosts | None:
+    """Cost and energy of the closed-loop estimate at its throughput (core.operating_point)."""
+    est = cached_estimate(scenario_json, arch_json, device_json)
+    return closed_loop_costs(
+        est, Pricing.model_validate_json(pricing_json), region, catalog=get_catalog(), strict=False,
+        **_custom(arch_json, device_json),
+    )  # fmt: skip

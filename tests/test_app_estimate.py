@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.catalog import load_catalog
 from core.estimate import estimate
+from core.load import LoadSpec, Slo, estimate_load
+from core.operating_point import Pricing, closed_loop_costs
 from core.scenario import Scenario
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
@@ -23,6 +25,8 @@ SHARED_SCN = Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-s
                       kv_format="fp8", input_len=1024, output_len=256, concurrency=16)  # fmt: skip
 LABELS = ["Fits", "TTFT", "TPOT", "Output tokens/s", "$/million output tokens", "J/token", "Prefill bound",
           "Decode bound"]  # fmt: skip
+RATE_LABELS = ["Fits", "TTFT p90", "TPOT p90", "Output tokens/s", "$/million output tokens", "J/token",
+               "Prefill bound", "Decode bound", "Goodput", "Max rate", "SLO attainment", "$/hour"]  # fmt: skip
 
 
 def run(query: dict | None = None) -> AppTest:
@@ -59,7 +63,19 @@ def assert_shows(text: str, expected: float, unit: str) -> None:
     assert abs(value - expected) <= allowance + 1e-9, (text, expected)
 
 
-def assert_kpis_match(at: AppTest, scn: Scenario) -> None:
+def shown_value(text: str, prefix: str = "", suffix: str = "") -> tuple[float, float]:
+    """The number in a tile such as "$0.1750" or "0.090 J" or "33.64 req/s", and half its last digit."""
+    m = re.fullmatch(re.escape(prefix) + r"([\d,]+(?:\.(\d+))?)" + re.escape(suffix), text)
+    assert m, f"{text!r} is not {prefix}NUMBER{suffix}"
+    return float(m.group(1).replace(",", "")), 0.5 * 10 ** -len(m.group(2) or "")
+
+
+def assert_value(text: str, expected: float, prefix: str = "", suffix: str = "") -> None:
+    value, allowance = shown_value(text, prefix, suffix)
+    assert abs(value - expected) <= allowance + 1e-9, (text, expected)
+
+
+def assert_kpis_match(at: AppTest, scn: Scenario, pricing: Pricing | None = None, region="us-east-virginia") -> None:
     est = estimate(scn, CATALOG)
     shown = metrics(at)
     assert list(shown) == LABELS
@@ -69,6 +85,28 @@ def assert_kpis_match(at: AppTest, scn: Scenario) -> None:
     assert_shows(shown["Output tokens/s"], est.serving.output_tokens_per_s, "tok/s")
     assert shown["Prefill bound"] == est.prefill.bound
     assert shown["Decode bound"] == est.decode.bound
+    costs = closed_loop_costs(est, pricing or Pricing(), region, catalog=CATALOG)
+    assert_value(shown["$/million output tokens"], costs.cost.usd_per_million_output_tokens, prefix="$")
+    assert_value(shown["J/token"], costs.energy.joules_per_output_token, suffix=" J")
+
+
+def assert_rate_kpis_match(at: AppTest, scn: Scenario, traffic: LoadSpec, slo: Slo, pricing: Pricing, region: str):
+    le = estimate_load(scn, traffic, slo, pricing, region, catalog=CATALOG)
+    shown = metrics(at)
+    pct = int(slo.pct)
+    assert list(shown) == [label.replace("p90", f"p{pct}") for label in RATE_LABELS]
+    assert shown["Fits"] == "yes"
+    assert_shows(shown[f"TTFT p{pct}"], le.slo_ttft_ms, "ms")
+    assert_shows(shown[f"TPOT p{pct}"], le.slo_tpot_ms, "ms")
+    assert_shows(shown["Output tokens/s"], le.throughput.output_tokens_per_s, "tok/s")
+    assert_value(shown["$/million output tokens"], le.cost.usd_per_million_output_tokens, prefix="$")
+    assert_value(shown["J/token"], le.energy.joules_per_output_token, suffix=" J")
+    assert (shown["Prefill bound"], shown["Decode bound"]) == (le.bound.prefill, le.bound.decode)
+    assert_value(shown["Goodput"], le.goodput_rps, suffix=" req/s")
+    assert_value(shown["Max rate"], le.max_rate_rps, suffix=" req/s")
+    assert_value(shown["SLO attainment"], le.slo_attainment * 100, suffix="%")
+    assert_value(shown["$/hour"], le.cost.usd_per_hour, prefix="$")
+    return le
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +125,6 @@ def test_default_page_is_estimate_and_shows_the_landing_scenario():
 def test_shared_link_kpis_equal_core(shared):
     assert not shared.error and not shared.warning
     assert_kpis_match(shared, SHARED_SCN)
-    shown = metrics(shared)
-    assert shown["$/million output tokens"] == "n/a" and shown["J/token"] == "n/a"
     help_texts = {m.label: m.proto.help for m in shared.metric}
     assert all(help_texts[label] for label in LABELS)
 
@@ -253,8 +289,79 @@ def test_inputs_survive_a_visit_to_another_page():
     assert qp(at)["tp"] == "2" and qp(at)["w"] == "fp8"
 
 
-def test_request_rate_is_kept_in_the_link_and_said_to_be_not_estimated_yet():
-    at = run({**SHARED, "rate": "2.5"})
-    assert qp(at)["rate"] == "2.5"
-    assert any("2.5 req/s" in i.value and "not" in i.value for i in at.info)
-    assert_kpis_match(at, SHARED_SCN)  # still the closed loop at the chosen concurrency
+RATE_URL = {**SHARED, "rate": "12", "arr": "gamma", "cv": "2", "prov": "AWS", "region": "eu-sweden", "ttft": "300",
+            "tpot": "20", "pct": "99"}  # fmt: skip
+
+
+def test_rate_link_numbers_equal_core_and_widgets_follow_the_url():
+    at = run(RATE_URL)
+    assert not at.error and not at.warning
+    assert at.radio(key="est_load_mode").value == "Request rate"
+    assert at.number_input(key="est_rate_rps").value == 12
+    assert (at.selectbox(key="est_arrival").value, at.number_input(key="est_cv").value) == ("gamma", 2.0)
+    assert (at.selectbox(key="est_price").value, at.selectbox(key="est_region").value) == ("AWS", "eu-sweden")
+    le = assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=12, arrival="gamma", cv=2.0),
+                                Slo(ttft_ms=300, tpot_ms=20, pct=99), Pricing(provider="AWS"), "eu-sweden")  # fmt: skip
+    assert le.cost.provider == "AWS"
+    assert {k: qp(at)[k] for k in RATE_URL} == RATE_URL  # the link is written back as given
+    table = at.dataframe[0].value
+    assert list(table["metric"]) == ["TTFT", "TPOT", "E2E", "QUEUE"]
+    assert table["p99"][0] == pytest.approx(le.ttft_ms.p99, abs=1e-3)
+
+
+def test_rate_widgets_write_the_url_and_numbers_follow():
+    at = run({**SHARED, "rate": "8"})
+    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=8), Slo(), Pricing(), "us-east-virginia")
+    at.number_input(key="est_rate_rps").set_value(15.0).run()
+    at.selectbox(key="est_price").set_value("usd").run()
+    at.number_input(key="est_usd").set_value(3.5).run()
+    at.selectbox(key="est_region").set_value("eu-frankfurt").run()
+    assert not at.exception
+    q = qp(at)
+    assert (q["rate"], q["usd"], q["region"], q["arr"]) == ("15", "3.5", "eu-frankfurt", "poisson")
+    assert "prov" not in q
+    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=15), Slo(), Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
+    at.radio(key="est_load_mode").set_value("Concurrency").run()
+    assert "rate" not in qp(at)
+    assert_kpis_match(at, SHARED_SCN, Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
+    at.radio(key="est_load_mode").set_value("Request rate").run()
+    assert qp(at)["rate"] == "15"  # the rate widget kept its value
+
+
+def test_bad_rate_and_price_values_warn_and_fall_back():
+    at = run({**SHARED, "rate": "-2", "arr": "weibull", "cv": "0", "prov": "nowhere", "usd": "abc", "region": "mars"})
+    texts = " ".join(w.value for w in at.warning)
+    for key in ("rate=-2", "arr=weibull", "cv=0", "prov=nowhere", "usd=abc", "region=mars"):
+        assert f"`{key}`" in texts, key
+    assert at.radio(key="est_load_mode").value == "Concurrency"  # no usable rate: the closed loop
+    q = qp(at)
+    assert "rate" not in q and "prov" not in q and "usd" not in q and q["region"] == "us-east-virginia"
+    assert_kpis_match(at, SHARED_SCN)
+
+
+def test_overload_and_a_provider_without_this_device_are_said_clearly():
+    at = run({**SHARED, "rate": "500", "prov": "Vast.ai", "hw": "l4"})  # Vast.ai lists no L4 offering
+    assert not at.exception and not at.warning
+    shown = metrics(at)
+    assert shown["Fits"] == "yes" and shown["TTFT p90"] == "unbounded"
+    assert any("Overloaded" in e.value and "500 req/s" in e.value for e in at.error)
+    assert shown["$/million output tokens"] == "n/a" and shown["$/hour"] == "n/a"
+    assert any("no cost figure" in m.value and "Vast.ai" in m.value for m in at.markdown)
+    assert shown["J/token"] != "n/a"  # energy does not need a price
+
+
+def test_trace_upload_sets_the_lengths_and_a_bad_trace_is_an_error():
+    rows = "timestamp,input_tokens,output_tokens\n" + "".join(f"{i * 0.2},{300 + i % 50},{60}\n" for i in range(500))
+    at = run({**SHARED, "rate": "6"})
+    at.file_uploader(key="est_trace_upload").set_value(("mine.csv", rows.encode(), "text/csv")).run()
+    assert not at.exception and not at.error
+    assert any("mine.csv" in c.value and "500 requests" in c.value for c in at.sidebar.caption)
+    from core.trace import parse_trace
+
+    le = estimate_load(SHARED_SCN, LoadSpec(rate_rps=6), trace=parse_trace(rows.encode()), catalog=CATALOG)
+    assert_shows(metrics(at)["TTFT p90"], le.slo_ttft_ms, "ms")
+    assert le.scenario.output_len == 60
+    bad = b"timestamp,input_tokens,output_tokens\n0,10,10\n1,-5,10\n"
+    at.file_uploader(key="est_trace_upload").set_value(("bad.csv", bad, "text/csv")).run()
+    assert not at.exception
+    assert any("bad.csv cannot be used" in e.value and "line 3" in e.value for e in at.error)

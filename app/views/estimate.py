@@ -1,12 +1,15 @@
 """Estimate page (the default, at /): one scenario's fit, latency, throughput, memory, roofline and curves.
 
 Inputs sit in the sidebar and in the URL query string (core.urlstate parses and writes it); every number
-shown comes from core (estimate, curve, roofline, slo) through the cached calls in ui.py.
+shown comes from core (estimate, curve, roofline, slo; load and operating_point for the request-rate mode,
+cost and energy) through the cached calls in ui.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import urllib.parse
 
 import polars as pl
@@ -15,20 +18,27 @@ from chart_export import show_chart
 from charts import latency_throughput_chart, memory_bar, memory_frame, roofline_chart
 from custom_state import add_model, custom_devices, custom_models, read_devices_from_url, write_devices_to_url
 from pydantic import ValidationError
-from ui import cached_curve, cached_estimate, catalog_or_stop, csv_download
+from ui import cached_closed_costs, cached_curve, cached_estimate, cached_load, catalog_or_stop, csv_download
 
 from core.catalog import Catalog
 from core.estimate import Estimate
 from core.hfconfig import ConfigError, parse_config
+from core.load import LoadEstimate, LoadSpec, Slo
+from core.operating_point import CostResult, EnergyResult, PointCosts, Pricing
 from core.output import to_frame
 from core.roofline import ceilings, operator_points, phase_points
 from core.scenario import ENGINES
 from core.slo import slo_checks
+from core.trace import TraceError, parse_trace
 from core.urlstate import (
+    MAX_CV,
+    MAX_RATE_RPS,
     MAX_SLO_MS,
+    MAX_USD_PER_GPU_HOUR,
     MIN_SLO_MS,
     PASSTHROUGH_KEYS,
     PERCENTILES,
+    TCO,
     Choices,
     PageInputs,
     choices_from_catalog,
@@ -39,8 +49,14 @@ from core.urlstate import (
 K = "est_"  # widget keys on this page
 LAST_QUERY = K + "last_query"  # the query this page last wrote: a different URL means a new link was opened
 UPLOAD_ERROR = K + "upload_error"
+TRACE = K + "trace"  # the parsed upload: (Trace, digest, file name)
+TRACE_ERROR = K + "trace_error"
 MAX_CONFIG_BYTES = 5_000_000
 NA = "n/a"
+CONC, RATE = "Concurrency", "Request rate"
+CHEAPEST, OWN = "cheapest", "usd"
+DEFAULT_RATE_RPS = 5.0
+DEFAULT_USD = 2.0
 
 
 # -- session state <-> inputs -------------------------------------------------------------------------
@@ -60,7 +76,15 @@ def push_to_widgets(inputs: PageInputs) -> None:
     elif K + "concurrency" not in ss:
         ss[K + "concurrency"] = PageInputs().concurrency
     ss[K + "percentile"] = inputs.percentile
-    ss[K + "rate_rps"] = inputs.rate_rps
+    ss[K + "load_mode"] = RATE if inputs.rate_rps is not None else CONC
+    if inputs.rate_rps is not None:
+        ss[K + "rate_rps"] = inputs.rate_rps
+    ss.setdefault(K + "rate_rps", DEFAULT_RATE_RPS)
+    ss[K + "arrival"], ss[K + "cv"], ss[K + "region"] = inputs.arrival, inputs.cv, inputs.region
+    ss[K + "price"] = OWN if inputs.usd_per_gpu_hour is not None else (inputs.provider or CHEAPEST)
+    if inputs.usd_per_gpu_hour is not None:
+        ss[K + "usd"] = inputs.usd_per_gpu_hour
+    ss.setdefault(K + "usd", DEFAULT_USD)
 
 
 def sync_from_url(choices: Choices) -> list[str]:
@@ -82,6 +106,25 @@ def sync_from_url(choices: Choices) -> list[str]:
     return [str(w) for w in warnings]
 
 
+# Widgets drawn only in one load mode or price basis: Streamlit drops a widget's state in a run that does
+# not draw it, so their values are kept under a shadow key and put back before the sidebar is drawn.
+HIDDEN = ("rate_rps", "arrival", "cv", "usd", "concurrency", "conc_max")
+
+
+def restore_hidden() -> None:
+    ss = st.session_state
+    for name in HIDDEN:
+        if K + name not in ss and K + "keep_" + name in ss:
+            ss[K + name] = ss[K + "keep_" + name]
+
+
+def remember_hidden() -> None:
+    ss = st.session_state
+    for name in HIDDEN:
+        if K + name in ss:
+            ss[K + "keep_" + name] = ss[K + name]
+
+
 def inputs_from_widgets() -> PageInputs:
     ss = st.session_state
     return PageInputs(
@@ -98,7 +141,12 @@ def inputs_from_widgets() -> PageInputs:
         input_len=ss[K + "input_len"],
         output_len=ss[K + "output_len"],
         concurrency="max" if ss[K + "conc_max"] else ss[K + "concurrency"],
-        rate_rps=ss.get(K + "rate_rps"),
+        rate_rps=ss[K + "rate_rps"] if ss[K + "load_mode"] == RATE else None,
+        arrival=ss[K + "arrival"],
+        cv=ss[K + "cv"],
+        provider=None if ss[K + "price"] in (CHEAPEST, OWN) else ss[K + "price"],
+        usd_per_gpu_hour=ss[K + "usd"] if ss[K + "price"] == OWN else None,
+        region=ss[K + "region"],
         ttft_ms=ss[K + "ttft_ms"],
         tpot_ms=ss[K + "tpot_ms"],
         percentile=ss[K + "percentile"],
@@ -142,6 +190,22 @@ def on_upload() -> None:
         st.session_state[UPLOAD_ERROR] = problem
         return
     st.session_state[K + "model"] = name
+
+
+def on_trace_upload() -> None:
+    """Parse an uploaded trace CSV (core.trace) into the session, or keep the message saying what is wrong."""
+    up = st.session_state.get(K + "trace_upload")
+    st.session_state.pop(TRACE_ERROR, None)
+    st.session_state.pop(TRACE, None)
+    if up is None:
+        return
+    data = up.getvalue()
+    try:
+        trace = parse_trace(data)
+    except TraceError as exc:
+        st.session_state[TRACE_ERROR] = f"{up.name} cannot be used: {exc}"
+        return
+    st.session_state[TRACE] = (trace, hashlib.sha256(data).hexdigest()[:16], up.name)
 
 
 # -- sidebar ------------------------------------------------------------------------------------------
@@ -233,20 +297,56 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         "Output tokens", 1, 10_000_000, step=64, key=K + "output_len", disabled=preset,
         help="Generated tokens per request. URL key `osl`.",
     )  # fmt: skip
-    sb.checkbox(
-        "As many requests as fit (max)",
-        key=K + "conc_max",
-        help="Concurrency = as many requests as the KV cache holds. URL `conc=max`.",
+    sb.radio(
+        "Load",
+        [CONC, RATE],
+        key=K + "load_mode",
+        horizontal=True,
+        help="Concurrency: a closed loop of clients (fast, mean latencies). Request rate: open-loop arrivals, "
+        "simulated request by request (percentiles, goodput, maximum rate). URL: `rate` present = request rate.",
     )
-    sb.number_input(
-        "Concurrency (requests in flight)",
-        1,
-        1_000_000,
-        step=1,
-        key=K + "concurrency",
-        disabled=ss[K + "conc_max"],
-        help="Closed loop: this many clients, each sending its next request when the last one ends, "
-        "over all replicas. URL key `conc`.",
+    if ss[K + "load_mode"] == CONC:
+        sb.checkbox(
+            "As many requests as fit (max)",
+            key=K + "conc_max",
+            help="Concurrency = as many requests as the KV cache holds. URL `conc=max`.",
+        )
+        sb.number_input(
+            "Concurrency (requests in flight)",
+            1,
+            1_000_000,
+            step=1,
+            key=K + "concurrency",
+            disabled=ss[K + "conc_max"],
+            help="Closed loop: this many clients, each sending its next request when the last one ends, "
+            "over all replicas. URL key `conc`.",
+        )
+    else:
+        rate_widgets()
+
+    sb.subheader("Cost and energy")
+    providers = sorted({o.provider for o in catalog.cloud_prices.values()})
+    names = {CHEAPEST: "cheapest cloud offering", OWN: "my own $/GPU-hour", TCO: "ownership (TCO)"}
+    sb.selectbox(
+        "Price",
+        [CHEAPEST, *providers, OWN, TCO],
+        key=K + "price",
+        format_func=lambda p: names.get(p, f"{p} (cheapest of its offerings)"),
+        help="Cloud: the cheapest current on-demand offering for this device (of one provider if chosen), "
+        "billed by whole instance. Or your own $ per device-hour, or total cost of ownership (purchase price "
+        "over 4 years plus electricity). URL keys `prov` (provider or `tco`) and `usd`.",
+    )
+    if ss[K + "price"] == OWN:
+        sb.number_input(
+            "$ per GPU-hour", 0.01, MAX_USD_PER_GPU_HOUR, step=0.25, key=K + "usd",
+            help="What one device costs you per hour. URL key `usd`.",
+        )  # fmt: skip
+    sb.selectbox(
+        "Grid region",
+        sorted(catalog.carbon),
+        key=K + "region",
+        format_func=lambda r: f"{r} ({catalog.carbon[r].gco2e_per_kwh:g} gCO2e/kWh)",
+        help="Carbon intensity of the electricity (catalogs/carbon.yaml). URL key `region`.",
     )
 
     sb.subheader("Service levels")
@@ -276,6 +376,37 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
     )
 
 
+def rate_widgets() -> None:
+    sb, ss = st.sidebar, st.session_state
+    sb.number_input(
+        "Request rate (req/s)", 0.001, MAX_RATE_RPS, step=1.0, format="%g", key=K + "rate_rps",
+        help="Open loop: requests arrive at this mean rate over all replicas, whatever the latency. URL key `rate`.",
+    )  # fmt: skip
+    c1, c2 = sb.columns(2)
+    c1.selectbox(
+        "Arrivals", ["poisson", "gamma"], key=K + "arrival", format_func=str.capitalize,
+        help="Poisson, or bursty gamma inter-arrival gaps (BurstGPT) with the cv on the right. URL key `arr`.",
+    )  # fmt: skip
+    c2.number_input(
+        "Burstiness (cv)", 0.01, MAX_CV, step=0.1, key=K + "cv", disabled=ss[K + "arrival"] != "gamma",
+        help="Coefficient of variation of the gaps; 1 is as bursty as Poisson, BurstGPT's traffic about 1.41. "
+        "URL key `cv`.",
+    )  # fmt: skip
+    sb.file_uploader(
+        "Trace CSV (lengths)",
+        type=["csv"],
+        key=K + "trace_upload",
+        on_change=on_trace_upload,
+        help="Columns timestamp, input_tokens, output_tokens (or BurstGPT's or Azure's names). Request lengths "
+        "are drawn from it at the rate above; it stays in this session and does not travel in the link.",
+    )
+    if ss.get(TRACE_ERROR):
+        sb.error(ss[TRACE_ERROR], icon=":material/error:")
+    elif ss.get(TRACE):
+        trace, _, name = ss[TRACE]
+        sb.caption(f"Lengths from **{name}**: {trace.rows:,} requests (the workload and lengths above are not used).")
+
+
 def share_link(query: dict[str, str]) -> None:
     base = st.context.url or "/"
     st.sidebar.subheader("Share")
@@ -287,15 +418,77 @@ def share_link(query: dict[str, str]) -> None:
 
 
 def ms(v: float) -> str:
+    if not math.isfinite(v):
+        return "unbounded"
     return f"{v:,.2f} ms" if v < 100 else f"{v:,.1f} ms" if v < 10_000 else f"{v / 1e3:,.2f} s"
 
 
-def kpis(est: Estimate, inputs: PageInputs) -> None:
+def usd(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return NA
+    return f"${v:,.4f}" if v < 1 else f"${v:,.3f}" if v < 100 else f"${v:,.0f}"
+
+
+def load_inputs(inputs: PageInputs) -> tuple[LoadSpec, Slo, Pricing]:
+    """The request-rate traffic, the SLO and the price basis of the page's inputs (what core.load takes)."""
+    trace = st.session_state.get(TRACE)
+    traffic = LoadSpec(
+        rate_rps=inputs.rate_rps,
+        arrival=inputs.arrival,
+        cv=inputs.cv if inputs.arrival == "gamma" else None,
+        workload=inputs.workload if trace is None else None,
+    )
+    return traffic, Slo(ttft_ms=inputs.ttft_ms, tpot_ms=inputs.tpot_ms, pct=inputs.percentile), pricing_of(inputs)
+
+
+def pricing_of(inputs: PageInputs) -> Pricing:
+    if inputs.usd_per_gpu_hour is not None:
+        return Pricing(usd_per_gpu_hour=inputs.usd_per_gpu_hour)
+    if inputs.provider == TCO:
+        return Pricing(tco=True)
+    return Pricing(provider=inputs.provider)
+
+
+def money_energy_tiles(cols, cost: CostResult | None, energy: EnergyResult | None, missing: str) -> None:
+    if cost is not None:
+        help_cost = (
+            f"Output tokens' share of ${cost.usd_per_hour:,.2f}/h ({cost.basis}"
+            + (f": {cost.provider} {cost.instance}, {cost.devices_billed} devices billed" if cost.provider else "")
+            + f"). Input tokens ${cost.usd_per_million_input_tokens:,.4g}/M; the whole bill on output tokens "
+            f"${cost.usd_per_million_output_tokens_all_in:,.4g}/M; ${cost.usd_per_request:,.3g}/request; "
+            f"{cost.idle_share:.0%} of what is paid for sits idle."
+        )
+        cols[0].metric("$/million output tokens", usd(cost.usd_per_million_output_tokens), help=help_cost, border=True)
+    else:
+        cols[0].metric("$/million output tokens", NA, help=missing, border=True)
+    j = energy.joules_per_output_token if energy is not None else None
+    if j is not None and math.isfinite(j):
+        help_j = (
+            f"Board energy per generated token: {energy.watts:,.0f} W over the output rate ({energy.kwh_per_day:,.1f} "
+            f"kWh/day at PUE {energy.pue:g}; {energy.gco2e_per_million_output_tokens:,.1f} gCO2e per million output "
+            f"tokens in {energy.region})."
+        )
+        cols[1].metric("J/token", f"{j:,.3f} J", help=help_j, border=True)
+    else:
+        cols[1].metric("J/token", NA, help="; ".join(energy.notes) if energy and energy.notes else missing,
+                       border=True)  # fmt: skip
+
+
+def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEstimate | None) -> None:
     s = est.serving
     row1, row2 = st.columns([0.7, 1, 1, 1.3]), st.columns([1.3, 0.7, 1, 1])
     row1[0].metric("Fits", "yes" if est.fits else "no", help="Weights, runtime and at least one request's KV "
                    "cache fit in each device's memory.", border=True)  # fmt: skip
-    if s is not None:
+    missing = "No estimate: the scenario does not fit." if not est.fits else "No price for this deployment."
+    pct = inputs.percentile
+    if le is not None and le.fits:
+        row1[1].metric(f"TTFT p{pct}", ms(le.slo_ttft_ms), help=f"Time to first token of the p{pct} request at "
+                       f"{le.rate_rps:g} req/s (simulated): queueing, then prefill.", border=True)  # fmt: skip
+        row1[2].metric(f"TPOT p{pct}", ms(le.slo_tpot_ms), help=f"Time per output token of the p{pct} request.",
+                       border=True)  # fmt: skip
+        row1[3].metric("Output tokens/s", f"{le.throughput.output_tokens_per_s:,.0f} tok/s", help="Generated tokens "
+                       f"per second over all {le.devices} device(s) at this rate.", border=True)  # fmt: skip
+    elif s is not None and le is None:
         row1[1].metric("TTFT", ms(s.ttft_ms), help="Mean time to first token at this concurrency: waiting for a "
                        "slot, then prefill.", border=True)  # fmt: skip
         row1[2].metric("TPOT", ms(s.tpot_ms), help="Mean time per output token (decode step) at this concurrency.",
@@ -304,15 +497,29 @@ def kpis(est: Estimate, inputs: PageInputs) -> None:
                        f"over all {est.devices} device(s) ({s.output_tokens_per_s_per_device:,.0f} per device).",
                        border=True)  # fmt: skip
     else:
-        for col, label in zip(row1[1:], ("TTFT", "TPOT", "Output tokens/s"), strict=True):
+        labels = ("TTFT", "TPOT") if le is None else (f"TTFT p{pct}", f"TPOT p{pct}")
+        for col, label in zip(row1[1:], (*labels, "Output tokens/s"), strict=True):
             col.metric(label, NA, help="No estimate: the scenario does not fit.", border=True)
-    help_later = "Not estimated yet: cost and energy models are being added to core."
-    row2[0].metric("$/million output tokens", NA, help=help_later, border=True)
-    row2[1].metric("J/token", NA, help=help_later, border=True)
+    if le is not None:
+        money_energy_tiles(row2, le.cost, le.energy, missing)
+    else:
+        money_energy_tiles(row2, costs.cost if costs else None, costs.energy if costs else None, missing)
     row2[2].metric("Prefill bound", est.prefill.bound if est.prefill else NA, help="What limits a prefill step: "
                    "compute, memory bandwidth, interconnect or per-step overhead.", border=True)  # fmt: skip
     row2[3].metric("Decode bound", est.decode.bound if est.decode else NA, help="What limits a decode step.",
                    border=True)  # fmt: skip
+    if le is not None and le.fits:
+        row3 = st.columns([1.3, 0.7, 1, 1])
+        row3[0].metric("Goodput", f"{le.goodput_rps:,.2f} req/s", help=f"Highest rate at which {le.slo.pct:g}% of "
+                       "requests meet both the TTFT and the TPOT objective (DistServe), by bisection over simulated "
+                       "rates.", border=True)  # fmt: skip
+        row3[1].metric("Max rate", f"{le.max_rate_rps:,.2f} req/s", help="Highest sustainable request rate "
+                       "(the simulated saturation throughput); above it queues grow without bound.",
+                       border=True)  # fmt: skip
+        row3[2].metric("SLO attainment", f"{le.slo_attainment:.1%}", help=f"Share of requests at {le.rate_rps:g} "
+                       "req/s that meet both objectives (a rejected request meets neither).", border=True)  # fmt: skip
+        row3[3].metric("$/hour", usd(le.cost.usd_per_hour) if le.cost else NA, help="What the deployment costs "
+                       "per hour on the chosen price basis.", border=True)  # fmt: skip
 
 
 def slo_panel(est: Estimate, inputs: PageInputs) -> None:
@@ -324,7 +531,39 @@ def slo_panel(est: Estimate, inputs: PageInputs) -> None:
         parts.append(f"**{c.metric}** {ms(c.estimate_ms)} ({c.statistic}) vs p{c.percentile} objective "
                      f"{c.objective_ms:,.6g} ms: {verdict}")  # fmt: skip
     st.markdown("SLO check: " + " · ".join(parts))
-    st.caption("The closed-loop estimate gives means; percentiles arrive with the open-loop serving model.")
+    st.caption("The closed loop gives means; choose Load = Request rate for percentiles, goodput and the max rate.")
+
+
+def load_slo_panel(le: LoadEstimate) -> None:
+    parts = []
+    for name, value, target in (("TTFT", le.slo_ttft_ms, le.slo.ttft_ms), ("TPOT", le.slo_tpot_ms, le.slo.tpot_ms)):
+        verdict = ":green[met]" if value <= target else ":red[missed]"
+        parts.append(f"**{name}** p{le.slo.pct:g} {ms(value)} vs objective {target:,.6g} ms: {verdict}")
+    st.markdown("SLO check: " + " · ".join(parts) + f" · {le.slo_attainment:.1%} of requests meet both")
+    if not le.stable:
+        st.error(
+            f"**Overloaded.** {le.rate_rps:g} req/s is above the maximum sustainable rate of {le.max_rate_rps:,.2f} "
+            "req/s: the queue grows without bound, so latencies are unbounded.",
+            icon=":material/trending_up:",
+        )
+
+
+def load_section(le: LoadEstimate) -> None:
+    st.subheader("Latency at this request rate")
+    rows = []
+    for name in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+        v = getattr(le, name)
+        rows.append({"metric": name.removesuffix("_ms").upper(), **{k: round(x, 3) for k, x in v.model_dump().items()}})
+    df = to_frame(rows)
+    st.dataframe(df, hide_index=True)
+    t = le.traffic
+    st.caption(
+        f"Milliseconds over {t.requests:,} simulated requests ({t.source}; mean {t.mean_input_tokens:,.0f} input / "
+        f"{t.mean_output_tokens:,.0f} output tokens). Mean decode batch {le.mean_batch:,.1f} per replica, engine busy "
+        f"{le.utilization:.0%}, {le.preempted_fraction:.1%} preempted, {le.rejected_fraction:.1%} rejected. "
+        f"Method: {le.method}. Same numbers as `llmcap estimate --rate {le.rate_rps:g}`."
+    )
+    csv_download(df, "latency-percentiles", key=K + "dl_latency")
 
 
 def not_fit_panel(est: Estimate) -> None:
@@ -419,20 +658,15 @@ catalog = catalog_or_stop()
 read_devices_from_url()
 choices = choices_from_catalog(catalog, custom_devices(), custom_models())
 url_warnings = sync_from_url(choices)
+restore_hidden()
 sidebar(catalog, choices)
 inputs = inputs_from_widgets()
+remember_hidden()
 share_link(write_url(inputs))
 
 st.title("Estimate")
 for w in url_warnings:
     st.warning(w, icon=":material/link_off:")
-if inputs.rate_rps is not None:
-    st.info(
-        f"Request rate {inputs.rate_rps:g} req/s (URL `rate`) is kept in the link, but open-loop serving is not "
-        "estimated yet: the numbers below are for the closed loop at the chosen concurrency.",
-        icon=":material/info:",
-    )
-
 arch = custom_models().get(inputs.model)
 device = custom_devices().get(inputs.hardware)
 try:
@@ -450,21 +684,55 @@ except (KeyError, ValueError) as exc:
     st.error(f"Cannot estimate this scenario: {exc}", icon=":material/error:")
     st.stop()
 
+le: LoadEstimate | None = None
+costs: PointCosts | None = None
+notes = list(est.notes)
+try:
+    if inputs.rate_rps is not None:
+        traffic, slo, pricing = load_inputs(inputs)
+        trace_state = st.session_state.get(TRACE)
+        with st.spinner("Simulating the requests..."):
+            le = cached_load(
+                scn_json, traffic.model_dump_json(), slo.model_dump_json(), pricing.model_dump_json(), inputs.region,
+                arch_json, device_json, trace=trace_state[0] if trace_state else None,
+                trace_key=trace_state[1] if trace_state else None,
+            )  # fmt: skip
+        notes = list(le.notes) + (le.traffic.notes if le.traffic else [])
+        if le.fits:
+            est = le.estimate  # phases, memory and operators at the simulated mean batch
+    elif est.fits:
+        costs = cached_closed_costs(scn_json, pricing_of(inputs).model_dump_json(), inputs.region, arch_json,
+                                    device_json)  # fmt: skip
+        notes += costs.notes if costs else []
+except (KeyError, ValueError) as exc:
+    st.error(f"Cannot estimate this load: {exc}", icon=":material/error:")
+    st.stop()
+
 device = device or catalog.device(inputs.hardware)
+load_text = (
+    f"{inputs.rate_rps:g} req/s ({inputs.arrival}{f', cv {inputs.cv:g}' if inputs.arrival == 'gamma' else ''})"
+    if le is not None
+    else f"concurrency {scn.concurrency}"
+)
+shown = le.scenario if le is not None else scn
 st.caption(
     f"**{est.model_id}** on {est.devices} × {est.hardware_name} (TP {scn.tp}, PP {scn.pp}, EP {scn.ep}, "
     f"{scn.replicas} replica(s)) · weights {scn.weight_format}, KV {scn.kv_format or 'auto'}, {est.math} math · "
-    f"engine {scn.engine} · {scn.input_len:,} input / {scn.output_len:,} output tokens · concurrency {scn.concurrency}"
+    f"engine {scn.engine} · {shown.input_len:,} input / {shown.output_len:,} output tokens · {load_text}"
 )
-kpis(est, inputs)
+kpis(est, inputs, costs, le)
 if not est.fits:
     not_fit_panel(est)
-slo_panel(est, inputs)
+if le is not None and le.fits:
+    load_slo_panel(le)
+    load_section(le)
+else:
+    slo_panel(est, inputs)
 memory_section(est)
 if est.fits:
     roofline_section(est, device)
     curves_section(est, inputs, scn_json, arch_json, device_json)
     operators_section(est)
-if est.notes:
+if notes:
     st.subheader("Notes")
-    st.markdown("\n".join(f"- {n}" for n in est.notes))
+    st.markdown("\n".join(f"- {n}" for n in dict.fromkeys(notes)))
