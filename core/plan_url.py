@@ -131,16 +131,20 @@ def _items(text: str) -> list[str]:
 
 
 def _list(key: str, text: str, lookup, what: str, warn_item) -> tuple[str, ...]:
-    """Each comma-separated item through `lookup` (None = unknown, warned and dropped); duplicates dropped."""
+    """Each comma-separated item through `lookup` (None = unknown); duplicates dropped. Unknown items are
+    warned about one by one, unless none is known: then the whole value is bad."""
     out: list[str] = []
+    unknown: list[str] = []
     for item in _items(text):
         hit = lookup(item)
         if hit is None:
-            warn_item(key, item, f"unknown {what}")
+            unknown.append(item)
         elif hit not in out:
             out.append(hit)
     if not out:
         raise _Bad(f"no known {what}")
+    for item in unknown:
+        warn_item(key, item, f"unknown {what}")
     return tuple(out)
 
 

@@ -277,13 +277,12 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             help="KV-cache formats to try. URL key `kv` (comma-separated).",
         )  # fmt: skip
         st.multiselect("Engines", list(ENGINES), key=K + "engines", help="Serving engines to try. URL key `engine`.")
-        c1, c2 = st.columns(2)
-        c1.checkbox(
-            "Disaggregated", key=K + "allow_disagg",
+        st.checkbox(
+            "Disaggregated prefill/decode", key=K + "allow_disagg",
             help="Also try separate prefill and decode pools (Splitwise, DistServe). URL key `disagg`.",
         )  # fmt: skip
-        c2.checkbox(
-            "Mixed devices", key=K + "allow_mixed",
+        st.checkbox(
+            "Mixed device types", key=K + "allow_mixed",
             help="Also try a mix of device types for one service (Mélange). URL key `mixed`.",
         )  # fmt: skip
         st.number_input("Rows to show", 1, MAX_TOP, key=K + "top", help="How many deployments to rank. URL key `top`.")
@@ -291,7 +290,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         st.subheader("What-ifs")
         c1, c2 = st.columns(2)
         c1.number_input(
-            "Memory bandwidth (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_bw_pct",
+            "Bandwidth (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_bw_pct",
             help="Change every device's memory bandwidth by this percent. URL key `xbw`.",
         )  # fmt: skip
         c2.number_input(
@@ -373,20 +372,20 @@ def candidates_frame(result: Plan, inputs: PlanInputs, hardware_ids: dict[str, s
 
 def recommendation(result: Plan) -> None:
     best = result.candidates[0]
-    cols = st.columns([1.6, 1, 1, 1, 1])
-    cols[0].metric(
-        "Cheapest deployment",
-        f"{best.devices} × {best.hardware}" if best.mode != "mixed" else f"{best.devices} devices (mix)",
-        f"{best.mode}, TP {best.tp} PP {best.pp} EP {best.ep}, {best.weight_format}/{best.kv_format}",
-        delta_color="off",
-        delta_arrow="off",
-        border=True,
-        help=f"{best.replicas} replica(s) on {best.engine}; priced as {best.price_basis}.",
+    one_type = " " not in best.hardware  # a mix or a cross-device pair names several devices
+    what = f"{best.devices} × {best.hardware}" if one_type else f"{best.devices} devices: {best.hardware}"
+    st.markdown(f"#### Cheapest: {what}")
+    st.caption(
+        f"{best.mode} · TP {best.tp}, PP {best.pp}, EP {best.ep} · {best.replicas} replica(s) · weights "
+        f"{best.weight_format}, KV {best.kv_format} · {best.engine}, up to {best.max_seqs} requests per replica · "
+        f"priced as {best.price_basis}"
     )
-    cols[1].metric("$/hour", f"${best.usd_per_hour:,.2f}", border=True, help="Whole instances, idle capacity counted.")
-    cols[2].metric("$/million output tokens", f"${best.usd_per_million_output_tokens:,.3f}", border=True)
-    cols[3].metric("TTFT p90", f"{best.ttft_ms_p90:,.0f} ms", border=True)
-    cols[4].metric("TPOT p90", f"{best.tpot_ms_p90:,.1f} ms", border=True)
+    cols = st.columns(4)
+    cols[0].metric("$/hour", f"${best.usd_per_hour:,.2f}", border=True, help="Whole instances, idle capacity counted.")
+    per_m = "Dollars per million output tokens: $/hour over the tokens served per hour at the rate."
+    cols[1].metric("$/M tokens", f"${best.usd_per_million_output_tokens:,.3f}", border=True, help=per_m)
+    cols[2].metric("TTFT p90", f"{best.ttft_ms_p90:,.0f} ms", border=True, help="At the operating point.")
+    cols[3].metric("TPOT p90", f"{best.tpot_ms_p90:,.1f} ms", border=True, help="At the operating point.")
 
 
 def ranked_section(frame: pl.DataFrame) -> None:
@@ -394,12 +393,12 @@ def ranked_section(frame: pl.DataFrame) -> None:
     config = {k: st.column_config.Column(v) for k, v in COLUMNS.items()}
     config |= {k: st.column_config.NumberColumn(COLUMNS[k], format=f) for k, f in FORMATS.items()}
     config["rank"] = st.column_config.NumberColumn("#", pinned=True, width="small")
-    config["hardware"] = st.column_config.TextColumn("hardware", pinned=True)
+    config["hardware"] = st.column_config.TextColumn("hardware", pinned=True, width="medium")
     config["estimate_link"] = st.column_config.LinkColumn(
         "open in Estimate", display_text="open ↗", help="The same scenario on the Estimate page (new tab)"
     )
     shown = ["rank", "estimate_link", *[c for c in COLUMNS if c not in ("rank", "estimate_link")]]
-    st.dataframe(frame, hide_index=True, column_config=config, column_order=shown, key=K + "table")
+    st.dataframe(frame, hide_index=True, column_config=config, column_order=shown, key=K + "table", placeholder="–")
     st.caption(
         "Cheapest first; every row meets the objectives at the request rate. Percentiles at the operating point "
         "(the rate split over the replicas); goodput = the highest rate at which the percentile meets both "
@@ -506,7 +505,7 @@ def change_chart(frame: pl.DataFrame, x: str, title: str, x_title: str) -> alt.L
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", title=None, sort=None),
+            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
             x=alt.X(f"{x}:Q", title=x_title),
             color=alt.condition(alt.datum[x] > 0, alt.value("#e45756"), alt.value("#54a24b")),
             tooltip=[alt.Tooltip("label:N", title="input"), alt.Tooltip(f"{x}:Q", title=x_title, format="+,.3~f")],
@@ -532,14 +531,23 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
           "mode": base.mode, "usd_per_hour": base.usd_per_hour, "change_pct": 0.0}]
         + [w.model_dump(exclude={"name"}) | {"what_if": w.name} for w in rows]
     ).select(["what_if", "feasible", "hardware", "devices", "mode", "usd_per_hour", "change_pct"])  # fmt: skip
-    left, right = st.columns([1.2, 1])
+    shown = frame.with_columns(
+        pl.when(pl.col("feasible"))
+        .then(pl.format("{} × {}, {}", "devices", "hardware", "mode"))
+        .otherwise(pl.lit("nothing qualifies"))
+        .alias("deployment")
+    )
+    left, right = st.columns([1.3, 1])
     with left:
         st.dataframe(
-            frame,
+            shown,
             hide_index=True,
             key=K + "whatifs",
+            placeholder="–",
+            column_order=["what_if", "deployment", "usd_per_hour", "change_pct"],
             column_config={
                 "what_if": st.column_config.TextColumn("what-if"),
+                "deployment": st.column_config.TextColumn("cheapest deployment"),
                 "usd_per_hour": st.column_config.NumberColumn("$/hour", format="$%.2f"),
                 "change_pct": st.column_config.NumberColumn("change (%)", format="%+.1f"),
             },
@@ -563,17 +571,20 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
     with st.spinner("Re-planning each input 10% down and up..."):
         sens = cached_sensitivity(*key, result, catalog)
     table = to_frame([r.model_dump() for r in sens])
-    st.markdown("**Cost sensitivity** (elasticity: % change in $/hour per % change in the input)")
-    left, right = st.columns([1.2, 1])
+    step = f"{sens[0].step_pct:g}%" if sens else "step"
+    st.markdown(f"**Cost sensitivity**: each input moved {step} down and up; elasticity = % change in $/hour per "
+                "% change in the input")  # fmt: skip
+    left, right = st.columns([1.3, 1])
     with left:
         st.dataframe(
             table,
             hide_index=True,
             key=K + "sensitivity_table",
+            placeholder="–",
+            column_order=["input", "usd_per_hour_down", "usd_per_hour_up", "elasticity"],
             column_config={
-                "step_pct": st.column_config.NumberColumn("step (%)", format="%.0f"),
-                "usd_per_hour_down": st.column_config.NumberColumn("$/hour at -step", format="$%.2f"),
-                "usd_per_hour_up": st.column_config.NumberColumn("$/hour at +step", format="$%.2f"),
+                "usd_per_hour_down": st.column_config.NumberColumn(f"$/hour at -{step}", format="$%.2f"),
+                "usd_per_hour_up": st.column_config.NumberColumn(f"$/hour at +{step}", format="$%.2f"),
                 "elasticity": st.column_config.NumberColumn("elasticity", format="%+.2f"),
             },
         )
