@@ -1,0 +1,199 @@
+"""The Plan page under AppTest: the table equals core.planner.plan for the same request, URL <-> widgets,
+bad parameters warn, the Estimate link opens the same scenario, what-ifs equal core.whatif's."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.catalog import load_catalog
+from core.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
+from core.planner import plan
+from core.whatif import what_ifs
+
+APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
+CATALOG = load_catalog()
+SMALL = "h100-sxm,l4,rtx-4090"  # a few devices keep each search short
+
+
+def open_plan(**params: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("views/plan.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def submit(at: AppTest) -> AppTest:
+    at.button(key="FormSubmitter:plan_form-Plan").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def table_with(at: AppTest, column: str):
+    """The first table that has `column` (dataframes carry no key under AppTest)."""
+    tables = [d.value for d in at.dataframe if column in d.value.columns]
+    assert tables, f"no table with a {column} column"
+    return tables[0]
+
+
+def ranked(at: AppTest):
+    return table_with(at, "estimate_link")
+
+
+def assert_rows_equal_core(at: AppTest, inputs: PlanInputs) -> None:
+    """Every shown row is the planner's candidate of the same rank for the same request."""
+    expected = plan(plan_request(inputs, CATALOG), CATALOG).candidates
+    shown = ranked(at)
+    assert len(shown) == len(expected) > 0
+    for (_, row), c in zip(shown.iterrows(), expected, strict=True):
+        assert (row["hardware"], row["mode"], row["devices"], row["replicas"]) == (
+            c.hardware, c.mode, c.devices, c.replicas,
+        )  # fmt: skip
+        assert (row["tp"], row["pp"], row["ep"], row["weight_format"], row["kv_format"], row["max_seqs"]) == (
+            c.tp, c.pp, c.ep, c.weight_format, c.kv_format, c.max_seqs,
+        )  # fmt: skip
+        assert row["usd_per_hour"] == pytest.approx(c.usd_per_hour)
+        assert row["usd_per_million_output_tokens"] == pytest.approx(c.usd_per_million_output_tokens)
+        assert row["ttft_ms_p90"] == pytest.approx(c.ttft_ms_p90)
+        assert row["tpot_ms_p90"] == pytest.approx(c.tpot_ms_p90)
+        assert row["goodput_rps"] == pytest.approx(c.goodput_rps)
+
+
+def test_widgets_set_and_submitted_give_the_planners_table_and_write_the_url():
+    at = open_plan(hw=SMALL)
+    assert at.title[0].value == "Plan"
+    assert not at.warning and not at.error
+    at.number_input(key="plan_rate_rps").set_value(25.0)
+    at.number_input(key="plan_tpot_ms").set_value(60.0)
+    at.selectbox(key="plan_percentile").set_value(99)
+    at.multiselect(key="plan_hardware").set_value(["h100-sxm", "l4"])
+    at.multiselect(key="plan_weights").set_value(["fp8"])
+    submit(at)
+    q = at.query_params
+    assert (q["rate"], q["tpot"], q["pct"], q["hw"], q["w"]) == ("25", "60", "99", "h100-sxm,l4", "fp8")
+    inputs = PlanInputs(rate_rps=25, tpot_ms=60, percentile=99, hardware=("h100-sxm", "l4"), weights=("fp8",))
+    assert_rows_equal_core(at, inputs)
+    assert ranked(at).iloc[0]["hardware"] in ("h100-sxm", "l4")
+
+
+def test_a_shared_link_fills_every_widget_and_is_written_back_unchanged():
+    inputs = PlanInputs(
+        workload="code-completion", input_len=1, output_len=1, rate_rps=40, ttft_ms=300, tpot_ms=25, percentile=95,
+        e2e_ms=9000, hardware=("h100-sxm", "rtx-4090"), provider="RunPod", max_devices=32, max_usd_per_hour=500,
+        weights=("bf16", "fp8"), kv=("auto", "fp8"), engines=("vllm", "sglang"), allow_disagg=True, top=5,
+        whatif_bw_pct=30, whatif_price_pct=-50, whatif_traffic_x=4,
+    )  # fmt: skip
+    isl, osl = (round(CATALOG.workloads["code-completion"].input_tokens.mean),
+                round(CATALOG.workloads["code-completion"].output_tokens.mean))  # fmt: skip
+    inputs = inputs.model_copy(update={"input_len": isl, "output_len": osl})
+    at = open_plan(**plan_query(inputs))
+    assert not at.warning, [w.value for w in at.warning]
+    ss = at.session_state
+    assert ss["plan_workload"] == "code-completion" and ss["plan_rate_rps"] == 40 and ss["plan_percentile"] == 95
+    assert at.number_input(key="plan_e2e_ms").value == 9000
+    assert at.multiselect(key="plan_hardware").value == ["h100-sxm", "rtx-4090"]
+    assert at.selectbox(key="plan_provider").value == "RunPod"
+    assert at.multiselect(key="plan_engines").value == ["vllm", "sglang"]
+    assert at.checkbox(key="plan_allow_disagg").value and not at.checkbox(key="plan_allow_mixed").value
+    assert at.number_input(key="plan_whatif_traffic_x").value == 4
+    assert dict(at.query_params) == plan_query(inputs)
+    assert len(ranked(at)) <= 5
+    assert_rows_equal_core(at, inputs)
+
+
+def test_bad_parameters_warn_by_name_and_the_page_still_plans():
+    at = open_plan(rate="fast", hw=f"{SMALL},warp-9000", pct="42", w="fp7", top="-3", colour="red")
+    warned = " ".join(w.value for w in at.warning)
+    for key in ("rate=fast", "hw=warp-9000", "pct=42", "w=fp7", "top=-3", "colour=red"):
+        assert f"`{key}`" in warned, (key, warned)
+    assert not at.error
+    q = at.query_params
+    assert (q["rate"], q["pct"], q["w"], q["top"], q["hw"]) == ("10", "90", "bf16,fp8,int4", "10", SMALL)
+    assert "colour" not in q
+    assert_rows_equal_core(at, PlanInputs(hardware=tuple(SMALL.split(","))))
+
+
+def test_impossible_objectives_show_the_binding_reasons_not_a_traceback():
+    at = open_plan(hw="l4,h100-sxm", tpot="0.5", w="bf16")
+    assert not at.error
+    assert any("No deployment meets the objectives" in w.value for w in at.warning)
+    assert len(ranked(at)) == 0
+    rejected = table_with(at, "reason")
+    assert set(rejected["hardware"]) == {"l4", "h100-sxm"}
+    assert set(rejected["reason"]) == {"TPOT"}  # each device misses 0.5 ms per token even alone
+    assert "What-ifs" in [h.value for h in at.subheader]
+
+
+def test_the_estimate_link_opens_the_same_scenario():
+    at = open_plan(hw=SMALL, rate="12", tpot="80")
+    row = ranked(at).iloc[0]
+    link = row["estimate_link"]
+    assert link.startswith("./?")
+    params = dict(urllib.parse.parse_qsl(link[3:]))
+    est = AppTest.from_file(str(APP), default_timeout=120)
+    for k, v in params.items():
+        est.query_params[k] = v
+    est.run()
+    assert not est.exception and not est.warning, [w.value for w in est.warning]
+    ss = est.session_state
+    assert (ss["est_hardware"], ss["est_tp"], ss["est_pp"], ss["est_replicas"]) == (
+        row["hardware"], row["tp"], row["pp"], row["replicas"],
+    )  # fmt: skip
+    assert (ss["est_weight_format"], ss["est_kv_format"], ss["est_engine"]) == (
+        row["weight_format"], row["kv_format"], row["engine"],
+    )  # fmt: skip
+    assert (ss["est_input_len"], ss["est_output_len"], ss["est_tpot_ms"]) == (1024, 256, 80)
+    assert params["rate"] == "12"
+
+
+def test_pareto_charts_rejected_families_and_downloads():
+    hw = f"{SMALL},a40"  # the catalog has no price for the A40: its families are rejected
+    at = open_plan(hw=hw)
+    charts = at.get("vega_lite_chart")
+    titles = [json.loads(c.proto.spec).get("title") for c in charts]
+    assert "Throughput per device vs per user" in titles and "Cost vs p90 end-to-end latency" in titles
+    result = plan(plan_request(PlanInputs(hardware=tuple(hw.split(","))), CATALOG), CATALOG)
+    rejected = table_with(at, "reason")
+    assert list(zip(rejected["hardware"], rejected["reason"], strict=True)) == [
+        (r.hardware, r.reason) for r in result.rejected
+    ]
+    assert ("a40", "no price") in set(zip(rejected["hardware"], rejected["reason"], strict=True))
+    chart = charts[titles.index("Cost vs p90 end-to-end latency")]
+    rows = max(pa.ipc.open_stream(d.data.data).read_all().num_rows for d in chart.proto.datasets)
+    assert rows == sum(p.front == "cost" for p in result.pareto)
+    labels = [b.label for b in at.get("download_button")]
+    for name in ("plan", "plan-rejected", "plan-pareto", "plan-whatifs"):
+        assert f"Download {name} CSV" in labels
+    assert labels.count("PNG") == labels.count("SVG") == 3  # two fronts and the what-if bars
+
+
+def test_whatifs_equal_core_whatif():
+    at = open_plan(hw=SMALL, xbw="50", xrate="3")
+    inputs = PlanInputs(hardware=tuple(SMALL.split(",")), whatif_bw_pct=50, whatif_traffic_x=3)
+    base = plan(plan_request(inputs, CATALOG), CATALOG)
+    expected = what_ifs(base, CATALOG, whatif_changes(inputs))
+    shown = table_with(at, "what_if")
+    assert list(shown["what_if"]) == ["as planned", *[w.name for w in expected]]
+    assert shown.iloc[0]["usd_per_hour"] == pytest.approx(base.candidates[0].usd_per_hour)
+    for (_, row), w in zip(shown.iloc[1:].iterrows(), expected, strict=True):
+        assert row["usd_per_hour"] == pytest.approx(w.usd_per_hour)
+        assert row["devices"] == w.devices and row["hardware"] == w.hardware
+    assert "traffic x3" in list(shown["what_if"])
+
+
+def test_inputs_survive_a_visit_to_another_page():
+    at = open_plan(hw=SMALL, rate="33")
+    at.switch_page("views/catalog.py").run()
+    at.query_params.clear()
+    at.switch_page("views/plan.py").run()
+    assert not at.exception
+    assert at.number_input(key="plan_rate_rps").value == 33
+    assert at.query_params["rate"] == "33" and at.query_params["hw"] == SMALL
