@@ -16,6 +16,12 @@ the rerun's output is committed to the page (stale elements are cleared then). A
 script also checks that the KPI tiles' text changed (else it counts as `unchanged`) and that no
 `stException` or error alert is on the page (else it counts as an error).
 
+The server is `streamlit run` with a timer around each script run (ScriptRunner._run_script, as in
+bench/page_rerun.py), so the report can say how much of a latency the server itself spent: on a small machine
+the 25 browsers compete with the server for the same cores, which a real user's browser does not. Warm-up
+(opening the pages, a few at a time) is not timed, but a first page showing an exception counts as a warm-up
+error, with the server log's traceback summary.
+
 Memory is the server process's resident set (VmRSS from /proc/<pid>/status), sampled every `--sample-s`
 seconds with the 1-minute load average (this is a benchmark on a shared 2-core machine: the browsers, the
 server and whatever else runs share the cores). Growth = RSS at the end minus RSS once every session has
@@ -64,6 +70,27 @@ WIDGETS = {
     "Output tokens": (32, 1024),
 }
 SERVER_START_S = 60
+# The server is `streamlit run` with one addition: each script run (a session's rerun) appends its start time and
+# duration to the file named by LLMCAP_LOAD_RUNLOG, timed around ScriptRunner._run_script as bench/page_rerun.py
+# does. That separates the server's share of a latency from the browsers' on a machine they share.
+SERVER_BOOT = """
+import os, sys, threading, time
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.web.cli import main
+log, lock = open(os.environ["LLMCAP_LOAD_RUNLOG"], "a"), threading.Lock()
+original = script_runner.ScriptRunner._run_script
+def timed(self, *args, **kwargs):
+    t0 = time.time()
+    try:
+        return original(self, *args, **kwargs)
+    finally:
+        with lock:
+            log.write(f"{t0:.6f} {time.time() - t0:.6f}\\n")
+            log.flush()
+script_runner.ScriptRunner._run_script = timed
+sys.argv = ["streamlit", *sys.argv[1:]]
+sys.exit(main())
+"""
 PAGE_LOAD_TIMEOUT_MS = 120_000
 OPENING_AT_ONCE = 5  # pages opened together during warm-up (not timed)
 
@@ -100,6 +127,7 @@ class Tally:
     """Shared results: one row per interaction (time it ended, page latency, driver latency)."""
 
     start: float = 0.0
+    start_epoch: float = 0.0
     done: list[tuple[float, float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -112,15 +140,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run` from app/ on a free port; returns the process once /_stcore/health answers ok."""
+def start_server(log_path: Path, runlog_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run` from app/ on a free port (script runs timed into runlog_path); returns the process once
+    /_stcore/health answers ok."""
     port = free_port()
+    env = {**os.environ, "LLMCAP_LOAD_RUNLOG": str(runlog_path)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+            [sys.executable, "-c", SERVER_BOOT, "run", "streamlit_app.py",
              "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=APP_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_S
@@ -194,7 +224,7 @@ async def open_session(browser, url: str, gate: asyncio.Semaphore):
         for label in WIDGETS:  # fail early, with the label, if the page no longer has a widget we drive
             await page.get_by_role("spinbutton", name=label).wait_for(timeout=PAGE_LOAD_TIMEOUT_MS)
         await page.evaluate(OBSERVER_JS)
-        return ctx, page
+        return ctx, page, await page.evaluate(ERRORS_JS)
 
 
 async def drive(page, idx: int, args, tally: Tally, go: asyncio.Event, deadline: list[float]) -> None:
@@ -262,43 +292,70 @@ async def run(args) -> int:
     from playwright.async_api import async_playwright
 
     with tempfile.TemporaryDirectory(prefix="llmcap-load-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        proc, url = start_server(log_path)
+        log_path, runlog_path = Path(tmp) / "server.log", Path(tmp) / "runs.log"
+        proc, url = start_server(log_path, runlog_path)
         try:
             rss_idle = rss_mb(proc.pid)
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    return await measure(browser, url, proc.pid, rss_idle, args)
+                    return await measure(browser, url, proc.pid, rss_idle, runlog_path, log_path, args)
                 finally:
                     await browser.close()
         finally:
             stop_server(proc)
 
 
-async def measure(browser, url: str, pid: int, rss_idle: float, args) -> int:
+async def measure(browser, url: str, pid: int, rss_idle: float, runlog: Path, server_log: Path, args) -> int:
     t_open = time.monotonic()
     gate = asyncio.Semaphore(OPENING_AT_ONCE)
-    sessions = await asyncio.gather(*(open_session(browser, url, gate) for _ in range(args.sessions)))
-    print(f"{args.sessions} sessions rendered in {time.monotonic() - t_open:.1f} s; server RSS idle {rss_idle:.1f} MB, "
-          f"with every session open {rss_mb(pid):.1f} MB; think time {args.think_s:g} s "
-          f"(uniform x0.5-1.5); timed phase {args.seconds:g} s", flush=True)  # fmt: skip
+    opened = await asyncio.gather(*(open_session(browser, url, gate) for _ in range(args.sessions)),
+                                  return_exceptions=True)  # fmt: skip
+    failed = [r for r in opened if isinstance(r, BaseException)]
+    sessions = [r for r in opened if not isinstance(r, BaseException)]
+    warmup_errors = sum(1 for r in sessions if r[2])
+    print(f"{len(sessions)} of {args.sessions} sessions rendered in {time.monotonic() - t_open:.1f} s "
+          f"({OPENING_AT_ONCE} opening at a time, not timed); {warmup_errors} of them showed an exception or error "
+          f"on their first page; server RSS idle {rss_idle:.1f} MB, with every session open {rss_mb(pid):.1f} MB; "
+          f"think time {args.think_s:g} s (uniform x0.5-1.5); timed phase {args.seconds:g} s", flush=True)  # fmt: skip
+    for exc in failed[:5]:
+        print(f"error: a session did not open: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    if warmup_errors:
+        print(f"server log ({server_log}) tracebacks during warm-up:", file=sys.stderr)
+        print(tail_tracebacks(server_log.read_text(errors="replace")), file=sys.stderr)
+    if not sessions:
+        raise RuntimeError("no session opened")
 
     tally, go, stop, rows = Tally(), asyncio.Event(), asyncio.Event(), []
-    tally.start = time.monotonic()
+    tally.start, tally.start_epoch = time.monotonic(), time.time()
     deadline = [tally.start + args.seconds]
     sampler = asyncio.create_task(sample(pid, args, tally, stop, rows))
-    drivers = [asyncio.create_task(drive(page, i, args, tally, go, deadline)) for i, (_, page) in enumerate(sessions)]
+    drivers = [asyncio.create_task(drive(s[1], i, args, tally, go, deadline)) for i, s in enumerate(sessions)]
     go.set()
     await asyncio.gather(*drivers)
     stop.set()
     await sampler
-    for ctx, _ in sessions:
+    for ctx, _, _ in sessions:
         await ctx.close()
-    return report(tally, rows, args)
+    runs = [line.split() for line in runlog.read_text().splitlines()]
+    server_ms = [float(d) * 1e3 for t, d in runs if float(t) >= tally.start_epoch]
+    return report(tally, rows, server_ms, warmup_errors + len(failed), len(sessions), args)
 
 
-def report(tally: Tally, rows: list[tuple], args) -> int:
+def tail_tracebacks(log: str) -> str:
+    """The last line of each traceback in a server log (the exception and its message), counted."""
+    lines, found = log.splitlines(), {}
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith(" ") or not lines[j].strip()):
+                j += 1
+            if j < len(lines):
+                found[lines[j]] = found.get(lines[j], 0) + 1
+    return "\n".join(f"  {n} x {msg}" for msg, n in found.items())
+
+
+def report(tally: Tally, rows: list[tuple], server_ms: list[float], warmup_errors: int, opened: int, args) -> int:
     page_ms = [ms for _, ms, _ in tally.done]
     driver_ms = [ms for _, _, ms in tally.done]
     rss = [r[1] for r in rows]
@@ -312,13 +369,17 @@ def report(tally: Tally, rows: list[tuple], args) -> int:
         print("error:", line, file=sys.stderr)
     if len(tally.errors) > 10:
         print(f"... and {len(tally.errors) - 10} more errors", file=sys.stderr)
-    print(f"\n{len(page_ms)} interactions by {args.sessions} sessions in {elapsed:.0f} s "
+    print(f"\n{len(page_ms)} interactions by {opened} sessions in {elapsed:.0f} s "
           f"({len(page_ms) / max(elapsed, 1e-9):.2f} per s, think time {args.think_s:g} s)")  # fmt: skip
     print(f"widget change -> result in the page: p50 {pct(page_ms, 50):.0f} ms, p95 {pct(page_ms, 95):.0f} ms, "
           f"max {max(page_ms, default=float('nan')):.0f} ms; as the Python driver saw it: "
           f"p50 {pct(driver_ms, 50):.0f} ms, p95 {pct(driver_ms, 95):.0f} ms")  # fmt: skip
+    print(f"server script runs in the timed phase: {len(server_ms)}, p50 {pct(server_ms, 50):.0f} ms, "
+          f"p95 {pct(server_ms, 95):.0f} ms, max {max(server_ms, default=float('nan')):.0f} ms "
+          f"(the server's share of the latency above; the rest is transport and the browser)")  # fmt: skip
     print(f"errors {errors}: {len(tally.errors)} failed interactions, {tally.exception_elements} with an exception "
-          f"or error element on the page; KPI tiles unchanged after {tally.unchanged} changes")  # fmt: skip
+          f"or error element on the page; KPI tiles unchanged after {tally.unchanged} changes; "
+          f"warm-up: {warmup_errors} sessions failed to open or showed an exception")  # fmt: skip
     print(f"server RSS {baseline:.1f} MB at the start of the timed phase, {rss[-1]:.1f} MB at the end, "
           f"peak {max(rss):.1f} MB; load average (1 min) mean {np.mean(loads):.2f}, max {max(loads):.2f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
@@ -327,6 +388,8 @@ def report(tally: Tally, rows: list[tuple], args) -> int:
     print(f"load_sessions={args.sessions}")
     print(f"load_interactions={len(page_ms)}")
     print(f"load_errors={errors}")
+    print(f"load_warmup_errors={warmup_errors}")
+    print(f"load_server_run_p95_ms={pct(server_ms, 95):.0f}")
     print(f"load_loadavg_mean={np.mean(loads):.2f}")
     print(f"load_memory_peak_growth_mb={max(rss) - baseline:.1f}")
     print(f"load_p50_ms={pct(page_ms, 50):.0f}")
