@@ -476,7 +476,7 @@ def money_energy_tiles(cols, cost: CostResult | None, energy: EnergyResult | Non
 
 def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEstimate | None) -> None:
     s = est.serving
-    row1, row2 = st.columns([0.7, 1, 1, 1.3]), st.columns([1.3, 0.7, 1, 1])
+    row1, row2 = st.columns([0.7, 1, 1, 1.3]), st.columns([1.3, 1, 1, 1])
     row1[0].metric("Fits", "yes" if est.fits else "no", help="Weights, runtime and at least one request's KV "
                    "cache fit in each device's memory.", border=True)  # fmt: skip
     missing = "No estimate: the scenario does not fit." if not est.fits else "No price for this deployment."
@@ -509,7 +509,7 @@ def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEs
     row2[3].metric("Decode bound", est.decode.bound if est.decode else NA, help="What limits a decode step.",
                    border=True)  # fmt: skip
     if le is not None and le.fits:
-        row3 = st.columns([1.3, 0.7, 1, 1])
+        row3 = st.columns([1.2, 1.2, 0.9, 0.8])
         row3[0].metric("Goodput", f"{le.goodput_rps:,.2f} req/s", help=f"Highest rate at which {le.slo.pct:g}% of "
                        "requests meet both the TTFT and the TPOT objective (DistServe), by bisection over simulated "
                        "rates.", border=True)  # fmt: skip

@@ -49,7 +49,54 @@ def assert_kpis(page: Page, cli: dict) -> None:
     assert_tile(tile(page, "Output tokens/s"), cli["serving"]["output_tokens_per_s"], "tok/s")
     assert tile(page, "Prefill bound") == cli["prefill"]["bound"]
     assert tile(page, "Decode bound") == cli["decode"]["bound"]
-    assert tile(page, "$/million output tokens") == "n/a" and tile(page, "J/token") == "n/a"
+    assert_number(tile(page, "$/million output tokens"), cli["cost"]["usd_per_million_output_tokens"], prefix="$")
+    assert_number(tile(page, "J/token"), cli["energy"]["joules_per_output_token"], suffix=" J")
+
+
+def assert_number(text: str, expected: float, prefix: str = "", suffix: str = "") -> None:
+    """A tile such as "$0.1750", "0.090 J" or "33.64 req/s" shows `expected` to its last printed digit."""
+    m = re.fullmatch(re.escape(prefix) + r"([\d,]+(?:\.(\d+))?)" + re.escape(suffix), text)
+    assert m, (text, prefix, suffix)
+    assert abs(float(m.group(1).replace(",", "")) - expected) <= 0.5 * 10 ** -len(m.group(2) or "") + 1e-9, (
+        text,
+        expected,
+    )
+
+
+RATE = (
+    "/?model=meta-llama/Llama-3.1-8B-Instruct&hw=h100-sxm&tp=1&w=fp8&kv=fp8&isl=1024&osl=256&rate=12&arr=gamma&cv=1.41"
+)
+
+
+def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page, capsys):
+    page.goto(RATE)
+    expect(page.get_by_role("heading", name="Estimate")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    wait_rendered(page)
+    assert_no_errors(page)
+    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+    capsys.readouterr()
+    assert llmcap([*CLI_ARGS, "--rate", "12", "--arrival", "gamma", "--cv", "1.41", "--format", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert_tile(tile(page, "TTFT p90"), cli["ttft_ms"]["p90"], "ms")
+    assert_tile(tile(page, "TPOT p90"), cli["tpot_ms"]["p90"], "ms")
+    assert_tile(tile(page, "Output tokens/s"), cli["throughput"]["output_tokens_per_s"], "tok/s")
+    assert_number(tile(page, "Goodput"), cli["goodput_rps"], suffix=" req/s")
+    assert_number(tile(page, "Max rate"), cli["max_rate_rps"], suffix=" req/s")
+    assert_number(tile(page, "SLO attainment"), cli["slo_attainment"] * 100, suffix="%")
+    assert_number(tile(page, "$/million output tokens"), cli["cost"]["usd_per_million_output_tokens"], prefix="$")
+    assert_number(tile(page, "J/token"), cli["energy"]["joules_per_output_token"], suffix=" J")
+    for heading in ("Latency at this request rate", "Memory", "Roofline", "Per-operator table"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    screenshot(page, "estimate-rate.png")
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    box = page.get_by_role("spinbutton", name="Request rate (req/s)")
+    box.fill("20")
+    box.press("Enter")
+    page.wait_for_function("() => location.search.includes('rate=20')", timeout=RENDER_TIMEOUT_MS)
+    wait_rendered(page)
+    assert_no_errors(page)
+    assert "rate=20" in page.get_by_test_id("stSidebar").get_by_test_id("stCode").inner_text()
 
 
 @pytest.fixture
