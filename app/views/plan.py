@@ -537,7 +537,7 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
         .otherwise(pl.lit("nothing qualifies"))
         .alias("deployment")
     )
-    left, right = st.columns([1.3, 1])
+    left, right = st.columns([1.5, 1])
     with left:
         st.dataframe(
             shown,
