@@ -4,7 +4,6 @@ this session holds, and the scenario file. Everything is validated by core (Devi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -22,8 +21,8 @@ from custom_state import (
 from pydantic import ValidationError
 from ui import get_catalog
 
-from core.hfconfig import ConfigError, parse_config
-from core.scenario_io import MAX_FILE_BYTES, check_model_name, validation_text
+from core.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from core.scenario_io import check_model_name, validation_text
 from core.schema import MATH_TYPES, Device
 from core.trace import TraceError, parse_trace
 from core.traffic import replay_trace, summarize
@@ -140,12 +139,10 @@ def _config_upload() -> None:
         return
     name = name.strip() or Path(up.name).stem
     try:
-        if up.size > MAX_FILE_BYTES:
-            raise ValueError(f"larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        arch = parse_config(json.loads(up.getvalue()))
+        arch = parse_config_bytes(up.getvalue(), name=up.name)
         check_model_name(name)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        st.error(f"{up.name} is not valid JSON: {exc}", icon=":material/error:")
+    except ConfigJsonError as exc:
+        st.error(str(exc), icon=":material/error:")
         return
     except (ConfigError, ValueError) as exc:
         st.error(f"{up.name} cannot be used: {exc}", icon=":material/error:")

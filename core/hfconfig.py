@@ -87,12 +87,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.architecture import MLA, Architecture, MoE
+from core.safejson import load_json
 
-__all__ = ["ConfigError", "parse_config"]
+__all__ = ["ConfigError", "ConfigJsonError", "check_architecture", "parse_config", "parse_config_bytes"]
 
 
 class ConfigError(ValueError):
     """A config.json that cannot describe a decoder-only language model; the message names the field."""
+
+
+class ConfigJsonError(ConfigError):
+    """An uploaded config.json that is not usable JSON at all (too large, not UTF-8, malformed, hostile)."""
 
 
 # -- limits: anything outside is a broken or hostile upload, not a model --------------------
@@ -106,6 +111,7 @@ MAX_INTERMEDIATE = 10_000_000
 MAX_EXPERTS = 100_000
 MAX_CONTEXT = 2**31
 MAX_PARAMS = 10**15
+MAX_CONFIG_BYTES = 5_000_000  # the largest Hub config.json seen is ~30 kB
 
 _WRAPPER_KEYS = ("text_config", "llm_config", "language_config")
 _SUBMODEL_KEYS = (*_WRAPPER_KEYS, "vision_config", "audio_config", "vision_tower_config", "speech_config")
@@ -742,6 +748,56 @@ def parse_config(cfg: Any) -> Architecture:
         raise ConfigError(f"config gives an inconsistent architecture: {loc}: {first['msg']}") from None
     except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError) as exc:
         raise ConfigError(f"config could not be read: {type(exc).__name__}: {exc}") from None
+
+
+def parse_config_bytes(data: bytes | str, max_bytes: int = MAX_CONFIG_BYTES, name: str = "config.json") -> Architecture:
+    """parse_config of an uploaded file's bytes: size-capped, UTF-8, safe JSON (core.safejson).
+
+    ConfigJsonError when the bytes are not usable JSON (the message starts with `name`), else ConfigError.
+    """
+    try:
+        cfg = load_json(data, max_bytes=max_bytes, what=name)
+    except ValueError as exc:
+        raise ConfigJsonError(str(exc)) from None
+    return parse_config(cfg)
+
+
+# Upper limits of Architecture fields that did not come through parse_config (a scenario file's custom model).
+_ARCH_LIMITS = {
+    "num_layers": MAX_LAYERS,
+    "hidden_size": MAX_HIDDEN,
+    "vocab_size": MAX_VOCAB,
+    "max_context": MAX_CONTEXT,
+    "num_heads": MAX_HEADS,
+    "num_kv_heads": MAX_HEADS,
+    "head_dim": MAX_HEAD_DIM,
+    "v_head_dim": MAX_HEAD_DIM,
+    "sliding_window": MAX_CONTEXT,
+    "dense_intermediate_size": MAX_INTERMEDIATE,
+}
+_MOE_LIMITS = {"num_experts": MAX_EXPERTS, "top_k": MAX_EXPERTS, "num_shared_experts": MAX_EXPERTS}
+
+
+def check_architecture(arch: Architecture) -> Architecture:
+    """The same plausibility limits parse_config applies, for an Architecture read some other way; ConfigError."""
+    checks = [(k, getattr(arch, k), hi) for k, hi in _ARCH_LIMITS.items()]
+    if arch.moe is not None:
+        checks += [(f"moe.{k}", getattr(arch.moe, k), hi) for k, hi in _MOE_LIMITS.items()]
+        checks.append(("moe.expert_intermediate_size", arch.moe.expert_intermediate_size, MAX_INTERMEDIATE))
+    for name, value, hi in checks:
+        if value is not None and value > hi:
+            raise ConfigError(f"field '{name}' = {value:.4g} is outside the plausible range [1, {hi:,}]")
+    counts = {k: v for k, v in arch.model_dump(exclude={"mla", "moe"}).items() if isinstance(v, int)}
+    for part in ("moe", "mla"):
+        sub = getattr(arch, part)
+        if sub is not None:
+            counts |= {f"{part}.{k}": v for k, v in sub.model_dump().items() if isinstance(v, int)}
+    for name, value in counts.items():
+        if value > MAX_PARAMS:
+            raise ConfigError(f"field '{name}' = {value:.4g} is beyond any plausible model")
+    if arch.params_total > MAX_PARAMS:
+        raise ConfigError(f"the model has {arch.params_total:.3g} parameters, beyond any plausible model")
+    return arch
 
 
 def _parse(cfg: Any) -> Architecture:

@@ -5,7 +5,9 @@
 * `encode_devices` / `decode_devices`: custom devices as URL-safe base64 of compressed JSON (`dev=`).
 * `dump_scenario_file` / `load_scenario_file`: scenarios, custom devices and custom models (parsed
   architectures) in one JSON document, for what is too large for a URL.
-Every decoder raises ValueError with a message naming what is wrong, never a bare pydantic traceback.
+Every decoder raises ValueError with a message naming what is wrong, never a bare pydantic traceback. Input is
+treated as hostile: lengths are capped before decoding, decompression is bounded, JSON goes through
+core.safejson (no NaN/Infinity, no deep nesting), and custom models meet core.hfconfig's plausibility limits.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import zlib
 from typing import Literal
@@ -20,12 +23,18 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from core.architecture import Architecture
+from core.hfconfig import ConfigError, check_architecture
+from core.safejson import load_json
 from core.scenario import Scenario
 from core.schema import Device, Frozen
 
 MAX_SCENARIOS = 6
 MAX_FILE_BYTES = 5_000_000
 MAX_URL_DEVICES_CHARS = 2_000  # beyond this, custom devices travel in the scenario file only
+MAX_DEVICES_TEXT_CHARS = 20_000  # what decode_devices reads at all (10x what encode_devices puts in a URL)
+MAX_DEVICES_JSON_BYTES = 1_000_000  # decompressed; zlib can expand 1000x, so this bounds a "zip bomb"
+MAX_CMP_CHARS = 10_000  # a `cmp=` value; six scenarios need a few hundred characters
+MAX_SHOWN_CHARS = 40  # of a bad value quoted back in a message
 # Field order of one scenario in `cmp=`; the README documents the same order.
 CMP_FIELDS = (
     "model",
@@ -41,6 +50,7 @@ CMP_FIELDS = (
     "output_len",
     "concurrency",
 )
+INT_TEXT = re.compile(r"[+-]?[0-9]{1,12}")
 CUSTOM_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,99}$")
 
 
@@ -84,16 +94,21 @@ def decode_scenario(text: str) -> Scenario:
 
 
 def _int_text(raw: str, name: str) -> int:
-    try:
+    if INT_TEXT.fullmatch(raw):
         return int(raw)
-    except ValueError:
-        raise ValueError(f"{name}: '{raw}' is not an integer") from None
+    raise ValueError(f"{name}: '{_clip(raw)}' is not an integer")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
 def decode_scenarios(text: str) -> tuple[list[Scenario], list[str]]:
     """Scenarios from a `cmp=` value, and one message per part that could not be read (it is left out)."""
     out: list[Scenario] = []
     problems: list[str] = []
+    if len(text) > MAX_CMP_CHARS:
+        return out, [f"longer than {MAX_CMP_CHARS:,} characters; ignored"]
     parts = [p for p in text.split(";") if p.strip()]
     if len(parts) > MAX_SCENARIOS:
         problems.append(f"{len(parts)} scenarios given; only the first {MAX_SCENARIOS} are used")
@@ -115,19 +130,30 @@ def encode_devices(devices: list[Device]) -> str:
 
 def decode_devices(text: str) -> list[Device]:
     """Inverse of encode_devices; ValueError says what is wrong."""
+    if len(text) > MAX_DEVICES_TEXT_CHARS:
+        raise ValueError(f"not an encoded device list (longer than {MAX_DEVICES_TEXT_CHARS:,} characters)")
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), bufsize=65536)
-        doc = json.loads(raw)
+        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(packed, MAX_DEVICES_JSON_BYTES)
     except (binascii.Error, zlib.error, ValueError) as exc:
         raise ValueError(f"not an encoded device list ({exc.__class__.__name__})") from None
+    if inflate.unconsumed_tail:
+        raise ValueError(f"not an encoded device list (expands beyond {MAX_DEVICES_JSON_BYTES:,} bytes)")
+    try:
+        doc = load_json(raw, max_bytes=MAX_DEVICES_JSON_BYTES, what="the list")
+    except ValueError as exc:
+        raise ValueError(f"not an encoded device list ({exc})") from None
     if not isinstance(doc, list):
         raise ValueError("not an encoded device list")
     out = []
     for i, d in enumerate(doc, start=1):
         try:
-            out.append(Device.model_validate(d))
+            out.append(check_device(Device.model_validate(d)))
         except ValidationError as exc:
             raise ValueError(f"device {i}: {validation_text(exc)}") from None
+        except ValueError as exc:
+            raise ValueError(f"device {i}: {exc}") from None
     return out
 
 
@@ -148,25 +174,43 @@ def dump_scenario_file(scenarios: list[Scenario], devices: dict[str, Device], mo
 
 def load_scenario_file(data: bytes | str) -> ScenarioFile:
     """Parse a saved scenario file; ValueError with every problem, by field."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"scenario file larger than {MAX_FILE_BYTES // 1_000_000} MB")
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
+    doc = load_json(data, max_bytes=MAX_FILE_BYTES, what="the file")
     if not isinstance(doc, dict) or "llmcap_scenarios" not in doc:
         raise ValueError("not an llmcap scenario file (no 'llmcap_scenarios' key)")
     try:
         out = ScenarioFile.model_validate(doc)
     except ValidationError as exc:
         raise ValueError(validation_text(exc)) from None
-    for name in out.custom_models:
+    for i, d in enumerate(out.custom_devices, start=1):
+        try:
+            check_device(d)
+        except ValueError as exc:
+            raise ValueError(f"custom_devices.{i - 1}: {exc}") from None
+    for name, arch in out.custom_models.items():
         check_model_name(name)
+        try:
+            check_architecture(arch)
+        except ConfigError as exc:
+            raise ValueError(f"custom model '{name}': {exc}") from None
     return out
+
+
+def check_device(device: Device) -> Device:
+    """A custom device whose figures are all finite (pydantic reads the text "inf" or "1e999" as infinity)."""
+    numbers = {k: v for k, v in device.model_dump().items() if isinstance(v, float)}
+    numbers |= {f"peak_tflops.{k}": v for k, v in device.peak_tflops.items()}
+    if device.scaleup is not None and device.scaleup.gbps_per_direction is not None:
+        numbers["scaleup.gbps_per_direction"] = device.scaleup.gbps_per_direction
+    bad = [k for k, v in numbers.items() if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: must be a finite number")
+    return device
 
 
 def check_model_name(name: str) -> str:
     """A custom model's name: letters, digits and . _ / - (it appears in URLs and in `cmp=`)."""
     if not CUSTOM_MODEL_NAME.match(name):
-        raise ValueError(f"model name '{name}': use 1-100 letters, digits and . _ / - (starting with a letter/digit)")
+        raise ValueError(
+            f"model name '{_clip(name)}': use 1-100 letters, digits and . _ / - (starting with a letter/digit)"
+        )
     return name

@@ -197,3 +197,18 @@ def test_inputs_survive_a_visit_to_another_page():
     assert not at.exception
     assert at.number_input(key="plan_rate_rps").value == 33
     assert at.query_params["rate"] == "33" and at.query_params["hw"] == SMALL
+
+
+def test_a_custom_device_is_planned_and_travels_in_its_estimate_link():
+    dev = CATALOG.hardware["l4"].model_copy(update={"id": "my-l4", "name": "My L4"})
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.session_state["custom_devices"] = {"my-l4": dev}
+    at.query_params["hw"] = "my-l4"
+    at.query_params["usd"] = "0.5"  # a custom device has no catalog price
+    at.switch_page("views/plan.py").run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    row = ranked(at).iloc[0]
+    assert row["hardware"] == "my-l4" and row["price_basis"] == "user $0.5/GPU-hour"
+    assert row["usd_per_hour"] == pytest.approx(0.5 * row["devices"])
+    params = dict(urllib.parse.parse_qsl(row["estimate_link"][3:]))
+    assert params["hw"] == "my-l4" and params["usd"] == "0.5" and params["dev"]
