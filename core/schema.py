@@ -55,6 +55,12 @@ class Device(Sourced):
         gt=0,
         description="memory an inference runtime may use, where less than memory_gb (unified memory)",
     )
+    reported_memory_mib: float | None = Field(
+        default=None,
+        gt=0,
+        description="memory.total as the driver reports it (nvidia-smi MiB): what an engine's memory fraction "
+        "applies to. Datasheet 'GB' of HBM parts are close to GiB, so this exceeds memory_gb x 1e9 bytes",
+    )
     mem_bw_gbps: float = Field(gt=0)
     peak_tflops: dict[MathType, float] = Field(
         description="dense peak per math type: TFLOP/s for float types, TOP/s for int types; absent = no native support"

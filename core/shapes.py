@@ -130,7 +130,9 @@ def device_spec(device: Device, fmt: Format, fallbacks: dict[str, MathFallback])
     """DeviceSpec for running `fmt` on `device` (peak after fallback)."""
     math = effective_math(device, fmt.math, fallbacks)
     half = effective_math(device, "bf16", fallbacks)
-    mem_gb = device.usable_memory_gb or device.memory_gb
+    mem_gb = device.usable_memory_gb or (
+        device.reported_memory_mib * 2**20 / 1e9 if device.reported_memory_mib else device.memory_gb
+    )
     link = device.scaleup.gbps_per_direction * 1e9 if device.scaleup and device.scaleup.gbps_per_direction else None
     domain = device.scaleup.domain_devices if device.scaleup and device.scaleup.domain_devices else 1
     scaleout = device.scaleout_gbps * 1e9 if device.scaleout_gbps else None
