@@ -177,7 +177,7 @@ class _Bad(ValueError):
 
 def _int(text: str, lo: int, hi: int) -> int:
     t = text.strip()
-    if not t.isascii() or not t.lstrip("+").isdigit():
+    if not t.isascii() or not t.removeprefix("+").isdigit():  # one sign at most: int("++5") raises
         raise _Bad("not a whole number")
     if len(t) > 12:
         raise _Bad(f"must be between {lo} and {hi:,}")
