@@ -327,7 +327,7 @@ async def measure(browser, url: str, pid: int, rss_idle: float, runlog: Path, se
         raise RuntimeError("no session opened")
 
     tally, go, stop, rows = Tally(), asyncio.Event(), asyncio.Event(), []
-    tally.start, tally.start_epoch = time.monotonic(), time.time()
+    tally.start, tally.start_epoch, cpu_start = time.monotonic(), time.time(), cpu_s(pid)
     deadline = [tally.start + args.seconds]
     sampler = asyncio.create_task(sample(pid, args, tally, stop, rows))
     drivers = [asyncio.create_task(drive(s[1], i, args, tally, go, deadline)) for i, s in enumerate(sessions)]
@@ -335,11 +335,12 @@ async def measure(browser, url: str, pid: int, rss_idle: float, runlog: Path, se
     await asyncio.gather(*drivers)
     stop.set()
     await sampler
+    server_cpu_s = cpu_s(pid) - cpu_start
     for ctx, _, _ in sessions:
         await ctx.close()
     runs = [line.split() for line in runlog.read_text().splitlines()]
     server_ms = [float(d) * 1e3 for t, d in runs if float(t) >= tally.start_epoch]
-    return report(tally, rows, server_ms, warmup_errors + len(failed), len(sessions), args)
+    return report(tally, rows, server_ms, server_cpu_s, warmup_errors + len(failed), len(sessions), args)
 
 
 def tail_tracebacks(log: str) -> str:
@@ -355,7 +356,9 @@ def tail_tracebacks(log: str) -> str:
     return "\n".join(f"  {n} x {msg}" for msg, n in found.items())
 
 
-def report(tally: Tally, rows: list[tuple], server_ms: list[float], warmup_errors: int, opened: int, args) -> int:
+def report(
+    tally: Tally, rows: list[tuple], server_ms: list[float], server_cpu_s: float, warmup_errors: int, opened: int, args
+) -> int:
     page_ms = [ms for _, ms, _ in tally.done]
     driver_ms = [ms for _, _, ms in tally.done]
     rss = [r[1] for r in rows]
@@ -377,6 +380,10 @@ def report(tally: Tally, rows: list[tuple], server_ms: list[float], warmup_error
     print(f"server script runs in the timed phase: {len(server_ms)}, p50 {pct(server_ms, 50):.0f} ms, "
           f"p95 {pct(server_ms, 95):.0f} ms, max {max(server_ms, default=float('nan')):.0f} ms "
           f"(the server's share of the latency above; the rest is transport and the browser)")  # fmt: skip
+    cpu_ms_per_run = server_cpu_s * 1e3 / max(len(server_ms), 1)
+    print(f"server CPU {server_cpu_s:.1f} s in the timed phase = {cpu_ms_per_run:.0f} ms per script run: one server "
+          f"process (one core's worth under the GIL) can sustain about {1e3 / max(cpu_ms_per_run, 1e-9):.1f} "
+          f"reruns/s")  # fmt: skip
     print(f"errors {errors}: {len(tally.errors)} failed interactions, {tally.exception_elements} with an exception "
           f"or error element on the page; KPI tiles unchanged after {tally.unchanged} changes; "
           f"warm-up: {warmup_errors} sessions failed to open or showed an exception")  # fmt: skip
@@ -390,6 +397,7 @@ def report(tally: Tally, rows: list[tuple], server_ms: list[float], warmup_error
     print(f"load_errors={errors}")
     print(f"load_warmup_errors={warmup_errors}")
     print(f"load_server_run_p95_ms={pct(server_ms, 95):.0f}")
+    print(f"load_server_cpu_ms_per_run={cpu_ms_per_run:.0f}")
     print(f"load_loadavg_mean={np.mean(loads):.2f}")
     print(f"load_memory_peak_growth_mb={max(rss) - baseline:.1f}")
     print(f"load_p50_ms={pct(page_ms, 50):.0f}")
