@@ -374,6 +374,7 @@ def assemble(
     catalog: Catalog | None = None,
     arch: Architecture | None = None,
     device: Device | None = None,
+    strict: bool = True,
 ) -> LoadEstimate:
     """The LoadEstimate from the three simulations, with cost and energy at the operating point."""
     catalog = catalog or load_catalog()
@@ -413,7 +414,7 @@ def assemble(
         busy_fraction=utilization,
         capacity_used=min(rate_rps / max_rate_rps, 1.0) if max_rate_rps > 0 else 1.0,
     )
-    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device)
+    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device, strict=strict)
     notes += pc.notes
     rejected = float(np.mean(sim.rejected))
     if rejected > 0:
@@ -498,9 +499,11 @@ def estimate_load(
     catalog: Catalog | None = None,
     arch: Architecture | None = None,
     device: Device | None = None,
+    strict: bool = True,
 ) -> LoadEstimate:
     """Simulate `scn` under `traffic`; see the module docstring. Raises LoadError/CostError/UnknownIdError
-    for inputs that cannot be used; a scenario that does not fit returns fits=False with the reason."""
+    for inputs that cannot be used (strict=False: a price that cannot be found is a note, cost None); a
+    scenario that does not fit returns fits=False with the reason."""
     catalog = catalog or load_catalog()
     slo = slo or Slo()
     prep = prepare(scn, traffic, trace=trace, catalog=catalog, arch=arch, device=device)
@@ -510,4 +513,6 @@ def estimate_load(
     top = max_rate(prep)
     good = goodput(prep, slo, top)
     sim = operating_point(prep, rate)
-    return assemble(prep, rate, sim, top, good, slo, pricing, region, catalog=catalog, arch=arch, device=device)
+    return assemble(
+        prep, rate, sim, top, good, slo, pricing, region, catalog=catalog, arch=arch, device=device, strict=strict
+    )

@@ -151,12 +151,13 @@ def point_costs(
     *,
     catalog: Catalog | None = None,
     device: Device | None = None,
+    strict: bool = True,
 ) -> PointCosts:
     """Cost and energy of `est`'s deployment at `point`.
 
-    An explicit price basis that cannot be priced raises CostError; with the default basis (the cheapest
-    cloud offering) a device without an offering gets cost None and a note saying why. An unknown region
-    raises UnknownIdError.
+    An explicit price basis that cannot be priced raises CostError (with strict=False: cost None and a
+    note, as for the default basis, the cheapest cloud offering, when the device has none). An unknown
+    region raises UnknownIdError.
     """
     catalog = catalog or load_catalog()
     pricing = pricing or Pricing()
@@ -170,9 +171,9 @@ def point_costs(
         try:
             hourly = hourly_cost(pricing, est, catalog)
         except (CostError, UnknownIdError) as exc:
-            if not pricing.is_default:
+            if strict and not pricing.is_default:
                 raise
-            missing = f"no cost figure: {exc}"
+            missing = f"no cost figure: {str(exc).strip(chr(34))}"
     idle = (hourly.devices_billed - hourly.devices_used) if hourly else 0
     e = estimate_energy(
         device,
@@ -187,7 +188,12 @@ def point_costs(
         catalog=catalog,
     )
     if pricing.tco:
-        hourly = hourly_cost(pricing, est, catalog, power_w=e.watts_per_device)
+        try:
+            hourly = hourly_cost(pricing, est, catalog, power_w=e.watts_per_device)
+        except (CostError, UnknownIdError) as exc:
+            if strict:
+                raise
+            missing = f"no cost figure: {str(exc).strip(chr(34))}"
     energy = EnergyResult(
         watts=e.watts,
         watts_per_device=e.watts_per_device,
@@ -262,6 +268,7 @@ def closed_loop_costs(
     catalog: Catalog | None = None,
     arch=None,
     device: Device | None = None,
+    strict: bool = True,
 ) -> PointCosts | None:
     """Cost and energy of a closed-loop estimate at its throughput (None when it does not fit).
 
@@ -274,4 +281,4 @@ def closed_loop_costs(
     point = closed_loop_point(est, top.serving.requests_per_s if top.serving else None)
     if point is None:
         return None
-    return point_costs(est, point, pricing, region, catalog=catalog, device=device)
+    return point_costs(est, point, pricing, region, catalog=catalog, device=device, strict=strict)
