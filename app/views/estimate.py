@@ -8,7 +8,6 @@ cost and energy) through the cached calls in ui.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import urllib.parse
 
@@ -22,7 +21,7 @@ from ui import cached_closed_costs, cached_curve, cached_estimate, cached_load, 
 
 from core.catalog import Catalog
 from core.estimate import Estimate
-from core.hfconfig import ConfigError, parse_config
+from core.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
 from core.load import LoadEstimate, LoadSpec, Slo
 from core.operating_point import CostResult, EnergyResult, PointCosts, Pricing
 from core.output import to_frame
@@ -173,12 +172,10 @@ def on_upload() -> None:
     st.session_state.pop(UPLOAD_ERROR, None)
     if up is None:
         return
-    try:
-        if up.size > MAX_CONFIG_BYTES:
-            raise ValueError(f"larger than {MAX_CONFIG_BYTES // 1_000_000} MB")
-        arch = parse_config(json.loads(up.getvalue().decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        st.session_state[UPLOAD_ERROR] = f"{up.name} is not valid JSON: {exc}"
+    try:  # size cap, UTF-8, hostile JSON (deep nesting, NaN, 5000-digit ints): core.safejson via hfconfig
+        arch = parse_config_bytes(up.getvalue(), MAX_CONFIG_BYTES, name=up.name)
+    except ConfigJsonError as exc:
+        st.session_state[UPLOAD_ERROR] = str(exc)
         return
     except (ConfigError, ValueError) as exc:
         st.session_state[UPLOAD_ERROR] = f"{up.name} cannot be used: {exc}"
