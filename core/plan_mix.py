@@ -8,7 +8,9 @@ cap) that are cheapest for the mixture are the unit types; a unit's capacity per
 under the objectives when serving that bucket alone (core.queueing). core.mix then buys whole units at
 the lowest $/hour, sharing each unit's capacity across buckets in proportion (Mélange's assumption,
 Griggs et al. 2024, section 5). A unit is priced as one replica's whole instances; the
-final bill packs each device type's replicas into whole instances (core.cost.cheapest).
+final bill packs each device type's replicas into whole instances (core.cost.cheapest). Percentiles are
+taken on each type's main bucket at the rate of that bucket that loads the type's units as much as its
+whole share does; a mix that misses an objective there is not offered.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
         col = types.index(row)
         key = (int(sp0.family[row]), int(sp0.devices_per_replica[row]))
         billed[key] = billed.get(key, 0) + units
-        # percentiles on the bucket this type carries most of, at the type's whole load
+        # percentiles on the bucket this type carries most of, at the rate of that bucket that loads the
+        # type's units as much as its whole share does (its load in units of capacity x that bucket's capacity)
         b = int(np.argmax(share[:, col] * rate_b))
-        load = float((share[:, col] * rate_b).sum())
+        load = float(mix.load[col] * caps[b, row])
         curve = dataclasses.replace(_curve_rows(curves[b], np.array([row])), replicas=np.array([float(units)]))
         q = analyze(curve, load, arrival_cv=req.arrival_cv, output_cv=req.output_cv)
         for name, arr in (("ttft", q.ttft_p), ("tpot", q.tpot_p)):
@@ -145,7 +148,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
             price_basis="cheapest $/device-hour per type, whole instances",
             detail=(
                 f"{len(buckets)} request-size buckets; integer program: {mix.message}; goodput from capacity "
-                "headroom; percentiles on each type's main bucket at its whole load"
+                "headroom; percentiles on each type's main bucket at its equivalent load"
             ),
         )
     ]
