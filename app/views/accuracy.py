@@ -13,7 +13,9 @@ import numpy as np
 import polars as pl
 import streamlit as st
 from chart_export import show_chart
+from custom_state import read_devices_from_url
 from ui import catalog_or_stop, csv_download, get_catalog
+from url_guard import warn_unused_params
 
 from core.cli_estimate import default_data
 from core.output import to_frame
@@ -137,8 +139,10 @@ def _method() -> None:
 
 def main() -> None:
     st.title("Accuracy")
-    _method()
     catalog_or_stop()
+    read_devices_from_url()  # `dev` travels with every page; a bad one is named here too
+    warn_unused_params({"dev"})
+    _method()
     data = accuracy_data()
     points: pl.DataFrame = data["points"]
     used = points.filter(pl.col("predicted").is_not_null())

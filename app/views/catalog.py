@@ -5,6 +5,7 @@ import streamlit as st
 from custom_forms import custom_entries_section
 from custom_state import read_devices_from_url, write_devices_to_url
 from ui import catalog_frame, catalog_or_stop, csv_download, filter_table
+from url_guard import warn_unused_params
 
 from core.cli_catalog import TABLES, catalog_counts
 
@@ -30,6 +31,7 @@ st.caption(
 
 catalog = catalog_or_stop()
 read_devices_from_url()
+warn_unused_params({"dev"})
 counts = catalog_counts(catalog)
 
 for col, (kind, (label, _)) in zip(st.columns(len(TABLES)), TABLES.items(), strict=True):

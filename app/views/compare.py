@@ -22,6 +22,7 @@ from custom_state import (
 )
 from pydantic import ValidationError
 from ui import catalog_or_stop, csv_download
+from url_guard import warn_unused_params
 
 from core.catalog import Catalog, UnknownIdError, normalize_id
 from core.compare import AXES, evaluate_rows, label, parse_values, vary_rows
@@ -36,6 +37,7 @@ DEFAULTS = [
     Scenario(model=LLAMA8, hardware="a100-sxm-80gb", engine="vllm", concurrency=16),
 ]
 KV_DEFAULT = "default"
+URL_KEYS = ("cmp", "vary", "vals", "dev")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "input_len", "output_len")
 METRICS = {
     "ttft_ms": "TTFT (ms)",
@@ -307,6 +309,7 @@ def main() -> None:
     )
     catalog_or_stop()
     read_devices_from_url()
+    warn_unused_params(URL_KEYS)
     st.sidebar.header("Scenarios")
     editor = st.sidebar.container()
     with st.sidebar:  # read before the editors are drawn, so a loaded file can set their values
