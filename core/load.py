@@ -1,23 +1,36 @@
-"""`estimate_load(scenario, traffic, slo, pricing, region) -> LoadEstimate`: one scenario under open-loop traffic.
+"""`estimate_load(scenario, traffic, slo, pricing, region, method=) -> LoadEstimate`: one scenario under open-loop
+traffic, by the iteration-level simulator (method "simulate", the default) or the analytic queueing model
+(method "analytic", core.queueing: about 100 times faster, with the gaps listed in ANALYTIC_GAPS).
 
-What it runs (the simulator throughout; core.queueing's analytic model only seeds nothing and is not used):
+Both methods:
   1. core.estimate at the scenario: memory and fit (a scenario that does not fit stops here, fits=False).
   2. Requests (core.traffic): `requests` seeded arrivals at 1 req/s (Poisson or gamma with a cv) with
      lengths fixed, from a workload preset, or drawn from a trace; or a trace replayed at its own times.
-     Rate r uses arrival_s / r (common random numbers: every rate sees the same requests, so latency
+     A preset or a trace sets the scenario's lengths to the drawn means.
+  3. Cost and energy at the operating point (core.operating_point): the served throughput, the decode step
+     at the mean batch, the engine's busy share.
+Above the maximum rate the queue grows without bound: latencies are inf and attainment 0 (a finite run
+would report whatever it happened to reach).
+
+simulate (steps 4-7; every number from core.simulate):
+  4. Rate r uses arrival_s / r (common random numbers: every rate sees the same requests, so latency
      grows steadily with the rate and a search over rates is not thrown off by resampling noise).
-  3. core.simulate.deployment: the step table and scheduler settings of the scenario's replica.
-  4. Operating point: core.simulate.simulate of all requests at the rate; latency means and percentiles
+     core.simulate.deployment builds the step table and scheduler settings of the scenario's replica.
+  5. Operating point: core.simulate.simulate of all requests at the rate; latency means and percentiles
      over served requests (TPOT over those with more than one output token).
-  5. max_rate_rps: core.simstats.max_rate_sim on one replica (the first SEARCH_REQUESTS requests all
+  6. max_rate_rps: core.simstats.max_rate_sim on one replica (the first SEARCH_REQUESTS requests all
      arrive at once; completions per second in steady state), times the replicas.
-  6. goodput_rps: core.simstats.goodput_sim, DistServe's goodput by bisection on the rate in
+  7. goodput_rps: core.simstats.goodput_sim, DistServe's goodput by bisection on the rate in
      [0, max_rate_rps] over the first SEARCH_REQUESTS requests, SEARCH_ITERATIONS steps (resolution
      max_rate / 2^8). A fixed bracket keeps the result monotone: a tighter SLO never raises it.
-  7. Above max_rate_rps the queue grows without bound: latencies are inf and attainment 0 (a finite run
-     would report whatever it happened to reach).
-  8. Cost and energy at the operating point (core.operating_point): the simulated throughput, the decode
-     step at the simulated mean batch, the engine's busy share.
+
+analytic (steps 4-6; core.queueing's flow-equivalent server, one replica's load curve):
+  4. core.queueing.load_curve of the resolved scenario (its replicas split the arrivals round-robin);
+     arrival cv from the traffic (Poisson 1, gamma its cv, a replayed trace the cv of its gaps) and the
+     output-length cv of the drawn requests (0 for fixed lengths).
+  5. core.queueing.analyze at the rate: means and percentiles of TTFT, TPOT, E2E and queueing, the mean
+     batch; busy share = the probability the replica holds a request; attainment (core.queueing.attainment).
+  6. max_rate_rps = the curve's saturation rate; goodput_rps = core.queueing.goodput (bisection).
 Seeded: the same inputs give the same numbers.
 """
 
@@ -35,12 +48,15 @@ from core.catalog import Catalog, load_catalog
 from core.energy import DEFAULT_REGION
 from core.estimate import Estimate, estimate
 from core.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
+from core.queueing import GRID, LoadCurve, QueueResult, _states, analyze, attainment, load_curve
+from core.queueing import goodput as analytic_goodput_rps
 from core.resolve import resolve
 from core.scenario import Scenario
 from core.schema import Device, Frozen
 from core.simstats import goodput_sim, max_rate_sim, slo_attainment
 from core.simulate import SimConfig, SimResult, deployment, simulate
 from core.steptable import StepTable
+from core.sweep import resolved_input
 from core.trace import Trace
 from core.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
 
@@ -50,6 +66,16 @@ SEARCH_ITERATIONS = 8
 MAX_RATE_RPS = 1e6
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MS = 1e3
+Method = Literal["simulate", "analytic"]
+METHODS: tuple[str, ...] = ("simulate", "analytic")
+ANALYTIC_ITERATIONS = 40  # goodput bisection steps (resolution max_rate / 2^40: exact for any purpose)
+ANALYTIC_GAPS = (
+    "analytic method (core.queueing, docs/method.md 'Serving under load'): against the simulator, mean TPOT "
+    "and E2E agree within about 3-5% up to 70% of the maximum rate; TTFT percentiles are narrower (p99 up to "
+    "about 45% low near saturation: it misses the spread of iteration times) and the maximum rate is 10-15% "
+    "high (no preemption, recompute or whole-prompt iterations); prompt-length spread, preemption and "
+    "rejection are not modelled. The simulator (method simulate) gives these"
+)
 
 
 class LoadError(ValueError):
@@ -165,27 +191,52 @@ class LoadEstimate(Frozen):
 
 @dataclass(frozen=True)
 class Prepared:
-    """The scenario (lengths set from the traffic), its estimate, requests at 1 req/s and the simulator set-up."""
+    """The scenario (lengths set from the traffic), its estimate, requests at 1 req/s and the method's set-up:
+    the simulator's step table and settings, or the analytic model's load curve and variabilities."""
 
     scenario: Scenario
     estimate: Estimate
     unit: Requests  # arrivals at a mean rate of 1 req/s
     summary: TrafficSummary
     default_rate_rps: float | None  # a replayed trace's own rate
-    table: StepTable | None  # None when the scenario does not fit
+    table: StepTable | None  # simulate; None when the scenario does not fit
     cfg: SimConfig | None
+    method: Method = "simulate"
+    curve: LoadCurve | None = None  # analytic; None when the scenario does not fit
+    arrival_cv: float = 1.0
+    output_cv: float = 0.0
+
+    @property
+    def fits(self) -> bool:
+        return self.table is not None or self.curve is not None
+
+
+def check_method(method: str, traffic: LoadSpec) -> None:
+    """LoadError unless `method` is known and can model `traffic`'s engine options."""
+    if method not in METHODS:
+        raise LoadError(f"unknown method {method!r}: choose {' or '.join(METHODS)}")
+    if method == "analytic":
+        if traffic.spec_k > 0:
+            raise LoadError("speculative decoding is modelled only by the simulator: use method simulate")
+        if traffic.on_full == "reject":
+            raise LoadError(
+                "rejection when the KV cache is full is modelled only by the simulator: use method simulate"
+            )
 
 
 def prepare(
     scn: Scenario,
     traffic: LoadSpec,
     *,
+    method: Method = "simulate",
     trace: Trace | None = None,
     catalog: Catalog | None = None,
     arch: Architecture | None = None,
     device: Device | None = None,
 ) -> Prepared:
-    """Draw the requests, estimate the scenario and build the simulator's step table (raises LoadError)."""
+    """Draw the requests, estimate the scenario and build the simulator's step table, or (analytic) the load
+    curve (raises LoadError)."""
+    check_method(method, traffic)
     catalog = catalog or load_catalog()
     unit, summary, own_rate = _unit_requests(scn, traffic, trace, catalog)
     if traffic.workload is not None or trace is not None:
@@ -197,8 +248,16 @@ def prepare(
         )
     est = estimate(scn, catalog, arch=arch, device=device)
     if not est.fits:
-        return Prepared(scn, est, unit, summary, own_rate, None, None)
+        return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
     r = resolve(scn, catalog, arch=arch, device=device)
+    if method == "analytic":
+        curve = load_curve(resolved_input(r))
+        if not bool(curve.fits[0]):
+            raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
+        return Prepared(
+            scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
+            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens),
+        )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
         table, cfg = deployment(
@@ -217,6 +276,20 @@ def prepare(
             "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
         ) from None
     return Prepared(scn, est, unit, summary, own_rate, table, cfg)
+
+
+def _cv(values: np.ndarray) -> float:
+    """Coefficient of variation (population std / mean; 0 for constant or empty values)."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean()) if v.size else 0.0
+    return float(v.std() / mean) if mean > 0 else 0.0
+
+
+def _arrival_cv(unit: Requests, summary: TrafficSummary) -> float:
+    """Inter-arrival cv: the traffic's (Poisson 1, gamma its cv), or a replayed trace's gaps."""
+    if summary.cv is not None:
+        return float(summary.cv)
+    return _cv(np.diff(np.sort(unit.arrival_s)))
 
 
 def _unit_requests(
@@ -333,9 +406,52 @@ def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
     )
 
 
-def _need_fit(prep: Prepared) -> None:
-    if prep.table is None or prep.cfg is None:
+def _need_fit(prep: Prepared, method: Method = "simulate") -> None:
+    if prep.method != method:
+        raise LoadError(f"these requests were prepared for the {prep.method} method, not {method}")
+    if not prep.fits:
         raise LoadError(f"the scenario does not fit: {prep.estimate.message}")
+
+
+# -- the analytic model -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalyticPoint:
+    """core.queueing at one rate: the QueueResult (one row), the busy share and the SLO attainment."""
+
+    queue: QueueResult
+    busy_fraction: float
+    attainment: float
+
+
+def analytic_point(prep: Prepared, rate_rps: float, slo: Slo) -> AnalyticPoint:
+    """Latency means and percentiles (PERCENTILES, then slo.pct), busy share and attainment at `rate_rps`.
+
+    Busy share = 1 - P(the replica is empty): the flow-equivalent server works whenever it holds a request.
+    """
+    _need_fit(prep, "analytic")
+    curve = prep.curve
+    q = analyze(curve, rate_rps, arrival_cv=prep.arrival_cv, output_cv=prep.output_cv,
+                percentiles=(*PERCENTILES, slo.pct))  # fmt: skip
+    stable = bool(q.stable[0])
+    busy = 1.0 - float(_states(curve, rate_rps, prep.arrival_cv).prob[0, 0]) if stable else 1.0
+    att = attainment(curve, rate_rps, slo.ttft_ms / MS, slo.tpot_ms / MS, arrival_cv=prep.arrival_cv)
+    return AnalyticPoint(queue=q, busy_fraction=min(max(busy, 0.0), 1.0), attainment=float(att[0]))
+
+
+def analytic_max_rate(prep: Prepared) -> float:
+    """Saturation rate of the deployment (req/s): one replica's X(n_max), times the replicas."""
+    _need_fit(prep, "analytic")
+    return float(prep.curve.max_rate_rps[0])
+
+
+def analytic_goodput(prep: Prepared, slo: Slo) -> float:
+    """DistServe's goodput by core.queueing.goodput: the highest rate at which slo.pct% meet both objectives."""
+    _need_fit(prep, "analytic")
+    g = analytic_goodput_rps(prep.curve, slo.ttft_ms / MS, slo.tpot_ms / MS, pct=slo.pct,
+                             arrival_cv=prep.arrival_cv, iterations=ANALYTIC_ITERATIONS)  # fmt: skip
+    return float(g[0])
 
 
 # -- assembly ---------------------------------------------------------------------------------------
@@ -361,6 +477,190 @@ def _pct(values_s: np.ndarray, pct: float) -> float:
     return float(np.percentile(v, pct)) * MS if v.size else 0.0
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What a method says happens at the rate (everything the LoadEstimate needs besides cost and energy)."""
+
+    stable: bool
+    latencies: tuple[Latency, Latency, Latency, Latency]  # TTFT, TPOT, E2E, queue
+    throughput: Throughput
+    attainment: float
+    slo_ttft_ms: float
+    slo_tpot_ms: float
+    mean_batch: float
+    utilization: float
+    preempted: float
+    rejected: float
+    method: str
+    notes: tuple[str, ...] = ()
+
+
+def _overload_note(rate_rps: float, max_rate_rps: float) -> str:
+    return (
+        f"{rate_rps:g} req/s is above the maximum sustainable rate ({max_rate_rps:.3g} req/s): the queue grows "
+        "without bound, so latencies are infinite (null in JSON) and no request meets the SLO in the long run"
+    )
+
+
+def _simulated(prep: Prepared, rate_rps: float, sim: SimResult, max_rate_rps: float, slo: Slo) -> _Served:
+    cfg = prep.cfg
+    served = ~sim.rejected
+    multi = served & (sim.output_tokens > 1)
+    span = max(sim.span_s, 1e-12)
+    stable = rate_rps < max_rate_rps
+    notes = []
+    if stable:
+        lat = tuple(latency(x) for x in (sim.ttft_s[served], sim.tpot_s[multi], sim.e2e_s[served],
+                                         sim.queue_s[served]))  # fmt: skip
+        attained = slo_attainment(sim, slo.ttft_ms / MS, slo.tpot_ms / MS)
+        slo_ttft, slo_tpot = _pct(sim.ttft_s[served], slo.pct), _pct(sim.tpot_s[multi], slo.pct)
+    else:
+        lat = (_unbounded(),) * 4
+        attained, slo_ttft, slo_tpot = 0.0, math.inf, math.inf
+        notes.append(_overload_note(rate_rps, max_rate_rps))
+    rejected = float(np.mean(sim.rejected))
+    if rejected > 0:
+        notes.append(f"{rejected:.1%} of requests were rejected (KV cache full or a request longer than it holds)")
+    return _Served(
+        stable=stable,
+        latencies=lat,
+        throughput=Throughput(
+            requests_per_s=float(served.sum() / span),
+            input_tokens_per_s=float(sim.input_tokens[served].sum() / span),
+            output_tokens_per_s=float(sim.output_tokens[served].sum() / span),
+        ),
+        attainment=attained,
+        slo_ttft_ms=slo_ttft,
+        slo_tpot_ms=slo_tpot,
+        mean_batch=sim.decode_batch_s / (sim.replicas * span),
+        utilization=min(sim.busy_s / (sim.replicas * span), 1.0),
+        preempted=float(np.mean(sim.preemptions > 0)),
+        rejected=rejected,
+        method=(
+            f"iteration-level simulation of {sim.arrival_s.size:,} requests ({cfg.replicas} replica(s), "
+            f"{'chunked prefill' if cfg.mixed else 'prefill-first'}); max rate and goodput from "
+            f"{min(prep.unit.n, SEARCH_REQUESTS):,} requests"
+        ),
+        notes=tuple(notes),
+    )
+
+
+def _analytic(prep: Prepared, rate_rps: float, point: AnalyticPoint, max_rate_rps: float, slo: Slo) -> _Served:
+    q, s = point.queue, prep.summary
+    stable = bool(q.stable[0]) and rate_rps < max_rate_rps
+    notes = [ANALYTIC_GAPS]
+    if s.prefix_hit > 0:
+        notes.append(
+            f"the prefix-cache hit ({s.prefix_hit:.0%}) is not modelled by the analytic method: prompts are "
+            "prefilled whole, so TTFT and cost lean high (method simulate skips the cached tokens)"
+        )
+    if stable:
+
+        def lat(mean: np.ndarray, p: np.ndarray) -> Latency:
+            p50, p90, p95, p99 = (float(x) * MS for x in p[0, :4])
+            return Latency(mean=float(mean[0]) * MS, p50=p50, p90=p90, p95=p95, p99=p99)
+
+        latencies = (lat(q.ttft_s, q.ttft_p), lat(q.tpot_s, q.tpot_p), lat(q.e2e_s, q.e2e_p), lat(q.queue_s, q.queue_p))
+        slo_ttft, slo_tpot = float(q.ttft_p[0, -1]) * MS, float(q.tpot_p[0, -1]) * MS
+        rps, mean_batch = rate_rps, float(q.mean_batch[0])
+    else:
+        latencies = (_unbounded(),) * 4
+        slo_ttft = slo_tpot = math.inf
+        rps = max_rate_rps  # served at saturation, the rest queues
+        top = prep.curve.n[0, -1]
+        mean_batch = float(top)
+        notes.append(_overload_note(rate_rps, max_rate_rps))
+    return _Served(
+        stable=stable,
+        latencies=latencies,
+        throughput=Throughput(
+            requests_per_s=rps,
+            input_tokens_per_s=rps * s.mean_input_tokens,
+            output_tokens_per_s=rps * s.mean_output_tokens,
+        ),
+        attainment=point.attainment if stable else 0.0,
+        slo_ttft_ms=slo_ttft,
+        slo_tpot_ms=slo_tpot,
+        mean_batch=mean_batch,
+        utilization=point.busy_fraction,
+        preempted=0.0,
+        rejected=0.0,
+        method=(
+            f"analytic queueing model (core.queueing flow-equivalent server on a {GRID}-point load curve per "
+            f"replica, {prep.scenario.replicas} replica(s)); arrival cv {prep.arrival_cv:.3g}, output-length cv "
+            f"{prep.output_cv:.3g} from {prep.unit.n:,} drawn requests; goodput by bisection"
+        ),
+        notes=tuple(notes),
+    )
+
+
+def _finish(
+    prep: Prepared,
+    rate_rps: float,
+    run: _Served,
+    max_rate_rps: float,
+    goodput_rps: float,
+    slo: Slo,
+    pricing: Pricing | None,
+    region: str,
+    *,
+    catalog: Catalog,
+    arch: Architecture | None,
+    device: Device | None,
+    strict: bool,
+) -> LoadEstimate:
+    """The LoadEstimate from what a method says is served, with cost and energy at that operating point."""
+    scn = prep.scenario
+    at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog,
+                  arch=arch, device=device)  # fmt: skip
+    tp = run.throughput
+    point = OperatingPoint(
+        requests_per_s=tp.requests_per_s,
+        input_tokens_per_s=tp.input_tokens_per_s,
+        output_tokens_per_s=tp.output_tokens_per_s,
+        prefill=at.prefill,
+        decode=at.decode,
+        busy_fraction=run.utilization,
+        capacity_used=min(rate_rps / max_rate_rps, 1.0) if max_rate_rps > 0 else 1.0,
+    )
+    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device, strict=strict)
+    ttft, tpot, e2e, queue = run.latencies
+    return LoadEstimate(
+        fits=True,
+        status="ok",
+        message="fits",
+        scenario=scn,
+        model_id=prep.estimate.model_id,
+        hardware_name=prep.estimate.hardware_name,
+        devices=scn.devices,
+        rate_rps=rate_rps,
+        stable=run.stable,
+        traffic=prep.summary,
+        ttft_ms=ttft,
+        tpot_ms=tpot,
+        e2e_ms=e2e,
+        queue_ms=queue,
+        throughput=tp,
+        max_rate_rps=max_rate_rps,
+        goodput_rps=goodput_rps,
+        slo=slo,
+        slo_attainment=run.attainment,
+        slo_ttft_ms=run.slo_ttft_ms,
+        slo_tpot_ms=run.slo_tpot_ms,
+        utilization=run.utilization,
+        mean_batch=run.mean_batch,
+        preempted_fraction=run.preempted,
+        rejected_fraction=run.rejected,
+        cost=pc.cost,
+        energy=pc.energy,
+        bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
+        memory=_memory(prep.estimate, at),
+        method=run.method,
+        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes),
+        estimate=at,
+    )
+
+
 def assemble(
     prep: Prepared,
     rate_rps: float,
@@ -377,86 +677,28 @@ def assemble(
     strict: bool = True,
 ) -> LoadEstimate:
     """The LoadEstimate from the three simulations, with cost and energy at the operating point."""
-    catalog = catalog or load_catalog()
-    scn, cfg = prep.scenario, prep.cfg
-    served = ~sim.rejected
-    multi = served & (sim.output_tokens > 1)
-    span = max(sim.span_s, 1e-12)
-    stable = rate_rps < max_rate_rps
-    notes = list(prep.estimate.notes)
-    mean_batch = sim.decode_batch_s / (sim.replicas * span)
-    utilization = min(sim.busy_s / (sim.replicas * span), 1.0)
-    at = estimate(scn.model_copy(update={"concurrency": max(1, round(mean_batch)) * scn.replicas}), catalog,
-                  arch=arch, device=device)  # fmt: skip
-    throughput = Throughput(
-        requests_per_s=float(served.sum() / span),
-        input_tokens_per_s=float(sim.input_tokens[served].sum() / span),
-        output_tokens_per_s=float(sim.output_tokens[served].sum() / span),
-    )
-    if stable:
-        ttft, tpot, e2e, queue = (latency(x) for x in (sim.ttft_s[served], sim.tpot_s[multi], sim.e2e_s[served],
-                                                        sim.queue_s[served]))  # fmt: skip
-        attained = slo_attainment(sim, slo.ttft_ms / MS, slo.tpot_ms / MS)
-        slo_ttft, slo_tpot = _pct(sim.ttft_s[served], slo.pct), _pct(sim.tpot_s[multi], slo.pct)
-    else:
-        ttft = tpot = e2e = queue = _unbounded()
-        attained, slo_ttft, slo_tpot = 0.0, math.inf, math.inf
-        notes.append(
-            f"{rate_rps:g} req/s is above the maximum sustainable rate ({max_rate_rps:.3g} req/s): the queue grows "
-            "without bound, so latencies are infinite (null in JSON) and no request meets the SLO in the long run"
-        )
-    point = OperatingPoint(
-        requests_per_s=throughput.requests_per_s,
-        input_tokens_per_s=throughput.input_tokens_per_s,
-        output_tokens_per_s=throughput.output_tokens_per_s,
-        prefill=at.prefill,
-        decode=at.decode,
-        busy_fraction=utilization,
-        capacity_used=min(rate_rps / max_rate_rps, 1.0) if max_rate_rps > 0 else 1.0,
-    )
-    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device, strict=strict)
-    notes += pc.notes
-    rejected = float(np.mean(sim.rejected))
-    if rejected > 0:
-        notes.append(f"{rejected:.1%} of requests were rejected (KV cache full or a request longer than it holds)")
-    return LoadEstimate(
-        fits=True,
-        status="ok",
-        message="fits",
-        scenario=scn,
-        model_id=prep.estimate.model_id,
-        hardware_name=prep.estimate.hardware_name,
-        devices=scn.devices,
-        rate_rps=rate_rps,
-        stable=stable,
-        traffic=prep.summary,
-        ttft_ms=ttft,
-        tpot_ms=tpot,
-        e2e_ms=e2e,
-        queue_ms=queue,
-        throughput=throughput,
-        max_rate_rps=max_rate_rps,
-        goodput_rps=goodput_rps,
-        slo=slo,
-        slo_attainment=attained,
-        slo_ttft_ms=slo_ttft,
-        slo_tpot_ms=slo_tpot,
-        utilization=utilization,
-        mean_batch=mean_batch,
-        preempted_fraction=float(np.mean(sim.preemptions > 0)),
-        rejected_fraction=rejected,
-        cost=pc.cost,
-        energy=pc.energy,
-        bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
-        memory=_memory(prep.estimate, at),
-        method=(
-            f"iteration-level simulation of {sim.arrival_s.size:,} requests ({cfg.replicas} replica(s), "
-            f"{'chunked prefill' if cfg.mixed else 'prefill-first'}); max rate and goodput from "
-            f"{min(prep.unit.n, SEARCH_REQUESTS):,} requests"
-        ),
-        notes=notes,
-        estimate=at,
-    )
+    run = _simulated(prep, rate_rps, sim, max_rate_rps, slo)
+    return _finish(prep, rate_rps, run, max_rate_rps, goodput_rps, slo, pricing, region,
+                   catalog=catalog or load_catalog(), arch=arch, device=device, strict=strict)  # fmt: skip
+
+
+def assemble_analytic(
+    prep: Prepared,
+    rate_rps: float,
+    slo: Slo,
+    pricing: Pricing | None = None,
+    region: str = DEFAULT_REGION,
+    *,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+    strict: bool = True,
+) -> LoadEstimate:
+    """The LoadEstimate by the analytic model (prepared with method="analytic"), cost and energy included."""
+    top = analytic_max_rate(prep)
+    run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), top, slo)
+    return _finish(prep, rate_rps, run, top, analytic_goodput(prep, slo), slo, pricing, region,
+                   catalog=catalog or load_catalog(), arch=arch, device=device, strict=strict)  # fmt: skip
 
 
 def _memory(base: Estimate, at: Estimate) -> LoadMemory:
@@ -483,6 +725,7 @@ def not_fit(prep: Prepared, slo: Slo, rate_rps: float | None) -> LoadEstimate:
         slo=slo,
         bound=Bounds(prefill=None, decode=None),
         memory=_memory(est, est),
+        method=prep.method,
         notes=list(est.notes),
         estimate=est,
     )
@@ -495,24 +738,28 @@ def estimate_load(
     pricing: Pricing | None = None,
     region: str = DEFAULT_REGION,
     *,
+    method: Method = "simulate",
     trace: Trace | None = None,
     catalog: Catalog | None = None,
     arch: Architecture | None = None,
     device: Device | None = None,
     strict: bool = True,
 ) -> LoadEstimate:
-    """Simulate `scn` under `traffic`; see the module docstring. Raises LoadError/CostError/UnknownIdError
-    for inputs that cannot be used (strict=False: a price that cannot be found is a note, cost None); a
-    scenario that does not fit returns fits=False with the reason."""
+    """`scn` under `traffic` by the simulator or the analytic model (`method`); see the module docstring.
+
+    Raises LoadError/CostError/UnknownIdError for inputs that cannot be used (strict=False: a price that
+    cannot be found is a note, cost None); a scenario that does not fit returns fits=False with the reason.
+    """
     catalog = catalog or load_catalog()
     slo = slo or Slo()
-    prep = prepare(scn, traffic, trace=trace, catalog=catalog, arch=arch, device=device)
+    prep = prepare(scn, traffic, method=method, trace=trace, catalog=catalog, arch=arch, device=device)
     rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
-    if prep.table is None:
+    if not prep.fits:
         return not_fit(prep, slo, rate)
+    options = dict(catalog=catalog, arch=arch, device=device, strict=strict)
+    if method == "analytic":
+        return assemble_analytic(prep, rate, slo, pricing, region, **options)
     top = max_rate(prep)
     good = goodput(prep, slo, top)
     sim = operating_point(prep, rate)
-    return assemble(
-        prep, rate, sim, top, good, slo, pricing, region, catalog=catalog, arch=arch, device=device, strict=strict
-    )
+    return assemble(prep, rate, sim, top, good, slo, pricing, region, **options)
