@@ -165,7 +165,7 @@ class StepTable:
         r_axis = np.concatenate([[0.0], fine_axis(max_pairs, bottom=R_MIN, step=1.05)])
         mixed_fine = [fine_axis(max_batch), fine_axis(max_context), np.concatenate([[0.0], p_axis]), r_axis]
         mixed_knots = _sample_knots(
-            lambda b, m, p, r: fn(b, m, p, np.where(p > 0, r * b * m, 0.0)), mixed_fine, tol, probes=5
+            lambda b, m, p, r: fn(b, m, p, np.where(p > 0, r * b * m, 0.0)), mixed_fine, tol, probes=6
         )
         return cls(
             *pf_knots,
