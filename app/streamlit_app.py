@@ -1,5 +1,10 @@
 """llmcap dashboard: `streamlit run app/streamlit_app.py` (or `make run`)."""
 
+# Imported before any page runs: Altair reaches pandas through sys.modules, and when two sessions draw
+# their first charts at once one of them can find it half-imported ("partially initialized module
+# 'pandas' has no attribute 'Timestamp'", seen by bench/load_sessions.py). Importing it here, once, in
+# the entry script, settles the import before the sessions' threads race for it.
+import pandas  # noqa: F401
 import streamlit as st
 
 st.set_page_config(page_title="llmcap", page_icon=":material/memory:", layout="wide")
