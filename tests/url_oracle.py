@@ -1,0 +1,80 @@
+"""What makes an Estimate-page URL value good or bad, written from the README's rules (not from the parser), so
+tests of core.urlstate and of the pages can tell which parameters must be named in a warning."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from core.catalog import load_catalog, normalize_id
+from core.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
+from core.urlstate import (
+    MAX_CONCURRENCY,
+    MAX_CV,
+    MAX_RATE_RPS,
+    MAX_SLO_MS,
+    MAX_USD_PER_GPU_HOUR,
+    MAX_VALUE_CHARS,
+    MIN_SLO_MS,
+    PERCENTILES,
+    choices_from_catalog,
+)
+
+CATALOG = load_catalog()
+CHOICES = choices_from_catalog(CATALOG)
+# Keys whose warning may come from another key's value (ep must divide tp, a format needs an engine, ...).
+CROSS_FIELD = {"ep", "pp", "n", "engine", "w", "prov"}
+INT_RANGES = {
+    "tp": (1, MAX_DEVICES),
+    "pp": (1, MAX_DEVICES),
+    "ep": (1, MAX_DEVICES),
+    "replicas": (1, 100_000),
+    "isl": (1, MAX_TOKENS),
+    "osl": (1, MAX_TOKENS),
+    "conc": (1, MAX_CONCURRENCY),
+}
+FLOAT_RANGES = {"rate": (0.0, MAX_RATE_RPS), "ttft": (MIN_SLO_MS, MAX_SLO_MS), "tpot": (MIN_SLO_MS, MAX_SLO_MS)}
+FLOAT_RANGES |= {"cv": (0.0, MAX_CV), "usd": (0.0, MAX_USD_PER_GPU_HOUR)}
+CHOICE_SETS = {
+    "model": (set(CHOICES.models), lambda t: t.strip().lower()),
+    "hw": (set(CHOICES.hardware), normalize_id),
+    "w": (set(CHOICES.weight_formats), normalize_id),
+    "kv": (set(CHOICES.kv_formats) | {"auto"}, normalize_id),
+    "engine": (set(ENGINES), lambda t: t.strip().lower()),
+    "workload": (set(CHOICES.workloads) | {"fixed", "none"}, normalize_id),
+    "arr": ({"poisson", "gamma"}, lambda t: t.strip().lower()),
+    "prov": (set(CHOICES.providers) | {"tco"}, lambda t: t.strip().lower()),
+    "region": (set(CHOICES.regions), normalize_id),
+}
+DIGITS = re.compile(r"\s*\+?[0-9]+\s*")
+HOSTILE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1", "-0", "0x10", "1e3", "1.5", "++5", "+-1", "٣",
+           "１", "²", "\x00", "🦙", "'; DROP TABLE x; --", "<script>alert(1)</script>", "=cmd|' /C calc'!A0",
+           "../../etc/passwd", "%00", "None", "null", "true", "[]", "{}"]  # fmt: skip
+
+
+def float_or_nan(text: str) -> float:
+    try:
+        return float(text.strip()) if text.isascii() and len(text.strip()) <= 32 else math.nan
+    except ValueError:
+        return math.nan
+
+
+def is_good(key: str, text: str) -> bool:
+    """Whether `text` is a usable value for `key`, by the rules the README states (not by calling the parser)."""
+    t = text.strip()
+    if not t or len(text) > MAX_VALUE_CHARS:
+        return not t and len(text) <= MAX_VALUE_CHARS  # blank = absent; over-long = bad
+    if key == "conc" and t.lower() == "max":
+        return True
+    if key in INT_RANGES or key == "n":
+        lo, hi = INT_RANGES.get(key, (1, MAX_DEVICES * 100_000))
+        return t.isascii() and bool(DIGITS.fullmatch(t)) and len(t) <= 12 and lo <= int(t) <= hi
+    if key in FLOAT_RANGES:
+        lo, hi = FLOAT_RANGES[key]
+        v = float_or_nan(t)
+        return math.isfinite(v) and (v > lo if lo == 0 else v >= lo) and v <= hi
+    if key == "pct":
+        p = t.lower().removeprefix("p").removesuffix(".0")
+        return p in {str(x) for x in PERCENTILES}
+    names, key_of = CHOICE_SETS[key]
+    return key_of(text) in names
