@@ -41,6 +41,7 @@ from core.urlstate import (
     _last,
     _number,
     _percentile,
+    _workload,
     to_query,
 )
 
@@ -262,15 +263,6 @@ def _pct_change(text: str) -> float:
 
 def _lower(text: str) -> str:
     return text.strip().lower()
-
-
-def _workload(text: str, choices: Choices) -> str | None:
-    key = normalize_id(text)
-    if key in ("fixed", "none"):
-        return None
-    if key not in choices.workloads:
-        raise _Bad("unknown workload preset")
-    return key
 
 
 def _show(value: object) -> str:
