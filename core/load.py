@@ -74,7 +74,7 @@ ANALYTIC_GAPS = (
     "and E2E agree within about 3-5% up to 70% of the maximum rate; TTFT percentiles are narrower (p99 up to "
     "about 45% low near saturation: it misses the spread of iteration times) and the maximum rate is 10-15% "
     "high (no preemption, recompute or whole-prompt iterations); prompt-length spread, preemption and "
-    "rejection are not modelled. The simulator (method simulate) gives these"
+    "rejection are not modelled (method simulate models them)"
 )
 
 

@@ -11,7 +11,17 @@ from pydantic import ValidationError
 from core.catalog import UnknownIdError, load_catalog
 from core.cost import CostError
 from core.estimate import PhaseResult, estimate
-from core.load import LoadError, LoadSpec, Slo, estimate_load, goodput, max_rate, prepare
+from core.load import (
+    LoadError,
+    LoadSpec,
+    Slo,
+    analytic_goodput,
+    analytic_max_rate,
+    estimate_load,
+    goodput,
+    max_rate,
+    prepare,
+)
 from core.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
 from core.scenario import Scenario
 from core.trace import parse_trace
@@ -222,3 +232,125 @@ def test_littles_law_at_the_operating_point():
     assert le.mean_batch <= in_system * 1.02
     assert le.mean_batch > 0.5 * in_system  # most of the time in the engine is spent decoding
     assert np.isfinite(le.goodput_rps)
+
+
+# -- method="analytic" (core.queueing) --------------------------------------------------------------
+
+AGREE = Slo(ttft_ms=2000, tpot_ms=12)  # TPOT-bound: goodput falls inside (0, max rate) for both methods
+
+
+def test_both_methods_fill_every_field_and_say_which_they_used():
+    sim = estimate_load(SCN, LoadSpec(rate_rps=12.0, **FAST), catalog=CATALOG)
+    ana = estimate_load(SCN, LoadSpec(rate_rps=12.0, **FAST), method="analytic", catalog=CATALOG)
+    for le in (sim, ana):
+        unset = [k for k, v in le.model_dump().items() if v is None]
+        assert unset == [], unset
+    assert sim.method.startswith("iteration-level simulation") and ana.method.startswith("analytic queueing model")
+    assert any("analytic method" in n and "p99" in n for n in ana.notes)  # its gaps travel with the result
+    assert not any("analytic method" in n for n in sim.notes)
+    assert ana.preempted_fraction == 0.0 and ana.rejected_fraction == 0.0
+
+
+def test_analytic_agrees_with_the_simulator_at_moderate_load():
+    # 12 req/s is about 40% of this deployment's maximum rate; tolerances: mean TPOT and E2E 10%, goodput 20%,
+    # the analytic maximum rate 0-25% above the simulated one (docs/method.md: 10-15% high)
+    sim = estimate_load(SCN, LoadSpec(rate_rps=12.0, requests=5000), AGREE, catalog=CATALOG)
+    ana = estimate_load(SCN, LoadSpec(rate_rps=12.0, requests=5000), AGREE, method="analytic", catalog=CATALOG)
+    assert ana.tpot_ms.mean == pytest.approx(sim.tpot_ms.mean, rel=0.10)
+    assert ana.e2e_ms.mean == pytest.approx(sim.e2e_ms.mean, rel=0.10)
+    assert 0 < sim.goodput_rps < sim.max_rate_rps * 0.9
+    assert ana.goodput_rps == pytest.approx(sim.goodput_rps, rel=0.20)
+    assert sim.max_rate_rps <= ana.max_rate_rps <= 1.25 * sim.max_rate_rps
+    assert ana.mean_batch == pytest.approx(sim.mean_batch, rel=0.10)
+    assert ana.energy.joules_per_output_token == pytest.approx(sim.energy.joules_per_output_token, rel=0.10)
+
+
+def test_analytic_higher_rate_never_lowers_p90s_or_raises_attainment():
+    rates = [1.0, 4.0, 8.0, 12.0, 16.0, 20.0, 24.0, 28.0, 31.0]
+    runs = [estimate_load(SCN, LoadSpec(rate_rps=r, **FAST), AGREE, method="analytic", catalog=CATALOG) for r in rates]
+    assert all(le.stable for le in runs)
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
+        for p in ("mean", "p50", "p90", "p99"):
+            values = [getattr(getattr(le, metric), p) for le in runs]
+            # never lower, up to rounding in the last bits (the same state's value interpolated twice)
+            assert all(b >= a * (1 - 1e-12) for a, b in zip(values, values[1:])), (metric, p, values)
+    attained = [le.slo_attainment for le in runs]
+    assert attained == sorted(attained, reverse=True) and attained[0] == 1.0 and attained[-1] < 0.9
+
+
+def test_analytic_tighter_slo_never_raises_goodput():
+    prep = prepare(SCN, LoadSpec(rate_rps=5.0, **FAST), method="analytic", catalog=CATALOG)
+    top = analytic_max_rate(prep)
+    slos = [Slo(ttft_ms=t, tpot_ms=p) for t, p in ((5000, 200), (500, 40), (200, 12), (120, 9), (80, 7), (50, 5))]
+    goods = [analytic_goodput(prep, slo) for slo in slos]
+    assert goods == sorted(goods, reverse=True), goods
+    assert goods[0] == pytest.approx(top, rel=0.01) and goods[-1] == 0.0  # 5 ms/token is faster than one alone
+    assert analytic_goodput(prep, Slo(ttft_ms=200, tpot_ms=12, pct=99)) <= goods[2]
+
+
+def test_analytic_light_load_matches_the_infinite_server_limit():
+    # At 0.05 req/s requests barely overlap: the engine holds a Poisson number of them with mean
+    # rate x E2E (M/G/inf), so it is busy 1 - exp(-rate x E2E) of the time and Little's law gives the batch.
+    le = estimate_load(SCN, LoadSpec(rate_rps=0.05, **FAST), method="analytic", catalog=CATALOG)
+    in_flight = 0.05 * le.e2e_ms.mean / 1e3
+    assert le.utilization == pytest.approx(1 - math.exp(-in_flight), rel=0.02)
+    assert le.mean_batch == pytest.approx(in_flight, rel=0.02)
+    assert le.queue_ms.p99 == 0.0
+
+
+def test_analytic_cost_by_hand():
+    scn = SCN.model_copy(update={"replicas": 2})
+    le = estimate_load(scn, LoadSpec(rate_rps=10.0, **FAST), pricing=Pricing(usd_per_gpu_hour=2.0), method="analytic",
+                       catalog=CATALOG)  # fmt: skip
+    assert le.throughput.requests_per_s == 10.0 and le.throughput.output_tokens_per_s == 10.0 * 256
+    assert le.throughput.input_tokens_per_s == 10.0 * 1024  # stable: what arrives is served
+    assert le.cost.usd_per_hour == pytest.approx(4.0)  # 2 devices * $2.00
+    assert le.cost.usd_per_million_output_tokens_all_in == pytest.approx(4.0 / (2560 * 3600) * 1e6)
+    assert le.cost.usd_per_request == pytest.approx(4.0 / (10 * 3600))
+    assert le.energy.joules_per_output_token == pytest.approx(le.energy.watts / 2560)
+
+
+def test_analytic_overload_is_unbounded_and_served_at_the_maximum_rate():
+    le = estimate_load(SCN, LoadSpec(rate_rps=500.0, **FAST), method="analytic", catalog=CATALOG)
+    assert le.fits and not le.stable and le.slo_attainment == 0.0
+    assert math.isinf(le.ttft_ms.p90) and math.isinf(le.tpot_ms.mean) and math.isinf(le.slo_ttft_ms)
+    assert le.throughput.requests_per_s == le.max_rate_rps and le.utilization == 1.0
+    assert any("maximum sustainable rate" in n for n in le.notes)
+
+
+def test_analytic_arrival_and_output_variability_come_from_the_traffic():
+    def prep(**kw):
+        return prepare(SCN, LoadSpec(**{"rate_rps": 1.0, **FAST, **kw}), method="analytic", catalog=CATALOG)
+
+    assert (prep().arrival_cv, prep().output_cv) == (1.0, 0.0)  # Poisson, fixed lengths
+    assert prep(arrival="gamma", cv=2.5).arrival_cv == 2.5
+    chat = prep(workload="chat")
+    assert chat.arrival_cv == pytest.approx(CATALOG.workload("chat").arrival.cv)
+    assert chat.output_cv == pytest.approx(CATALOG.workload("chat").output_tokens.cv, rel=0.25)  # drawn, clipped
+    # a replayed trace: the cv of its gaps (evenly spaced here: 0) and of its output lengths (50..54 tokens)
+    rows = ["timestamp,input_tokens,output_tokens"] + [f"{i * 0.5},{300},{50 + i % 5}" for i in range(400)]
+    replay = prepare(SCN, LoadSpec(**FAST), trace=parse_trace("\n".join(rows).encode()), method="analytic",
+                     catalog=CATALOG)  # fmt: skip
+    assert replay.arrival_cv == pytest.approx(0.0, abs=1e-9)
+    assert replay.output_cv == pytest.approx(np.std([50, 51, 52, 53, 54]) / 52)
+    bursty = estimate_load(SCN, LoadSpec(rate_rps=24.0, arrival="gamma", cv=3.0, **FAST), method="analytic",
+                           catalog=CATALOG)  # fmt: skip
+    smooth = estimate_load(SCN, LoadSpec(rate_rps=24.0, **FAST), method="analytic", catalog=CATALOG)
+    assert bursty.e2e_ms.p99 > smooth.e2e_ms.p99  # burstier arrivals queue more
+
+
+def test_analytic_refuses_what_only_the_simulator_models_and_notes_the_prefix_cache():
+    with pytest.raises(LoadError, match="speculative decoding"):
+        estimate_load(SCN, LoadSpec(rate_rps=2.0, spec_k=3, spec_alpha=0.8, **FAST), method="analytic", catalog=CATALOG)
+    with pytest.raises(LoadError, match="rejection"):
+        estimate_load(SCN, LoadSpec(rate_rps=2.0, on_full="reject", **FAST), method="analytic", catalog=CATALOG)
+    with pytest.raises(LoadError, match="unknown method"):
+        estimate_load(SCN, LoadSpec(rate_rps=2.0, **FAST), method="guess", catalog=CATALOG)
+    rag = estimate_load(SCN, LoadSpec(rate_rps=2.0, workload="rag", **FAST), method="analytic", catalog=CATALOG)
+    assert any("prefix-cache hit (15%)" in n for n in rag.notes)
+
+
+def test_analytic_does_not_fit_returns_the_reason():
+    big = Scenario(model="meta-llama/Llama-3.1-405B-Instruct", hardware="l4", input_len=128, output_len=16)
+    le = estimate_load(big, LoadSpec(rate_rps=1.0, **FAST), method="analytic", catalog=CATALOG)
+    assert le.fits is False and "GB" in le.message and le.ttft_ms is None and le.method == "analytic"
