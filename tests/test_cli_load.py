@@ -27,6 +27,8 @@ REQUIRED = {
     "memory": {"weights_gb_per_device", "kv_gb_per_device", "max_concurrency"},
 }
 SCALARS = {"fits", "max_rate_rps", "goodput_rps", "slo_attainment"}
+SCENARIO = Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8", kv_format="fp8",
+                    engine="vllm", input_len=1024, output_len=256)  # fmt: skip
 
 
 def run_json(args: list[str], capsys) -> tuple[int, dict]:
@@ -49,9 +51,7 @@ def test_rate_json_has_every_interface_key_and_equals_core(capsys):
     assert set(d) >= SCALARS
     for key, sub in REQUIRED.items():
         assert sub <= set(d[key]), (key, set(d[key]))
-    scn = Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8", kv_format="fp8",
-                   engine="vllm", input_len=1024, output_len=256)  # fmt: skip
-    le = estimate_load(scn, LoadSpec(rate_rps=12, requests=1500), Slo(ttft_ms=300), Pricing(usd_per_gpu_hour=2.5),
+    le = estimate_load(SCENARIO, LoadSpec(rate_rps=12, requests=1500), Slo(ttft_ms=300), Pricing(usd_per_gpu_hour=2.5),
                        catalog=load_catalog())  # fmt: skip
     assert d["ttft_ms"]["p90"] == pytest.approx(le.ttft_ms.p90)
     assert d["goodput_rps"] == pytest.approx(le.goodput_rps)
@@ -59,6 +59,50 @@ def test_rate_json_has_every_interface_key_and_equals_core(capsys):
     assert d["energy"]["joules_per_output_token"] == pytest.approx(le.energy.joules_per_output_token)
     assert d["bound"] == {"prefill": le.bound.prefill, "decode": le.bound.decode}
     assert 0.0 <= d["slo_attainment"] <= 1.0
+
+
+def keys(d: dict, prefix: str = "") -> set[str]:
+    """Every dotted key of a JSON object, nested objects included (list items are not descended into)."""
+    out = set()
+    for k, v in d.items():
+        out.add(prefix + k)
+        if isinstance(v, dict) and k != "scenario":
+            out |= keys(v, prefix + k + ".")
+    return out
+
+
+def test_both_methods_give_every_key_and_analytic_equals_core(capsys):
+    args = BASE + LENGTHS + FAST + ["--rate", "12", "--usd-per-gpu-hour", "2.5", "--tpot-ms", "12"]
+    rc, sim = run_json(args, capsys)
+    assert rc == 0
+    rc, ana = run_json(args + ["--method", "analytic"], capsys)
+    assert rc == 0
+    assert keys(ana) == keys(sim)
+    for key, sub in REQUIRED.items():
+        assert sub <= set(ana[key]), (key, set(ana[key]))
+    assert sim["method"].startswith("iteration-level") and ana["method"].startswith("analytic")
+    le = estimate_load(SCENARIO, LoadSpec(rate_rps=12, requests=1500), Slo(tpot_ms=12), Pricing(usd_per_gpu_hour=2.5),
+                       method="analytic", catalog=load_catalog())  # fmt: skip
+    assert ana["ttft_ms"]["p90"] == pytest.approx(le.ttft_ms.p90)
+    assert ana["tpot_ms"]["mean"] == pytest.approx(le.tpot_ms.mean)
+    assert ana["goodput_rps"] == pytest.approx(le.goodput_rps) and ana["max_rate_rps"] == pytest.approx(le.max_rate_rps)
+    assert ana["energy"]["joules_per_output_token"] == pytest.approx(le.energy.joules_per_output_token)
+    # the stated tolerances at moderate load (12 req/s, about 40% of the maximum rate)
+    assert ana["tpot_ms"]["mean"] == pytest.approx(sim["tpot_ms"]["mean"], rel=0.10)
+    assert ana["goodput_rps"] == pytest.approx(sim["goodput_rps"], rel=0.20)
+
+
+def test_analytic_text_and_its_errors(capsys):
+    assert main(BASE + LENGTHS + ["--rate", "8", "--method", "analytic"]) == 0
+    out = capsys.readouterr().out
+    assert "at 8 req/s (stable)" in out and "method: analytic queueing model" in out and "note: analytic method" in out
+    err = error_of(BASE + LENGTHS + ["--rate", "8", "--method", "analytic", "--spec-k", "2", "--spec-alpha", "0.7"],
+                   capsys)  # fmt: skip
+    assert "only by the simulator" in err
+    big = ["estimate", "--model", "meta-llama/Llama-3.1-405B-Instruct", "--hardware", "l4", "--input-len", "128",
+           "--output-len", "16", "--rate", "1", "--method", "analytic"]  # fmt: skip
+    rc, d = run_json(big, capsys)
+    assert rc == 1 and d["fits"] is False and d["method"] == "analytic"  # exit 1: does not fit, either method
 
 
 def test_overload_gives_null_latencies_with_a_message(capsys):
@@ -132,6 +176,9 @@ def test_workload_and_trace_set_the_lengths(tmp_path, capsys):
         (["--rate", "5", "--offering", "no-such-offering"], "unknown cloud offering"),
         (["--rate", "5", "--region", "atlantis"], "atlantis"),
         (["--rate", "5", "--workload", "nope"], "nope"),
+        (["--rate", "5", "--method", "fast"], "invalid choice"),
+        (["--method", "analytic"], "needs --rate"),
+        (["--rate", "5", "--method", "analytic", "--on-full", "reject"], "only by the simulator"),
     ],
 )
 def test_bad_flag_values_exit_2_with_a_clear_message(extra, says, capsys):
