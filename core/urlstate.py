@@ -6,9 +6,10 @@ falls back to its default; nothing here raises on user input). `to_query()` is t
 inputs: `parse_query(to_query(x)) == (x, [])`.
 
 Keys (short, documented in the README): model, hw, n, tp, pp, ep, replicas, w, kv, engine, workload, isl,
-osl, conc, rate, arr, cv, ttft, tpot, pct, prov, usd, region. `n` (total devices) is derived from tp*pp*replicas;
-in a URL it may stand in for `replicas` and is otherwise checked against it. `rate` present means the open-loop
-(request rate) mode; `arr`/`cv` shape its arrivals. `prov` (a cloud provider, or `tco`) and `usd` ($/GPU-hour)
+osl, conc, rate, arr, cv, sim, ttft, tpot, pct, prov, usd, region. `n` (total devices) is derived from
+tp*pp*replicas; in a URL it may stand in for `replicas` and is otherwise checked against it. `rate` present means
+the open-loop (request rate) mode; `arr`/`cv` shape its arrivals and `sim=1` simulates each request instead of
+the analytic queueing model (`sim=0`, the default). `prov` (a cloud provider, or `tco`) and `usd` ($/GPU-hour)
 choose the price basis (neither: the cheapest current cloud offering); `region` the grid for carbon.
 """
 
@@ -40,7 +41,7 @@ DEFAULT_GAMMA_CV = 1.41  # BurstGPT's generator default (gamma shape 0.5), as in
 TCO = "tco"
 KEYS = (
     "model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "workload",
-    "isl", "osl", "conc", "rate", "arr", "cv", "ttft", "tpot", "pct", "prov", "usd", "region",
+    "isl", "osl", "conc", "rate", "arr", "cv", "sim", "ttft", "tpot", "pct", "prov", "usd", "region",
 )  # fmt: skip
 # Parameters other modules own (custom devices, `dev`, travel with every page): not parsed here, not warned about.
 PASSTHROUGH_KEYS = ("dev",)
@@ -69,6 +70,7 @@ class PageInputs(Frozen):
     rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS, description="set: open-loop mode")
     arrival: Literal["poisson", "gamma"] = "poisson"
     cv: float = Field(default=DEFAULT_GAMMA_CV, gt=0, le=MAX_CV, description="gamma inter-arrival cv")
+    simulate: bool = Field(default=False, description="request rate: the simulator instead of the analytic model")
     provider: str | None = Field(default=None, max_length=60, description="cloud provider, or 'tco'")
     usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_GPU_HOUR)
     region: str = DEFAULT_REGION
@@ -218,6 +220,13 @@ def _concurrency(text: str) -> int | Literal["max"]:
         raise _Bad(f"{exc} (or 'max')") from None
 
 
+def _flag(text: str) -> bool:
+    t = text.strip()
+    if t not in ("0", "1"):
+        raise _Bad("must be 0 or 1")
+    return t == "1"
+
+
 def _percentile(text: str) -> int:
     t = text.strip().lower().removeprefix("p")
     if t.endswith(".0"):
@@ -246,7 +255,10 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
     warnings: list[UrlWarning] = []
 
     def warn(key: str, value: str, reason: str, fallback: object) -> None:
-        shown = _number(fallback) if isinstance(fallback, float) else (fallback or "none")
+        if isinstance(fallback, bool):
+            shown = "1" if fallback else "0"
+        else:
+            shown = _number(fallback) if isinstance(fallback, float) else (fallback or "none")
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=f"the default ({shown})"))
 
     raw: dict[str, str] = {}
@@ -278,6 +290,7 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         "rate": ("rate_rps", lambda t: _float(t, 0, MAX_RATE_RPS)),
         "arr": ("arrival", lambda t: _choice(t, {"poisson": "poisson", "gamma": "gamma"}, _lower, "arrival process")),
         "cv": ("cv", lambda t: _float(t, 0, MAX_CV)),
+        "sim": ("simulate", _flag),
         "prov": ("provider", lambda t: _provider(t, choices)),
         "usd": ("usd_per_gpu_hour", lambda t: _float(t, 0, MAX_USD_PER_GPU_HOUR)),
         "region": ("region", lambda t: _choice(t, choices.regions, normalize_id, "carbon region")),
@@ -329,7 +342,7 @@ def _workload(text: str, choices: Choices) -> str | None:
 def _default_text(base: PageInputs, key: str) -> object:
     names = {"hw": "hardware", "w": "weight_format", "kv": "kv_format", "isl": "input_len", "osl": "output_len"}
     names |= {"conc": "concurrency", "rate": "rate_rps", "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile"}
-    names |= {"arr": "arrival", "prov": "provider", "usd": "usd_per_gpu_hour"}
+    names |= {"arr": "arrival", "prov": "provider", "usd": "usd_per_gpu_hour", "sim": "simulate"}
     if key == "n":
         return base.devices
     return getattr(base, names.get(key, key))
@@ -410,6 +423,8 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
         q["arr"] = inputs.arrival
     if inputs.arrival == "gamma" or inputs.cv != DEFAULT_GAMMA_CV:
         q["cv"] = _number(inputs.cv)
+    if inputs.rate_rps is not None or inputs.simulate:
+        q["sim"] = "1" if inputs.simulate else "0"
     q.update(ttft=_number(inputs.ttft_ms), tpot=_number(inputs.tpot_ms), pct=str(inputs.percentile))
     if inputs.usd_per_gpu_hour is not None:
         q["usd"] = _number(inputs.usd_per_gpu_hour)

@@ -65,6 +65,8 @@ def test_ids_are_matched_like_the_cli():
         ("tpot", "-5", "tpot_ms", "at least"),
         ("rate", "0", "rate_rps", "above 0"),
         ("pct", "42", "percentile", "one of"),
+        ("sim", "yes", "simulate", "0 or 1"),
+        ("sim", "2", "simulate", "0 or 1"),
         ("model", "no-such/model", "model", "unknown model"),
         ("hw", "h100-sx", "hardware", "unknown hardware"),
         ("w", "fp7", "weight_format", "unknown weight format"),
@@ -151,6 +153,22 @@ def test_to_query_writes_every_key_in_order():
     with_preset = to_query(DEFAULTS.model_copy(update={"workload": "rag", "rate_rps": 2.5}))
     assert "isl" not in with_preset and with_preset["workload"] == "rag" and with_preset["rate"] == "2.5"
     assert with_preset["arr"] == "poisson" and "cv" not in with_preset
+    assert with_preset["sim"] == "0"  # request-rate mode says which method it uses
+    assert list(with_preset)[list(with_preset).index("arr") + 1] == "sim"
+
+
+def test_sim_chooses_the_simulator_and_round_trips():
+    assert parse({**SHARED, "rate": "4"})[0].simulate is False  # the analytic model by default
+    inputs, warnings = parse({**SHARED, "rate": "4", "sim": "1"})
+    assert (inputs.simulate, warnings) == (True, [])
+    assert to_query(inputs)["sim"] == "1" and parse(to_query(inputs)) == (inputs, [])
+    assert parse({"sim": " 0 "})[0].simulate is False
+    # in concurrency mode sim only travels when set, so the choice survives a visit to the closed loop
+    closed = parse({**SHARED, "sim": "1"})[0]
+    assert closed.rate_rps is None and to_query(closed)["sim"] == "1"
+    assert "sim" not in to_query(parse(SHARED)[0])
+    w = parse({"sim": "true"})[1][0]
+    assert str(w) == "URL parameter `sim=true`: must be 0 or 1; using the default (0)."
 
 
 def test_open_loop_pricing_and_region_keys_round_trip():
@@ -244,6 +262,7 @@ VALID = st.fixed_dictionaries(
         "rate": st.floats(1e-3, 1e6).map(repr),
         "arr": ids(["poisson", "gamma"]),
         "cv": st.floats(0.01, 20).map(repr),
+        "sim": ids(["0", "1"]),
         "prov": ids(sorted({o.provider for o in CATALOG.cloud_prices.values()}) + ["tco"]),
         "region": ids(sorted(CATALOG.carbon)),
     }
@@ -258,4 +277,5 @@ def test_valid_queries_parse_cleanly_and_round_trip(params):
     assert inputs.tp == int(params["tp"]) and inputs.input_len == int(params["isl"])
     assert inputs.ttft_ms == float(params["ttft"])
     assert inputs.rate_rps == float(params["rate"]) and inputs.region == params["region"]
+    assert inputs.simulate == (params["sim"] == "1")
     assert parse(to_query(inputs)) == (inputs, [])

@@ -45,7 +45,10 @@ CHOICE_SETS = {
     "arr": ({"poisson", "gamma"}, lambda t: t.strip().lower()),
     "prov": (set(CHOICES.providers) | {"tco"}, lambda t: t.strip().lower()),
     "region": (set(CHOICES.regions), normalize_id),
+    "sim": ({"0", "1"}, str.strip),
 }
+FLAG_KEYS = {"sim"}  # 0 or 1
+KNOWN_KEYS = {*INT_RANGES, "n", *FLOAT_RANGES, "pct", *CHOICE_SETS, *FLAG_KEYS}  # keys this oracle can judge
 DIGITS = re.compile(r"\s*\+?[0-9]+\s*")
 HOSTILE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1", "-0", "0x10", "1e3", "1.5", "++5", "+-1", "٣",
            "１", "²", "\x00", "🦙", "'; DROP TABLE x; --", "<script>alert(1)</script>", "=cmd|' /C calc'!A0",
@@ -73,6 +76,8 @@ def is_good(key: str, text: str) -> bool:
         lo, hi = FLOAT_RANGES[key]
         v = float_or_nan(t)
         return math.isfinite(v) and (v > lo if lo == 0 else v >= lo) and v <= hi
+    if key in FLAG_KEYS:
+        return t in ("0", "1")
     if key == "pct":
         p = t.lower().removeprefix("p").removesuffix(".0")
         return p in {str(x) for x in PERCENTILES}
