@@ -22,6 +22,7 @@ from core.load import (
     Prepared,
     Slo,
     assemble,
+    assemble_analytic,
     goodput,
     max_rate,
     not_fit,
@@ -130,11 +131,26 @@ def _custom(arch_json: str | None, device_json: str | None) -> dict:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _prepared(scn_json: str, traffic_json: str, trace_key: str | None, arch_json, device_json, _trace) -> Prepared:
+def _prepared(
+    scn_json: str, traffic_json: str, trace_key: str | None, arch_json, device_json, _trace, method: str = "simulate"
+) -> Prepared:  # fmt: skip
     traffic = LoadSpec.model_validate_json(traffic_json)
     return prepare(
-        Scenario.model_validate_json(scn_json), traffic, trace=_trace, catalog=get_catalog(),
+        Scenario.model_validate_json(scn_json), traffic, method=method, trace=_trace, catalog=get_catalog(),
         **_custom(arch_json, device_json),
+    )  # fmt: skip
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _analytic_load(
+    scn_json: str, base_json: str, rate: float, slo_json: str, pricing_json: str, region: str, trace_key,
+    arch_json, device_json, _trace,
+) -> LoadEstimate:  # fmt: skip
+    """The whole analytic estimate (immutable, a few ms to build): the load curve is cached in _prepared."""
+    prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="analytic")
+    return assemble_analytic(
+        prep, rate, Slo.model_validate_json(slo_json), Pricing.model_validate_json(pricing_json), region,
+        catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
     )  # fmt: skip
 
 
@@ -147,37 +163,42 @@ def _base(traffic_json: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _max_rate(scn_json: str, base_json: str, trace_key, arch_json, device_json, _trace) -> float:
-    return max_rate(_prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace))
+    return max_rate(_prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="simulate"))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _goodput(scn_json: str, base_json: str, slo_json: str, trace_key, arch_json, device_json, _trace) -> float:
-    prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace)
+    prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="simulate")
     top = _max_rate(scn_json, base_json, trace_key, arch_json, device_json, _trace)
     return goodput(prep, Slo.model_validate_json(slo_json), top)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _operating(scn_json: str, base_json: str, rate: float, trace_key, arch_json, device_json, _trace) -> SimResult:
-    return operating_point(_prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace), rate)
+    return operating_point(
+        _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="simulate"), rate
+    )
 
 
 def cached_load(
     scenario_json: str, traffic_json: str, slo_json: str, pricing_json: str, region: str,
     arch_json: str | None = None, device_json: str | None = None, trace: Trace | None = None,
-    trace_key: str | None = None,
+    trace_key: str | None = None, method: str = "simulate",
 ) -> LoadEstimate:  # fmt: skip
-    """core.load.estimate_load, its simulations cached separately (same numbers as one estimate_load call).
+    """core.load.estimate_load by `method`, its parts cached separately (same numbers as one estimate_load call):
+    the simulator's three simulations, or the analytic model's load curve and result.
 
     A price that cannot be found is a note (cost None), not an error. Raises what core raises otherwise.
     """
     base = _base(traffic_json)
     keys = (trace_key, arch_json, device_json, trace)
-    prep = _prepared(scenario_json, base, *keys)
+    prep = _prepared(scenario_json, base, *keys, method=method)
     traffic, slo = LoadSpec.model_validate_json(traffic_json), Slo.model_validate_json(slo_json)
     rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
-    if prep.table is None:
+    if not prep.fits:
         return not_fit(prep, slo, rate)
+    if method == "analytic":
+        return _analytic_load(scenario_json, base, rate, slo_json, pricing_json, region, *keys)
     top = _max_rate(scenario_json, base, *keys)
     good = _goodput(scenario_json, base, slo_json, *keys)
     sim = _operating(scenario_json, base, rate, *keys)

@@ -80,6 +80,7 @@ def push_to_widgets(inputs: PageInputs) -> None:
         ss[K + "rate_rps"] = inputs.rate_rps
     ss.setdefault(K + "rate_rps", DEFAULT_RATE_RPS)
     ss[K + "arrival"], ss[K + "cv"], ss[K + "region"] = inputs.arrival, inputs.cv, inputs.region
+    ss[K + "sim"] = inputs.simulate
     ss[K + "price"] = OWN if inputs.usd_per_gpu_hour is not None else (inputs.provider or CHEAPEST)
     if inputs.usd_per_gpu_hour is not None:
         ss[K + "usd"] = inputs.usd_per_gpu_hour
@@ -107,7 +108,7 @@ def sync_from_url(choices: Choices) -> list[str]:
 
 # Widgets drawn only in one load mode or price basis: Streamlit drops a widget's state in a run that does
 # not draw it, so their values are kept under a shadow key and put back before the sidebar is drawn.
-HIDDEN = ("rate_rps", "arrival", "cv", "usd", "concurrency", "conc_max")
+HIDDEN = ("rate_rps", "arrival", "cv", "sim", "usd", "concurrency", "conc_max")
 
 
 def restore_hidden() -> None:
@@ -143,6 +144,7 @@ def inputs_from_widgets() -> PageInputs:
         rate_rps=ss[K + "rate_rps"] if ss[K + "load_mode"] == RATE else None,
         arrival=ss[K + "arrival"],
         cv=ss[K + "cv"],
+        simulate=ss.get(K + "sim", False),
         provider=None if ss[K + "price"] in (CHEAPEST, OWN) else ss[K + "price"],
         usd_per_gpu_hour=ss[K + "usd"] if ss[K + "price"] == OWN else None,
         region=ss[K + "region"],
@@ -299,8 +301,9 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         [CONC, RATE],
         key=K + "load_mode",
         horizontal=True,
-        help="Concurrency: a closed loop of clients (fast, mean latencies). Request rate: open-loop arrivals, "
-        "simulated request by request (percentiles, goodput, maximum rate). URL: `rate` present = request rate.",
+        help="Concurrency: a closed loop of clients (fast, mean latencies). Request rate: open-loop arrivals "
+        "(percentiles, goodput, maximum rate) by the analytic queueing model, or simulated request by request. "
+        "URL: `rate` present = request rate.",
     )
     if ss[K + "load_mode"] == CONC:
         sb.checkbox(
@@ -389,6 +392,13 @@ def rate_widgets() -> None:
         help="Coefficient of variation of the gaps; 1 is as bursty as Poisson, BurstGPT's traffic about 1.41. "
         "URL key `cv`.",
     )  # fmt: skip
+    sb.checkbox(
+        "Simulate each request (slower)",
+        key=K + "sim",
+        help="Off: the analytic queueing model (core.queueing; milliseconds; TTFT percentiles narrower and the "
+        "maximum rate 10-15% higher than simulated). On: the iteration-level simulator of 10,000 requests, as "
+        "`llmcap estimate --rate` (one to several seconds per change). URL key `sim` (0 or 1).",
+    )
     sb.file_uploader(
         "Trace CSV (lengths)",
         type=["csv"],
@@ -480,7 +490,7 @@ def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEs
     pct = inputs.percentile
     if le is not None and le.fits:
         row1[1].metric(f"TTFT p{pct}", ms(le.slo_ttft_ms), help=f"Time to first token of the p{pct} request at "
-                       f"{le.rate_rps:g} req/s (simulated): queueing, then prefill.", border=True)  # fmt: skip
+                       f"{le.rate_rps:g} req/s ({method_word(le)}): queueing, then prefill.", border=True)  # fmt: skip
         row1[2].metric(f"TPOT p{pct}", ms(le.slo_tpot_ms), help=f"Time per output token of the p{pct} request.",
                        border=True)  # fmt: skip
         row1[3].metric("Output tokens/s", f"{le.throughput.output_tokens_per_s:,.0f} tok/s", help="Generated tokens "
@@ -508,15 +518,35 @@ def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEs
     if le is not None and le.fits:
         row3 = st.columns([1.2, 1.2, 0.9, 0.8])
         row3[0].metric("Goodput", f"{le.goodput_rps:,.2f} req/s", help=f"Highest rate at which {le.slo.pct:g}% of "
-                       "requests meet both the TTFT and the TPOT objective (DistServe), by bisection over simulated "
-                       "rates.", border=True)  # fmt: skip
+                       "requests meet both the TTFT and the TPOT objective (DistServe), by bisection over the rate "
+                       f"({method_word(le)}).", border=True)  # fmt: skip
         row3[1].metric("Max rate", f"{le.max_rate_rps:,.2f} req/s", help="Highest sustainable request rate "
-                       "(the simulated saturation throughput); above it queues grow without bound.",
+                       f"(the saturation throughput, {method_word(le)}); above it queues grow without bound.",
                        border=True)  # fmt: skip
         row3[2].metric("SLO attainment", f"{le.slo_attainment:.1%}", help=f"Share of requests at {le.rate_rps:g} "
                        "req/s that meet both objectives (a rejected request meets neither).", border=True)  # fmt: skip
         row3[3].metric("$/hour", usd(le.cost.usd_per_hour) if le.cost else NA, help="What the deployment costs "
                        "per hour on the chosen price basis.", border=True)  # fmt: skip
+
+
+def method_word(le: LoadEstimate) -> str:
+    return "analytic model" if le.method.startswith("analytic") else "simulated"
+
+
+def method_caption(le: LoadEstimate) -> None:
+    """Which model made the request-rate numbers, under the tiles."""
+    if le.method.startswith("analytic"):
+        st.caption(
+            "Method: **analytic queueing model** (core.queueing): fast, with narrower TTFT percentiles and a "
+            "maximum rate 10-15% above the simulator's (docs/method.md). Tick *Simulate each request* in the "
+            "sidebar for the simulator. Same numbers as `llmcap estimate --rate "
+            f"{le.rate_rps:g} --method analytic`."
+        )
+    else:
+        st.caption(
+            f"Method: **simulation** of each request ({le.method}). Same numbers as `llmcap estimate --rate "
+            f"{le.rate_rps:g}`."
+        )
 
 
 def slo_panel(est: Estimate, inputs: PageInputs) -> None:
@@ -554,11 +584,16 @@ def load_section(le: LoadEstimate) -> None:
     df = to_frame(rows)
     st.dataframe(df, hide_index=True)
     t = le.traffic
+    over = (
+        f"over {t.requests:,} simulated requests"
+        if method_word(le) == "simulated"
+        else f"from the analytic model, lengths from {t.requests:,} drawn requests"
+    )
     st.caption(
-        f"Milliseconds over {t.requests:,} simulated requests ({t.source}; mean {t.mean_input_tokens:,.0f} input / "
+        f"Milliseconds {over} ({t.source}; mean {t.mean_input_tokens:,.0f} input / "
         f"{t.mean_output_tokens:,.0f} output tokens). Mean decode batch {le.mean_batch:,.1f} per replica, engine busy "
         f"{le.utilization:.0%}, {le.preempted_fraction:.1%} preempted, {le.rejected_fraction:.1%} rejected. "
-        f"Method: {le.method}. Same numbers as `llmcap estimate --rate {le.rate_rps:g}`."
+        f"Method: {le.method}."
     )
     csv_download(df, "latency-percentiles", key=K + "dl_latency")
 
@@ -688,11 +723,12 @@ try:
     if inputs.rate_rps is not None:
         traffic, slo, pricing = load_inputs(inputs)
         trace_state = st.session_state.get(TRACE)
-        with st.spinner("Simulating the requests..."):
+        method = "simulate" if inputs.simulate else "analytic"
+        with st.spinner("Simulating the requests..." if inputs.simulate else "Solving the queueing model..."):
             le = cached_load(
                 scn_json, traffic.model_dump_json(), slo.model_dump_json(), pricing.model_dump_json(), inputs.region,
                 arch_json, device_json, trace=trace_state[0] if trace_state else None,
-                trace_key=trace_state[1] if trace_state else None,
+                trace_key=trace_state[1] if trace_state else None, method=method,
             )  # fmt: skip
         notes = list(le.notes) + (le.traffic.notes if le.traffic else [])
         if le.fits:
@@ -718,6 +754,8 @@ st.caption(
     f"engine {scn.engine} · {shown.input_len:,} input / {shown.output_len:,} output tokens · {load_text}"
 )
 kpis(est, inputs, costs, le)
+if le is not None and le.fits:
+    method_caption(le)
 if not est.fits:
     not_fit_panel(est)
 if le is not None and le.fits:
