@@ -90,8 +90,10 @@ def assert_kpis_match(at: AppTest, scn: Scenario, pricing: Pricing | None = None
     assert_value(shown["J/token"], costs.energy.joules_per_output_token, suffix=" J")
 
 
-def assert_rate_kpis_match(at: AppTest, scn: Scenario, traffic: LoadSpec, slo: Slo, pricing: Pricing, region: str):
-    le = estimate_load(scn, traffic, slo, pricing, region, catalog=CATALOG)
+def assert_rate_kpis_match(
+    at: AppTest, scn: Scenario, traffic: LoadSpec, slo: Slo, pricing: Pricing, region: str, method: str = "analytic"
+):
+    le = estimate_load(scn, traffic, slo, pricing, region, method=method, catalog=CATALOG)
     shown = metrics(at)
     pct = int(slo.pct)
     assert list(shown) == [label.replace("p90", f"p{pct}") for label in RATE_LABELS]
@@ -302,11 +304,33 @@ def test_rate_link_numbers_equal_core_and_widgets_follow_the_url():
     assert (at.selectbox(key="est_price").value, at.selectbox(key="est_region").value) == ("AWS", "eu-sweden")
     le = assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=12, arrival="gamma", cv=2.0),
                                 Slo(ttft_ms=300, tpot_ms=20, pct=99), Pricing(provider="AWS"), "eu-sweden")  # fmt: skip
-    assert le.cost.provider == "AWS"
+    assert le.cost.provider == "AWS" and le.method.startswith("analytic")  # the page's default method
     assert {k: qp(at)[k] for k in RATE_URL} == RATE_URL  # the link is written back as given
+    assert qp(at)["sim"] == "0" and at.checkbox(key="est_sim").value is False
     table = at.dataframe[0].value
     assert list(table["metric"]) == ["TTFT", "TPOT", "E2E", "QUEUE"]
     assert table["p99"][0] == pytest.approx(le.ttft_ms.p99, abs=1e-3)
+    assert table["mean"][1] == pytest.approx(le.tpot_ms.mean, abs=1e-3)
+    method = [c.value for c in at.caption if c.value.startswith("Method:")]
+    assert len(method) == 1 and "analytic queueing model" in method[0] and "--method analytic" in method[0]
+
+
+def test_sim_in_the_link_switches_to_the_simulator_and_the_checkbox_back():
+    at = run({**RATE_URL, "sim": "1"})
+    assert not at.error and not at.warning
+    assert at.checkbox(key="est_sim").value is True
+    traffic, slo = LoadSpec(rate_rps=12, arrival="gamma", cv=2.0), Slo(ttft_ms=300, tpot_ms=20, pct=99)
+    le = assert_rate_kpis_match(at, SHARED_SCN, traffic, slo, Pricing(provider="AWS"), "eu-sweden", "simulate")
+    assert le.method.startswith("iteration-level simulation")
+    assert at.dataframe[0].value["p99"][0] == pytest.approx(le.ttft_ms.p99, abs=1e-3)
+    method = [c.value for c in at.caption if c.value.startswith("Method:")]
+    assert len(method) == 1 and "**simulation**" in method[0] and "10,000 requests" in method[0]
+    at.checkbox(key="est_sim").uncheck().run()
+    assert not at.exception and qp(at)["sim"] == "0"
+    assert_rate_kpis_match(at, SHARED_SCN, traffic, slo, Pricing(provider="AWS"), "eu-sweden", "analytic")
+    at.checkbox(key="est_sim").check().run()
+    assert qp(at)["sim"] == "1"
+    assert_rate_kpis_match(at, SHARED_SCN, traffic, slo, Pricing(provider="AWS"), "eu-sweden", "simulate")
 
 
 def test_rate_widgets_write_the_url_and_numbers_follow():
@@ -318,20 +342,25 @@ def test_rate_widgets_write_the_url_and_numbers_follow():
     at.selectbox(key="est_region").set_value("eu-frankfurt").run()
     assert not at.exception
     q = qp(at)
-    assert (q["rate"], q["usd"], q["region"], q["arr"]) == ("15", "3.5", "eu-frankfurt", "poisson")
+    assert (q["rate"], q["usd"], q["region"], q["arr"], q["sim"]) == ("15", "3.5", "eu-frankfurt", "poisson", "0")
     assert "prov" not in q
     assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=15), Slo(), Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
+    at.checkbox(key="est_sim").check().run()
     at.radio(key="est_load_mode").set_value("Concurrency").run()
-    assert "rate" not in qp(at)
+    assert "rate" not in qp(at) and qp(at)["sim"] == "1"  # the choice of method travels with the link
     assert_kpis_match(at, SHARED_SCN, Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
     at.radio(key="est_load_mode").set_value("Request rate").run()
     assert qp(at)["rate"] == "15"  # the rate widget kept its value
+    assert at.checkbox(key="est_sim").value is True  # and so did the method's checkbox
+    pricing = Pricing(usd_per_gpu_hour=3.5)
+    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=15), Slo(), pricing, "eu-frankfurt", "simulate")
 
 
 def test_bad_rate_and_price_values_warn_and_fall_back():
-    at = run({**SHARED, "rate": "-2", "arr": "weibull", "cv": "0", "prov": "nowhere", "usd": "abc", "region": "mars"})
+    at = run({**SHARED, "rate": "-2", "arr": "weibull", "cv": "0", "prov": "nowhere", "usd": "abc", "region": "mars",
+              "sim": "yes"})  # fmt: skip
     texts = " ".join(w.value for w in at.warning)
-    for key in ("rate=-2", "arr=weibull", "cv=0", "prov=nowhere", "usd=abc", "region=mars"):
+    for key in ("rate=-2", "arr=weibull", "cv=0", "prov=nowhere", "usd=abc", "region=mars", "sim=yes"):
         assert f"`{key}`" in texts, key
     assert at.radio(key="est_load_mode").value == "Concurrency"  # no usable rate: the closed loop
     q = qp(at)
@@ -358,7 +387,8 @@ def test_trace_upload_sets_the_lengths_and_a_bad_trace_is_an_error():
     assert any("mine.csv" in c.value and "500 requests" in c.value for c in at.sidebar.caption)
     from core.trace import parse_trace
 
-    le = estimate_load(SHARED_SCN, LoadSpec(rate_rps=6), trace=parse_trace(rows.encode()), catalog=CATALOG)
+    le = estimate_load(SHARED_SCN, LoadSpec(rate_rps=6), trace=parse_trace(rows.encode()), method="analytic",
+                       catalog=CATALOG)  # fmt: skip
     assert_shows(metrics(at)["TTFT p90"], le.slo_ttft_ms, "ms")
     assert le.scenario.output_len == 60
     bad = b"timestamp,input_tokens,output_tokens\n0,10,10\n1,-5,10\n"
