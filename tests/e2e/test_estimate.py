@@ -68,15 +68,15 @@ RATE = (
 )
 
 
-def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page, capsys):
-    page.goto(RATE)
-    expect(page.get_by_role("heading", name="Estimate")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-    wait_rendered(page)
-    assert_no_errors(page)
-    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+def cli_rate(capsys, rate: float, method: str) -> dict:
+    """What `llmcap estimate ... --rate R --arrival gamma --cv 1.41 --method M --format json` prints."""
     capsys.readouterr()
-    assert llmcap([*CLI_ARGS, "--rate", "12", "--arrival", "gamma", "--cv", "1.41", "--format", "json"]) == 0
-    cli = json.loads(capsys.readouterr().out)
+    args = [*CLI_ARGS, "--rate", f"{rate:g}", "--arrival", "gamma", "--cv", "1.41", "--method", method]
+    assert llmcap([*args, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def assert_rate_tiles(page: Page, cli: dict) -> None:
     assert_tile(tile(page, "TTFT p90"), cli["ttft_ms"]["p90"], "ms")
     assert_tile(tile(page, "TPOT p90"), cli["tpot_ms"]["p90"], "ms")
     assert_tile(tile(page, "Output tokens/s"), cli["throughput"]["output_tokens_per_s"], "tok/s")
@@ -85,9 +85,32 @@ def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page
     assert_number(tile(page, "SLO attainment"), cli["slo_attainment"] * 100, suffix="%")
     assert_number(tile(page, "$/million output tokens"), cli["cost"]["usd_per_million_output_tokens"], prefix="$")
     assert_number(tile(page, "J/token"), cli["energy"]["joules_per_output_token"], suffix=" J")
+
+
+def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page, capsys):
+    page.goto(RATE)
+    expect(page.get_by_role("heading", name="Estimate")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    wait_rendered(page)
+    assert_no_errors(page)
+    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+    assert_rate_tiles(page, cli_rate(capsys, 12, "analytic"))  # the page's default method
+    expect(page.get_by_text("Method: analytic queueing model (core.queueing): fast")).to_be_visible()
     for heading in ("Latency at this request rate", "Memory", "Roofline", "Per-operator table"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
     screenshot(page, "estimate-rate.png")
+
+    # the simulator on demand: the checkbox writes sim=1 and the tiles follow `llmcap estimate --method simulate`
+    page.get_by_text("Simulate each request (slower)").click()
+    page.wait_for_function("() => location.search.includes('sim=1')", timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_text("Method: simulation of each request")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    wait_rendered(page)
+    assert_no_errors(page)
+    assert_rate_tiles(page, cli_rate(capsys, 12, "simulate"))
+    page.get_by_text("Simulate each request (slower)").click()
+    page.wait_for_function("() => location.search.includes('sim=0')", timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_text("Method: analytic queueing model (core.queueing): fast")).to_be_visible(
+        timeout=RENDER_TIMEOUT_MS
+    )
 
     page.set_viewport_size({"width": 1280, "height": 900})
     box = page.get_by_role("spinbutton", name="Request rate (req/s)")
