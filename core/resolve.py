@@ -113,7 +113,20 @@ def resolve(
 
 
 def layer_check(arch: Architecture, scn: Scenario) -> str | None:
-    """Why a layout cannot split this model, or None."""
+    """Why a layout cannot split this model (or serve this request), or None.
+
+    Tensor parallelism splits attention by heads, so tp cannot exceed them (vLLM and SGLang refuse a tp that
+    does not divide the head count; here only the impossible tp > heads is refused). A request longer than the
+    model's context window cannot be served at all: vLLM refuses a prompt beyond max_model_len and stops
+    generating at it, so input + output - 1 positions (the last token is never fed back) must fit.
+    """
+    if scn.tp > arch.num_heads:
+        return f"tp={scn.tp} exceeds the model's {arch.num_heads} attention heads"
+    if scn.input_len + scn.output_len - 1 > arch.max_context:
+        return (
+            f"input+output = {scn.input_len + scn.output_len:,} tokens exceeds the model's context window "
+            f"of {arch.max_context:,}"
+        )
     if scn.pp > arch.num_layers:
         return f"pp={scn.pp} exceeds the model's {arch.num_layers} layers"
     if arch.moe is not None and scn.ep > arch.moe.num_experts:

@@ -19,7 +19,15 @@ MAX_INT_DIGITS = 30  # no size, count or id in a config or scenario file comes n
 
 
 class JsonError(ValueError):
-    """Input that is not usable JSON; the message says why, in words for the user."""
+    """Input that is not usable JSON; the message says why, in words for the user.
+
+    `syntax` is True when the bytes were read but are not acceptable JSON; `detail` is then the why alone.
+    """
+
+    def __init__(self, message: str, detail: str = "", *, syntax: bool = False):
+        super().__init__(message)
+        self.detail = detail or message
+        self.syntax = syntax
 
 
 class _Reject(ValueError):
@@ -66,18 +74,21 @@ def load_json(data: bytes | bytearray | str, *, max_bytes: int, what: str = "the
             data = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise JsonError(f"{what} is not UTF-8 text (byte {exc.start})") from None
-    bad = f"{what} is not valid JSON"
     try:
         doc = json.loads(data, parse_float=_finite, parse_int=_integer, parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        raise JsonError(f"{bad}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise _invalid(what, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise JsonError(f"{bad}: nested more than {MAX_DEPTH} levels deep") from None
+        raise _invalid(what, f"nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:  # _Reject, or CPython's own integer-size guard
-        raise JsonError(f"{bad}: {str(exc)[:120]}") from None
+        raise _invalid(what, str(exc)[:120]) from None
     if _depth(doc) > MAX_DEPTH:
-        raise JsonError(f"{bad}: nested more than {MAX_DEPTH} levels deep")
+        raise _invalid(what, f"nested more than {MAX_DEPTH} levels deep")
     return doc
+
+
+def _invalid(what: str, detail: str) -> JsonError:
+    return JsonError(f"{what} is not valid JSON: {detail}", detail, syntax=True)
 
 
 def _size(n: int) -> str:

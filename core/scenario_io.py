@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from core.architecture import Architecture
 from core.hfconfig import ConfigError, check_architecture
-from core.safejson import load_json
+from core.safejson import JsonError, load_json
 from core.scenario import Scenario
 from core.schema import Device, Frozen
 
@@ -140,6 +140,8 @@ def decode_devices(text: str) -> list[Device]:
         raise ValueError(f"not an encoded device list ({exc.__class__.__name__})") from None
     if inflate.unconsumed_tail:
         raise ValueError(f"not an encoded device list (expands beyond {MAX_DEVICES_JSON_BYTES:,} bytes)")
+    if not inflate.eof:  # cut short: the stream's end and checksum are missing
+        raise ValueError("not an encoded device list (truncated)")
     try:
         doc = load_json(raw, max_bytes=MAX_DEVICES_JSON_BYTES, what="the list")
     except ValueError as exc:
@@ -174,7 +176,10 @@ def dump_scenario_file(scenarios: list[Scenario], devices: dict[str, Device], mo
 
 def load_scenario_file(data: bytes | str) -> ScenarioFile:
     """Parse a saved scenario file; ValueError with every problem, by field."""
-    doc = load_json(data, max_bytes=MAX_FILE_BYTES, what="the file")
+    try:
+        doc = load_json(data, max_bytes=MAX_FILE_BYTES, what="scenario file")
+    except JsonError as exc:
+        raise ValueError(f"not JSON: {exc.detail}" if exc.syntax else str(exc)) from None
     if not isinstance(doc, dict) or "llmcap_scenarios" not in doc:
         raise ValueError("not an llmcap scenario file (no 'llmcap_scenarios' key)")
     try:

@@ -163,8 +163,8 @@ def test_damaged_scenario_file_loads_or_says_why(data):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"{", "not valid JSON"),
-        (b"", "not valid JSON"),
+        (b"{", "not JSON"),
+        (b"", "not JSON: Expecting value"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[" * 200_000, f"nested more than {MAX_DEPTH} levels"),
         (b'{"llmcap_scenarios": 1, "x": ' + b"9" * 5000 + b"}", "digits) is out of range"),

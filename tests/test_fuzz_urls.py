@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from url_oracle import CHOICE_SETS, CHOICES, CROSS_FIELD, FLOAT_RANGES, HOSTILE, INT_RANGES, is_good
+from url_oracle import (
+    CHOICE_SETS,
+    CHOICES,
+    CROSS_FIELD,
+    FLAG_KEYS,
+    FLOAT_RANGES,
+    HOSTILE,
+    INT_RANGES,
+    KNOWN_KEYS,
+    is_good,
+)
 
 from core.scenario import MAX_DEVICES, Scenario
 from core.urlstate import KEYS, MAX_VALUE_CHARS, PASSTHROUGH_KEYS, PERCENTILES, PageInputs, parse_query, to_query
@@ -33,6 +43,8 @@ def _good_value(key: str) -> st.SearchStrategy[str]:
         return st.floats(max(lo, 0.1), hi, allow_nan=False).map(repr)
     if key == "pct":
         return st.sampled_from([str(p) for p in PERCENTILES] + ["p99", "P50", "90.0"])
+    if key in FLAG_KEYS:
+        return st.sampled_from(["0", "1", " 1 "])
     names, _ = CHOICE_SETS[key]
     return st.sampled_from(sorted(names))
 
@@ -48,16 +60,17 @@ def _bad_value(key: str) -> st.SearchStrategy[str]:
     return st.one_of(options).filter(lambda t: not is_good(key, t))
 
 
-GOOD = {k: _good_value(k) for k in KEYS}
-BAD = {k: _bad_value(k) for k in KEYS}
-EARLIER = {k: st.lists(st.one_of(junk, GOOD[k]), min_size=1, max_size=3) for k in KEYS}
+JUDGED = [k for k in KEYS if k in KNOWN_KEYS]  # test_the_oracle_knows_every_key fails for a new key
+GOOD = {k: _good_value(k) for k in JUDGED}
+BAD = {k: _bad_value(k) for k in JUDGED}
+EARLIER = {k: st.lists(st.one_of(junk, GOOD[k]), min_size=1, max_size=3) for k in JUDGED}
 UNKNOWN_KEYS = st.lists(
     st.text(min_size=1, max_size=60).filter(lambda k: k not in KEYS and k not in PASSTHROUGH_KEYS and k.strip()),
     max_size=2,
     unique=True,
 )
 UNKNOWN_VALUES = st.one_of(junk, st.lists(junk, max_size=3))
-SOME_KEYS = st.lists(st.sampled_from(KEYS), unique=True, max_size=len(KEYS))
+SOME_KEYS = st.lists(st.sampled_from(JUDGED), unique=True, max_size=len(JUDGED))
 
 
 @st.composite
@@ -81,6 +94,10 @@ def queries(draw):
 
 def _last(value) -> str:
     return value if isinstance(value, str) else (str(value[-1]) if value else "")
+
+
+def test_the_oracle_knows_every_key():
+    assert set(KEYS) <= KNOWN_KEYS, f"add {set(KEYS) - KNOWN_KEYS} to tests/url_oracle.py"
 
 
 @FUZZ
