@@ -48,6 +48,8 @@ from core.catalog import Catalog, load_catalog
 from core.energy import DEFAULT_REGION
 from core.estimate import Estimate, estimate
 from core.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
+
+# _states: the stationary distribution, for P(empty) (QueueResult does not carry it; one formula, not a copy)
 from core.queueing import GRID, LoadCurve, QueueResult, _states, analyze, attainment, load_curve
 from core.queueing import goodput as analytic_goodput_rps
 from core.resolve import resolve

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -273,7 +274,7 @@ def test_analytic_higher_rate_never_lowers_p90s_or_raises_attainment():
         for p in ("mean", "p50", "p90", "p99"):
             values = [getattr(getattr(le, metric), p) for le in runs]
             # never lower, up to rounding in the last bits (the same state's value interpolated twice)
-            assert all(b >= a * (1 - 1e-12) for a, b in zip(values, values[1:])), (metric, p, values)
+            assert all(b >= a * (1 - 1e-12) for a, b in pairwise(values)), (metric, p, values)
     attained = [le.slo_attainment for le in runs]
     assert attained == sorted(attained, reverse=True) and attained[0] == 1.0 and attained[-1] < 0.9
 
