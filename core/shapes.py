@@ -126,13 +126,25 @@ def effective_math(device: Device, math: str, fallbacks: dict[str, MathFallback]
     return max(device.peak_tflops, key=device.peak_tflops.get)
 
 
+def driver_memory_gb(device: Device) -> float:
+    """Memory an engine sees (GB = 1e9 bytes): the driver's reported total when it belongs to this memory_gb.
+
+    A datasheet's HBM "80 GB" reads as 81,559 MiB (85.5e9 bytes) in nvidia-smi: vendors' GB are close to
+    GiB. The reported figure is used only while it lies between memory_gb GB and memory_gb GiB (+2%), so
+    a device edited to another size (a custom copy) falls back to its memory_gb.
+    """
+    if device.reported_memory_mib:
+        reported = device.reported_memory_mib * 2**20 / 1e9
+        if device.memory_gb * 0.98 <= reported <= device.memory_gb * 2**30 / 1e9 * 1.02:
+            return reported
+    return device.memory_gb
+
+
 def device_spec(device: Device, fmt: Format, fallbacks: dict[str, MathFallback]) -> DeviceSpec:
     """DeviceSpec for running `fmt` on `device` (peak after fallback)."""
     math = effective_math(device, fmt.math, fallbacks)
     half = effective_math(device, "bf16", fallbacks)
-    mem_gb = device.usable_memory_gb or (
-        device.reported_memory_mib * 2**20 / 1e9 if device.reported_memory_mib else device.memory_gb
-    )
+    mem_gb = device.usable_memory_gb or driver_memory_gb(device)
     link = device.scaleup.gbps_per_direction * 1e9 if device.scaleup and device.scaleup.gbps_per_direction else None
     domain = device.scaleup.domain_devices if device.scaleup and device.scaleup.domain_devices else 1
     scaleout = device.scaleout_gbps * 1e9 if device.scaleout_gbps else None

@@ -279,3 +279,15 @@ def test_entries_named_like_reference_rows_match_it():
             if expected is not None and math in device.peak_tflops:
                 assert device.peak_tflops[math] == pytest.approx(expected), f"{device.id}.peak_tflops.{math}"
     assert checked >= 40
+
+
+def test_driver_reported_memory_applies_only_to_its_own_size():
+    # nvidia-smi: an H100 SXM "80GB" reports 81,559 MiB = 85.52e9 bytes
+    from core.catalog import load_catalog
+    from core.shapes import driver_memory_gb
+
+    h100 = load_catalog().device("h100-sxm")
+    assert driver_memory_gb(h100) == pytest.approx(81559 * 2**20 / 1e9)
+    # a copy edited to another size (custom device) falls back to its own memory_gb
+    assert driver_memory_gb(h100.model_copy(update={"memory_gb": 160.0})) == 160.0
+    assert driver_memory_gb(load_catalog().device("l4")) == load_catalog().device("l4").memory_gb
