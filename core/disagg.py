@@ -107,7 +107,7 @@ def decode_pool(space: Space, req: PlanRequest, pct: float):
 
 def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Candidate]:
     """The cheapest disaggregated deployment per family (same device for both pools), plus the best
-    cross-device pair for each (weight format, KV format, engine)."""
+    cross-device pair for each (weight format, KV format, engine, vendor)."""
     sub = space.take(np.flatnonzero(space.max_seqs == _family_max(space)))
     p_pct = pool_percentile(req.slo_pct)
     cap_p, service, ttft_fixed, pre = prefill_pool(sub, req, p_pct)
@@ -170,7 +170,8 @@ def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Cand
     out: list[Candidate] = []
     groups: dict[tuple, list[int]] = {}
     for f, fam in enumerate(sub.families):
-        groups.setdefault((fam.weight_format, fam.kv_format, fam.engine), []).append(f)
+        # a KV cache moves between engines of one vendor's stack only
+        groups.setdefault((fam.weight_format, fam.kv_format, fam.engine, fam.resolved.device.vendor), []).append(f)
         rows = np.flatnonzero(sub.family == f)
         i, j = _cheapest(rows, ok_p, usd_p), _cheapest(rows, ok_d, usd_d)
         if i is not None and j is not None and (c := pair(i, j)) is not None:

@@ -110,6 +110,8 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
     for (f, dpr), n in billed.items():
         per_hw[fams[f].hardware] = per_hw.get(fams[f].hardware, 0) + n * dpr
     parts = [f"{hw} x{n}" for hw, n in sorted(per_hw.items(), key=lambda kv: -kv[1])]
+    if len(per_hw) < 2:
+        return []  # one device type: that is an aggregated deployment, already ranked
     first = (fams[int(sp0.family[used[0][0]])], used[0][0])
     if max(worst["ttft"][1] * 1e3 - req.ttft_ms, worst["tpot"][1] * 1e3 - req.tpot_ms) > 1e-6:
         return []  # the shared units miss the objective at their combined load: no honest mix to offer
