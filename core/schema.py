@@ -26,7 +26,9 @@ class Frozen(BaseModel):
 
 
 class Sourced(Frozen):
-    """An entry whose facts cite where they come from."""
+    """An entry whose facts cite where they come from. A fact is a finite number: NaN and infinity are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     source: str = Field(min_length=3, description="URL or document and table the facts come from")
     field_sources: dict[str, str] = Field(default_factory=dict, description="field -> its own source")
@@ -36,6 +38,8 @@ class Sourced(Frozen):
 
 class ScaleUp(Frozen):
     """Scale-up link (NVLink, Infinity Fabric, ICI...): bandwidth per device per direction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     gbps_per_direction: float | None = Field(default=None, gt=0)

@@ -128,3 +128,16 @@ def test_cli_validate_clean_copy_prints_counts(root, capsys):
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "catalog OK" in out and "hardware" in out
+
+
+def test_catalog_facts_must_be_finite():
+    import math
+
+    from pydantic import ValidationError
+
+    from core.catalog import load_catalog
+
+    d = load_catalog().device("h100-sxm")
+    for bad in (math.inf, math.nan):
+        with pytest.raises(ValidationError, match="finite"):
+            type(d).model_validate({**d.model_dump(), "mem_bw_gbps": bad})
