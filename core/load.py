@@ -48,9 +48,7 @@ from core.catalog import Catalog, load_catalog
 from core.energy import DEFAULT_REGION
 from core.estimate import Estimate, estimate
 from core.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
-
-# _states: the stationary distribution, for P(empty) (QueueResult does not carry it; one formula, not a copy)
-from core.queueing import GRID, LoadCurve, QueueResult, _states, analyze, attainment, load_curve
+from core.queueing import GRID, LoadCurve, QueueResult, analyze, attainment, load_curve
 from core.queueing import goodput as analytic_goodput_rps
 from core.resolve import resolve
 from core.scenario import Scenario
@@ -436,8 +434,7 @@ def analytic_point(prep: Prepared, rate_rps: float, slo: Slo) -> AnalyticPoint:
     curve = prep.curve
     q = analyze(curve, rate_rps, arrival_cv=prep.arrival_cv, output_cv=prep.output_cv,
                 percentiles=(*PERCENTILES, slo.pct))  # fmt: skip
-    stable = bool(q.stable[0])
-    busy = 1.0 - float(_states(curve, rate_rps, prep.arrival_cv).prob[0, 0]) if stable else 1.0
+    busy = 1.0 - float(q.p_empty[0])
     att = attainment(curve, rate_rps, slo.ttft_ms / MS, slo.tpot_ms / MS, arrival_cv=prep.arrival_cv)
     return AnalyticPoint(queue=q, busy_fraction=min(max(busy, 0.0), 1.0), attainment=float(att[0]))
 

@@ -152,6 +152,7 @@ class QueueResult:
     mean_batch: np.ndarray  # E[min(N, n_max)] per replica
     in_system: np.ndarray  # E[N] per replica
     max_rate_rps: np.ndarray
+    p_empty: np.ndarray  # P(N = 0) per replica: the share of time a replica holds no request (0 where unstable)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,7 @@ def analyze(
         mean_batch=(st.prob * np.minimum(st.n, n_max)).sum(axis=1) + inf[:, 0],
         in_system=(st.prob * st.n).sum(axis=1) + inf[:, 0],
         max_rate_rps=curve.max_rate_rps,
+        p_empty=np.where(st.stable, st.prob[:, 0], 0.0),
     )
 
 
