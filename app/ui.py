@@ -20,9 +20,9 @@ from core.load import (
     LoadEstimate,
     LoadSpec,
     Prepared,
+    Simulated,
     Slo,
     assemble,
-    assemble_analytic,
     goodput,
     max_rate,
     not_fit,
@@ -148,7 +148,7 @@ def _analytic_load(
 ) -> LoadEstimate:  # fmt: skip
     """The whole analytic estimate (immutable, a few ms to build): the load curve is cached in _prepared."""
     prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="analytic")
-    return assemble_analytic(
+    return assemble(
         prep, rate, Slo.model_validate_json(slo_json), Pricing.model_validate_json(pricing_json), region,
         catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
     )  # fmt: skip
@@ -203,7 +203,7 @@ def cached_load(
     good = _goodput(scenario_json, base, slo_json, *keys)
     sim = _operating(scenario_json, base, rate, *keys)
     return assemble(
-        prep, rate, sim, top, good, slo, Pricing.model_validate_json(pricing_json), region,
+        prep, rate, slo, Pricing.model_validate_json(pricing_json), region, simulated=Simulated(sim, top, good),
         catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
     )  # fmt: skip
 

@@ -593,22 +593,41 @@ def _analytic(prep: Prepared, rate_rps: float, point: AnalyticPoint, max_rate_rp
     )
 
 
-def _finish(
+@dataclass(frozen=True)
+class Simulated:
+    """The simulate method's three simulations at one rate, run apart so that a caller can cache each."""
+
+    sim: SimResult  # operating_point
+    max_rate_rps: float  # max_rate
+    goodput_rps: float  # goodput
+
+
+def assemble(
     prep: Prepared,
     rate_rps: float,
-    run: _Served,
-    max_rate_rps: float,
-    goodput_rps: float,
     slo: Slo,
-    pricing: Pricing | None,
-    region: str,
+    pricing: Pricing | None = None,
+    region: str = DEFAULT_REGION,
     *,
-    catalog: Catalog,
-    arch: Architecture | None,
-    device: Device | None,
-    strict: bool,
+    simulated: Simulated | None = None,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+    strict: bool = True,
 ) -> LoadEstimate:
-    """The LoadEstimate from what a method says is served, with cost and energy at that operating point."""
+    """The LoadEstimate by the method `prep` was prepared for, with cost and energy at that operating point.
+
+    simulate: from `simulated` (the three simulations); analytic: the queueing model is evaluated here.
+    """
+    catalog = catalog or load_catalog()
+    if prep.method == "analytic":
+        max_rate_rps, goodput_rps = analytic_max_rate(prep), analytic_goodput(prep, slo)
+        run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), max_rate_rps, slo)
+    elif simulated is None:
+        raise LoadError("the simulate method needs its three simulations (core.load.Simulated)")
+    else:
+        max_rate_rps, goodput_rps = simulated.max_rate_rps, simulated.goodput_rps
+        run = _simulated(prep, rate_rps, simulated.sim, max_rate_rps, slo)
     scn = prep.scenario
     at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog,
                   arch=arch, device=device)  # fmt: skip
@@ -658,46 +677,6 @@ def _finish(
         notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes),
         estimate=at,
     )
-
-
-def assemble(
-    prep: Prepared,
-    rate_rps: float,
-    sim: SimResult,
-    max_rate_rps: float,
-    goodput_rps: float,
-    slo: Slo,
-    pricing: Pricing | None = None,
-    region: str = DEFAULT_REGION,
-    *,
-    catalog: Catalog | None = None,
-    arch: Architecture | None = None,
-    device: Device | None = None,
-    strict: bool = True,
-) -> LoadEstimate:
-    """The LoadEstimate from the three simulations, with cost and energy at the operating point."""
-    run = _simulated(prep, rate_rps, sim, max_rate_rps, slo)
-    return _finish(prep, rate_rps, run, max_rate_rps, goodput_rps, slo, pricing, region,
-                   catalog=catalog or load_catalog(), arch=arch, device=device, strict=strict)  # fmt: skip
-
-
-def assemble_analytic(
-    prep: Prepared,
-    rate_rps: float,
-    slo: Slo,
-    pricing: Pricing | None = None,
-    region: str = DEFAULT_REGION,
-    *,
-    catalog: Catalog | None = None,
-    arch: Architecture | None = None,
-    device: Device | None = None,
-    strict: bool = True,
-) -> LoadEstimate:
-    """The LoadEstimate by the analytic model (prepared with method="analytic"), cost and energy included."""
-    top = analytic_max_rate(prep)
-    run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), top, slo)
-    return _finish(prep, rate_rps, run, top, analytic_goodput(prep, slo), slo, pricing, region,
-                   catalog=catalog or load_catalog(), arch=arch, device=device, strict=strict)  # fmt: skip
 
 
 def _memory(base: Estimate, at: Estimate) -> LoadMemory:
@@ -755,10 +734,10 @@ def estimate_load(
     rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
     if not prep.fits:
         return not_fit(prep, slo, rate)
-    options = dict(catalog=catalog, arch=arch, device=device, strict=strict)
-    if method == "analytic":
-        return assemble_analytic(prep, rate, slo, pricing, region, **options)
-    top = max_rate(prep)
-    good = goodput(prep, slo, top)
-    sim = operating_point(prep, rate)
-    return assemble(prep, rate, sim, top, good, slo, pricing, region, **options)
+    simulated = None
+    if method != "analytic":
+        top = max_rate(prep)
+        good = goodput(prep, slo, top)
+        simulated = Simulated(operating_point(prep, rate), top, good)
+    return assemble(prep, rate, slo, pricing, region, simulated=simulated, catalog=catalog, arch=arch, device=device,
+                    strict=strict)  # fmt: skip

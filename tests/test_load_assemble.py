@@ -1,0 +1,53 @@
+"""core.load.assemble: one entry for both methods, equal to estimate_load, with a clear error for a missing part."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.catalog import load_catalog
+from core.load import (
+    LoadError,
+    LoadSpec,
+    Simulated,
+    Slo,
+    assemble,
+    estimate_load,
+    goodput,
+    max_rate,
+    operating_point,
+    prepare,
+)
+from core.scenario import Scenario
+
+CATALOG = load_catalog()
+SCN = Scenario(
+    model="meta-llama/Llama-3.1-8B-Instruct",
+    hardware="h100-sxm",
+    engine="vllm",
+    weight_format="fp8",
+    kv_format="fp8",
+    input_len=1024,
+    output_len=256,
+)
+TRAFFIC = LoadSpec(rate_rps=12.0, requests=2000)
+SLO = Slo(ttft_ms=500.0, tpot_ms=30.0)
+
+
+def test_simulate_without_its_simulations_is_a_load_error():
+    prep = prepare(SCN, TRAFFIC, catalog=CATALOG)
+    with pytest.raises(LoadError, match="three simulations"):
+        assemble(prep, 12.0, SLO, catalog=CATALOG)
+
+
+def test_simulate_parts_give_the_same_estimate_as_one_call():
+    prep = prepare(SCN, TRAFFIC, catalog=CATALOG)
+    top = max_rate(prep)
+    parts = Simulated(operating_point(prep, 12.0), top, goodput(prep, SLO, top))
+    whole = estimate_load(SCN, TRAFFIC, SLO, catalog=CATALOG)
+    assert assemble(prep, 12.0, SLO, simulated=parts, catalog=CATALOG) == whole
+
+
+def test_analytic_needs_no_simulations():
+    prep = prepare(SCN, TRAFFIC, method="analytic", catalog=CATALOG)
+    whole = estimate_load(SCN, TRAFFIC, SLO, method="analytic", catalog=CATALOG)
+    assert assemble(prep, 12.0, SLO, catalog=CATALOG) == whole
