@@ -20,34 +20,28 @@ from core.load import (
 from core.scenario import Scenario
 
 CATALOG = load_catalog()
-SCN = Scenario(
-    model="meta-llama/Llama-3.1-8B-Instruct",
-    hardware="h100-sxm",
-    engine="vllm",
-    weight_format="fp8",
-    kv_format="fp8",
-    input_len=1024,
-    output_len=256,
-)
-TRAFFIC = LoadSpec(rate_rps=12.0, requests=2000)
+SCN = Scenario(model="Qwen/Qwen3-8B", hardware="l40s", input_len=512, output_len=128)  # generic engine, bf16
+TRAFFIC = LoadSpec(rate_rps=2.0, requests=1000)
 SLO = Slo(ttft_ms=500.0, tpot_ms=30.0)
 
 
 def test_simulate_without_its_simulations_is_a_load_error():
     prep = prepare(SCN, TRAFFIC, catalog=CATALOG)
     with pytest.raises(LoadError, match="three simulations"):
-        assemble(prep, 12.0, SLO, catalog=CATALOG)
+        assemble(prep, 2.0, SLO, catalog=CATALOG)
 
 
 def test_simulate_parts_give_the_same_estimate_as_one_call():
     prep = prepare(SCN, TRAFFIC, catalog=CATALOG)
     top = max_rate(prep)
-    parts = Simulated(operating_point(prep, 12.0), top, goodput(prep, SLO, top))
+    parts = Simulated(operating_point(prep, 2.0), top, goodput(prep, SLO, top))
     whole = estimate_load(SCN, TRAFFIC, SLO, catalog=CATALOG)
-    assert assemble(prep, 12.0, SLO, simulated=parts, catalog=CATALOG) == whole
+    assert whole.fits and whole.stable
+    assert assemble(prep, 2.0, SLO, simulated=parts, catalog=CATALOG) == whole
 
 
 def test_analytic_needs_no_simulations():
     prep = prepare(SCN, TRAFFIC, method="analytic", catalog=CATALOG)
     whole = estimate_load(SCN, TRAFFIC, SLO, method="analytic", catalog=CATALOG)
-    assert assemble(prep, 12.0, SLO, catalog=CATALOG) == whole
+    assert whole.fits and whole.stable
+    assert assemble(prep, 2.0, SLO, catalog=CATALOG) == whole
