@@ -1,4 +1,4 @@
-"""Helpers shared by the dashboard pages: the cached catalog, its tables, filters and downloads.
+"""Helpers shared by the dashboard pages: the cached catalog, its tables, filters and downloads, the URL state.
 
 `from ui import ...` works in every page because Streamlit puts the entry script's folder on sys.path.
 Which facts each table shows is decided in core (core.cli_catalog), not here.
@@ -6,7 +6,8 @@ Which facts each table shows is decided in core (core.cli_catalog), not here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Sequence
 
 import polars as pl
 import streamlit as st
@@ -35,6 +36,7 @@ from core.scenario import Scenario
 from core.schema import Device
 from core.simulate import SimResult
 from core.trace import Trace
+from core.urlstate import PASSTHROUGH_KEYS
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -98,6 +100,43 @@ def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+# -- URL state: each page parses and writes its own keys (core.urlstate, core.plan_url); these move them ----------
+
+
+def sync_from_url(last_key: str, parse: Callable[[dict], tuple], push: Callable[[object], None]) -> list[str]:
+    """When the URL is not the query the page last wrote (under `last_key`: a first visit, a pasted link), parse it
+    and push the inputs into the widgets; coming back from another page (which clears the query string)
+    restores the last inputs instead. `parse(query) -> (inputs, warnings)`. Returns the warnings to show."""
+    current = {k: st.query_params.get_all(k) for k in st.query_params if k not in PASSTHROUGH_KEYS}
+    current = {k: v[-1] if len(v) == 1 else v for k, v in current.items()}
+    last = st.session_state.get(last_key)
+    if last is not None and current == last:
+        return []
+    if not current and last is not None:
+        current = last
+    inputs, warnings = parse(current)
+    push(inputs)
+    return [str(w) for w in warnings]
+
+
+def write_query(query: dict[str, str], last_key: str) -> dict[str, str]:
+    """Put the page's query in the URL (keeping PASSTHROUGH_KEYS) when it changed, remember it under `last_key`;
+    returns the URL's query."""
+    keep = {k: st.query_params[k] for k in PASSTHROUGH_KEYS if k in st.query_params}
+    if {k: st.query_params.get(k) for k in st.query_params} != query | keep:
+        st.query_params.from_dict(query | keep)
+    st.session_state[last_key] = query
+    return query | keep
+
+
+def share_link(query: dict[str, str], path: str) -> None:
+    """The page's link with every input (`path` when Streamlit does not know the page's URL) in the sidebar."""
+    base = st.context.url or path
+    st.sidebar.subheader("Share")
+    st.sidebar.code(f"{base}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
+    st.sidebar.caption("Every input above is in this link; the copy button is at its top right.")
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import urllib.parse
 
 import polars as pl
 import streamlit as st
@@ -17,7 +16,17 @@ from chart_export import show_chart
 from charts import latency_throughput_chart, memory_bar, memory_frame, roofline_chart
 from custom_state import add_model, custom_devices, custom_models, read_devices_from_url, write_devices_to_url
 from pydantic import ValidationError
-from ui import cached_closed_costs, cached_curve, cached_estimate, cached_load, catalog_or_stop, csv_download
+from ui import (
+    cached_closed_costs,
+    cached_curve,
+    cached_estimate,
+    cached_load,
+    catalog_or_stop,
+    csv_download,
+    share_link,
+    sync_from_url,
+    write_query,
+)
 
 from core.catalog import Catalog
 from core.estimate import Estimate
@@ -35,7 +44,6 @@ from core.urlstate import (
     MAX_SLO_MS,
     MAX_USD_PER_GPU_HOUR,
     MIN_SLO_MS,
-    PASSTHROUGH_KEYS,
     PERCENTILES,
     TCO,
     Choices,
@@ -85,25 +93,6 @@ def push_to_widgets(inputs: PageInputs) -> None:
     if inputs.usd_per_gpu_hour is not None:
         ss[K + "usd"] = inputs.usd_per_gpu_hour
     ss.setdefault(K + "usd", DEFAULT_USD)
-
-
-def sync_from_url(choices: Choices) -> list[str]:
-    """When the URL is not the one this page last wrote (first visit, a pasted link), load it into the widgets.
-
-    Coming back from another page (which clears the query string) restores the last inputs instead.
-    Returns the URL warnings to show.
-    """
-    current = {k: st.query_params.get_all(k) for k in st.query_params}
-    current = {k: v[-1] if len(v) == 1 else v for k, v in current.items()}
-    last = st.session_state.get(LAST_QUERY)
-    mine = {k: v for k, v in current.items() if k not in PASSTHROUGH_KEYS}
-    if last is not None and mine == last:
-        return []
-    if not mine and last is not None:
-        mine = last
-    inputs, warnings = parse_query(mine, choices)
-    push_to_widgets(inputs)
-    return [str(w) for w in warnings]
 
 
 # Widgets drawn only in one load mode or price basis: Streamlit drops a widget's state in a run that does
@@ -156,12 +145,8 @@ def inputs_from_widgets() -> PageInputs:
 
 def write_url(inputs: PageInputs) -> dict[str, str]:
     """Put the inputs in the URL, with the session's custom devices (`dev`, custom_state) where small."""
-    q = to_query(inputs)
-    keep = {k: st.query_params[k] for k in PASSTHROUGH_KEYS if k in st.query_params}
-    if {k: st.query_params.get(k) for k in st.query_params} != q | keep:
-        st.query_params.from_dict(q | keep)
+    write_query(to_query(inputs), LAST_QUERY)
     write_devices_to_url()
-    st.session_state[LAST_QUERY] = q
     return {k: st.query_params[k] for k in st.query_params}
 
 
@@ -412,13 +397,6 @@ def rate_widgets() -> None:
     elif ss.get(TRACE):
         trace, _, name = ss[TRACE]
         sb.caption(f"Lengths from **{name}**: {trace.rows:,} requests (the workload and lengths above are not used).")
-
-
-def share_link(query: dict[str, str]) -> None:
-    base = st.context.url or "/"
-    st.sidebar.subheader("Share")
-    st.sidebar.code(f"{base}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
-    st.sidebar.caption("Every input above is in this link; the copy button is at its top right.")
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -689,12 +667,12 @@ def operators_section(est: Estimate) -> None:
 catalog = catalog_or_stop()
 read_devices_from_url()
 choices = choices_from_catalog(catalog, custom_devices(), custom_models())
-url_warnings = sync_from_url(choices)
+url_warnings = sync_from_url(LAST_QUERY, lambda q: parse_query(q, choices), push_to_widgets)
 restore_hidden()
 sidebar(catalog, choices)
 inputs = inputs_from_widgets()
 remember_hidden()
-share_link(write_url(inputs))
+share_link(write_url(inputs), "/")
 
 st.title("Estimate")
 for w in url_warnings:

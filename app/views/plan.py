@@ -17,7 +17,7 @@ from chart_export import show_chart
 from custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
 from plan_charts import change_chart, front_chart
 from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download
+from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 
 from core.catalog import Catalog, normalize_id
 from core.output import to_frame
@@ -45,7 +45,6 @@ from core.urlstate import (
     MAX_SLO_MS,
     MAX_USD_PER_GPU_HOUR,
     MIN_SLO_MS,
-    PASSTHROUGH_KEYS,
     PERCENTILES,
     Choices,
     choices_from_catalog,
@@ -127,22 +126,6 @@ def push_to_widgets(inputs: PlanInputs) -> None:
         ss[K + name] = list(getattr(inputs, name))
 
 
-def sync_from_url(choices: Choices) -> list[str]:
-    """Load the URL into the widgets when it is not the one this page last wrote (a pasted link, the first
-    visit); coming back from another page (which clears the query) restores the last inputs. Returns the
-    URL warnings to show."""
-    current = {k: st.query_params.get_all(k) for k in st.query_params}
-    current = {k: v[-1] if len(v) == 1 else v for k, v in current.items() if k not in PASSTHROUGH_KEYS}
-    last = st.session_state.get(LAST_QUERY)
-    if last is not None and current == last:
-        return []
-    if not current and last is not None:
-        current = last
-    inputs, warnings = parse_plan_query(current, choices)
-    push_to_widgets(inputs)
-    return [str(w) for w in warnings]
-
-
 def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     """The inputs; an empty list or an impossible value falls back to its default with a message."""
     ss = st.session_state
@@ -173,15 +156,6 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
         bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
         problems += [f"{e['loc'][0] if e['loc'] else 'input'}: {e['msg']}; using the default." for e in exc.errors()]
         return PlanInputs.model_validate({k: v for k, v in data.items() if k not in bad}), problems
-
-
-def write_url(inputs: PlanInputs) -> dict[str, str]:
-    q = plan_query(inputs)
-    keep = {k: st.query_params[k] for k in PASSTHROUGH_KEYS if k in st.query_params}
-    if {k: st.query_params.get(k) for k in st.query_params} != q | keep:
-        st.query_params.from_dict(q | keep)
-    st.session_state[LAST_QUERY] = q
-    return q | keep
 
 
 # -- sidebar --------------------------------------------------------------------------------------------
@@ -310,13 +284,6 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
         )  # fmt: skip
         st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
-
-
-def share_link(query: dict[str, str]) -> None:
-    base = st.context.url or "/plan"
-    st.sidebar.subheader("Share")
-    st.sidebar.code(f"{base}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
-    st.sidebar.caption("Every input above is in this link; the copy button is at its top right.")
 
 
 # -- the search -------------------------------------------------------------------------------------------
@@ -544,10 +511,10 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
 catalog = catalog_or_stop()
 read_devices_from_url()
 choices = choices_from_catalog(catalog, custom_devices(), custom_models())
-url_warnings = sync_from_url(choices)
+url_warnings = sync_from_url(LAST_QUERY, lambda q: parse_plan_query(q, choices), push_to_widgets)
 sidebar(catalog, choices)
 inputs, input_problems = inputs_from_widgets(choices)
-share_link(write_url(inputs))
+share_link(write_query(plan_query(inputs), LAST_QUERY), "/plan")
 
 st.title("Plan")
 for w in url_warnings:
