@@ -161,6 +161,15 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
 # -- sidebar --------------------------------------------------------------------------------------------
 
 
+def number_boxes(*boxes: tuple[str, float, float, float, str, str]) -> tuple:
+    """Number inputs two to a row, each (label, min, max, step, field, help), keyed K + field; returns the columns
+    so that more widgets can follow in them."""
+    cols = st.columns(2)
+    for i, (label, low, high, step, name, text) in enumerate(boxes):
+        cols[i % 2].number_input(label, low, high, step=step, format="%g", key=K + name, help=text)
+    return cols
+
+
 def sidebar(catalog: Catalog, choices: Choices) -> None:
     customs = custom_models()
     devices = {**{k: d.name for k, d in catalog.hardware.items()}, **{k: d.name for k, d in custom_devices().items()}}
@@ -194,15 +203,10 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         )  # fmt: skip
 
         st.subheader("Objectives")
-        c1, c2 = st.columns(2)
-        c1.number_input(
-            "TTFT (ms)", MIN_SLO_MS, MAX_SLO_MS, step=100.0, format="%g", key=K + "ttft_ms",
-            help="Time-to-first-token objective. URL key `ttft`.",
-        )  # fmt: skip
-        c2.number_input(
-            "TPOT (ms)", MIN_SLO_MS, MAX_SLO_MS, step=5.0, format="%g", key=K + "tpot_ms",
-            help="Time-per-output-token objective. URL key `tpot`.",
-        )  # fmt: skip
+        c1, c2 = number_boxes(
+            ("TTFT (ms)", MIN_SLO_MS, MAX_SLO_MS, 100.0, "ttft_ms", "Time-to-first-token objective. URL key `ttft`."),
+            ("TPOT (ms)", MIN_SLO_MS, MAX_SLO_MS, 5.0, "tpot_ms", "Time-per-output-token objective. URL key `tpot`."),
+        )
         c1.selectbox(
             "Percentile", list(PERCENTILES), key=K + "percentile", format_func=lambda p: f"p{p}",
             help="Share of requests that must meet both objectives (goodput as in DistServe). URL key `pct`.",
@@ -262,22 +266,15 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         st.number_input("Rows to show", 1, MAX_TOP, key=K + "top", help="How many deployments to rank. URL key `top`.")
 
         st.subheader("What-ifs")
-        c1, c2 = st.columns(2)
-        c1.number_input(
-            "Bandwidth (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_bw_pct",
-            help="Change every device's memory bandwidth by this percent. URL key `xbw`.",
-        )  # fmt: skip
-        c2.number_input(
-            "Compute (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_compute_pct",
-            help="Change every device's peak compute by this percent. URL key `xflops`.",
-        )  # fmt: skip
-        c1.number_input(
-            "Prices (%)", MIN_WHATIF_PCT, MAX_WHATIF_PCT, step=10.0, format="%g", key=K + "whatif_price_pct",
-            help="Change every price by this percent. URL key `xprice`.",
-        )  # fmt: skip
-        c2.number_input(
-            "Traffic (×)", 0.01, MAX_TRAFFIC_X, step=0.5, format="%g", key=K + "whatif_traffic_x",
-            help="Multiply the request rate. URL key `xrate`.",
+        pct = (MIN_WHATIF_PCT, MAX_WHATIF_PCT, 10.0)
+        number_boxes(
+            ("Bandwidth (%)", *pct, "whatif_bw_pct",
+             "Change every device's memory bandwidth by this percent. URL key `xbw`."),
+            ("Compute (%)", *pct, "whatif_compute_pct",
+             "Change every device's peak compute by this percent. URL key `xflops`."),
+            ("Prices (%)", *pct, "whatif_price_pct", "Change every price by this percent. URL key `xprice`."),
+            ("Traffic (×)", 0.01, MAX_TRAFFIC_X, 0.5, "whatif_traffic_x",
+             "Multiply the request rate. URL key `xrate`."),
         )  # fmt: skip
         st.checkbox(
             "Cost sensitivity table", key=K + "sensitivity",
