@@ -153,10 +153,26 @@ def write_url(inputs: PageInputs) -> dict[str, str]:
 # -- uploaded config.json -----------------------------------------------------------------------------
 
 
+def new_upload(name: str, *stale: str):
+    """The file just put in uploader K + name (None when it was removed), with the session keys `stale` dropped."""
+    for key in stale:
+        st.session_state.pop(key, None)
+    return st.session_state.get(K + name)
+
+
+def uploader(label: str, ext: str, name: str, on_change, error_key: str, text: str) -> bool:
+    """A sidebar upload of one `ext` file, parsed by `on_change`, and the message it left under `error_key`;
+    True when there is one."""
+    st.sidebar.file_uploader(label, type=[ext], key=K + name, on_change=on_change, help=text)
+    if st.session_state.get(error_key):
+        st.sidebar.error(st.session_state[error_key], icon=":material/error:")
+        return True
+    return False
+
+
 def on_upload() -> None:
     """Parse an uploaded config.json into a session model and select it (runs before the rerun)."""
-    up = st.session_state.get(K + "upload")
-    st.session_state.pop(UPLOAD_ERROR, None)
+    up = new_upload("upload", UPLOAD_ERROR)
     if up is None:
         return
     try:  # size cap, UTF-8, hostile JSON (deep nesting, NaN, 5000-digit ints): core.safejson via hfconfig
@@ -178,9 +194,7 @@ def on_upload() -> None:
 
 def on_trace_upload() -> None:
     """Parse an uploaded trace CSV (core.trace) into the session, or keep the message saying what is wrong."""
-    up = st.session_state.get(K + "trace_upload")
-    st.session_state.pop(TRACE_ERROR, None)
-    st.session_state.pop(TRACE, None)
+    up = new_upload("trace_upload", TRACE_ERROR, TRACE)
     if up is None:
         return
     data = up.getvalue()
@@ -207,16 +221,11 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         format_func=lambda m: f"{m} (custom)" if m in customs else m,
         help="A catalog model (Hugging Face id), or one uploaded below. URL key `model`.",
     )
-    sb.file_uploader(
-        "Or upload a config.json",
-        type=["json"],
-        key=K + "upload",
-        on_change=on_upload,
-        help="A Hugging Face config.json; its shapes and parameter count are read from it. "
+    uploader(
+        "Or upload a config.json", "json", "upload", on_upload, UPLOAD_ERROR,
+        "A Hugging Face config.json; its shapes and parameter count are read from it. "
         "An uploaded model stays in this session; it does not travel in the link.",
-    )
-    if st.session_state.get(UPLOAD_ERROR):
-        sb.error(st.session_state[UPLOAD_ERROR], icon=":material/error:")
+    )  # fmt: skip
 
     sb.subheader("Hardware and layout")
     devices = {**{k: d.name for k, d in catalog.hardware.items()}, **{k: d.name for k, d in custom_devices().items()}}
@@ -384,17 +393,12 @@ def rate_widgets() -> None:
         "maximum rate 10-15% higher than simulated). On: the iteration-level simulator of 10,000 requests, as "
         "`llmcap estimate --rate` (one to several seconds per change). URL key `sim` (0 or 1).",
     )
-    sb.file_uploader(
-        "Trace CSV (lengths)",
-        type=["csv"],
-        key=K + "trace_upload",
-        on_change=on_trace_upload,
-        help="Columns timestamp, input_tokens, output_tokens (or BurstGPT's or Azure's names). Request lengths "
+    shown_error = uploader(
+        "Trace CSV (lengths)", "csv", "trace_upload", on_trace_upload, TRACE_ERROR,
+        "Columns timestamp, input_tokens, output_tokens (or BurstGPT's or Azure's names). Request lengths "
         "are drawn from it at the rate above; it stays in this session and does not travel in the link.",
-    )
-    if ss.get(TRACE_ERROR):
-        sb.error(ss[TRACE_ERROR], icon=":material/error:")
-    elif ss.get(TRACE):
+    )  # fmt: skip
+    if not shown_error and ss.get(TRACE):
         trace, _, name = ss[TRACE]
         sb.caption(f"Lengths from **{name}**: {trace.rows:,} requests (the workload and lengths above are not used).")
 
