@@ -32,16 +32,16 @@ from core.urlstate import (
     PASSTHROUGH_KEYS,
     PERCENTILES,
     TCO,
+    BadValue,
     Choices,
     PageInputs,
     UrlWarning,
-    _Bad,
-    _float,
-    _int,
-    _last,
-    _number,
-    _percentile,
-    _workload,
+    last_value,
+    number_text,
+    parse_float,
+    parse_int,
+    parse_percentile,
+    parse_workload,
     to_query,
 )
 
@@ -124,7 +124,7 @@ def _bool(text: str) -> bool:
         return True
     if t in FALSE:
         return False
-    raise _Bad("must be 1 or 0")
+    raise BadValue("must be 1 or 0")
 
 
 def _items(text: str) -> list[str]:
@@ -143,7 +143,7 @@ def _list(key: str, text: str, lookup, what: str, warn_item) -> tuple[str, ...]:
         elif hit not in out:
             out.append(hit)
     if not out:
-        raise _Bad(f"no known {what}")
+        raise BadValue(f"no known {what}")
     for item in unknown:
         warn_item(key, item, f"unknown {what}")
     return tuple(out)
@@ -164,7 +164,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
 
     raw: dict[str, str] = {}
     for key, value in params.items():
-        text = _last(value)
+        text = last_value(value)
         limit = MAX_HW_CHARS if key == "hw" else MAX_VALUE_CHARS
         if key in PASSTHROUGH_KEYS or not str(key).strip():
             continue
@@ -181,7 +181,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
                 return None
             hit = options.get(key_of(t))
             if hit is None:
-                raise _Bad(f"unknown {what}")
+                raise BadValue(f"unknown {what}")
             return hit
 
         return parse
@@ -195,30 +195,30 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         return parse
 
     def number(lo: float, hi: float, none_word: str | None = None):
-        return lambda t: None if none_word and t.strip().lower() == none_word else _float(t, lo, hi)
+        return lambda t: None if none_word and t.strip().lower() == none_word else parse_float(t, lo, hi)
 
     engines = {e: e for e in ENGINES}
     parsers = {
         "model": one(c.models, _lower, "model"),
-        "workload": lambda t: _workload(t, c),
-        "isl": lambda t: _int(t, 1, MAX_TOKENS),
-        "osl": lambda t: _int(t, 1, MAX_TOKENS),
+        "workload": lambda t: parse_workload(t, c),
+        "isl": lambda t: parse_int(t, 1, MAX_TOKENS),
+        "osl": lambda t: parse_int(t, 1, MAX_TOKENS),
         "rate": number(0, MAX_RATE_RPS),
         "ttft": number(MIN_SLO_MS, MAX_SLO_MS),
         "tpot": number(MIN_SLO_MS, MAX_SLO_MS),
-        "pct": _percentile,
+        "pct": parse_percentile,
         "e2e": number(MIN_SLO_MS, MAX_SLO_MS, "none"),
         "hw": many("hw", c.hardware, normalize_id, "hardware id", ALL),
         "prov": one(c.providers, _lower, "cloud provider", "any"),
         "usd": number(0, MAX_USD_PER_GPU_HOUR, "none"),
-        "maxdev": lambda t: _int(t, 1, MAX_PLAN_DEVICES),
+        "maxdev": lambda t: parse_int(t, 1, MAX_PLAN_DEVICES),
         "maxusd": number(0, MAX_USD_PER_HOUR, "none"),
         "w": many("w", c.weight_formats, normalize_id, "weight format"),
         "kv": many("kv", {**c.kv_formats, AUTO_KV: AUTO_KV}, normalize_id, "KV-cache format"),
         "engine": many("engine", engines, _lower, "engine"),
         "disagg": _bool,
         "mixed": _bool,
-        "top": lambda t: _int(t, 1, MAX_TOP),
+        "top": lambda t: parse_int(t, 1, MAX_TOP),
         "xbw": _pct_change,
         "xflops": _pct_change,
         "xprice": _pct_change,
@@ -230,7 +230,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
             name = _FIELD[key]
             try:
                 got[name] = parse(raw[key])
-            except _Bad as exc:
+            except BadValue as exc:
                 warn(key, raw[key], str(exc), getattr(base, name))
     if got.get("workload"):
         got["input_len"], got["output_len"] = c.lengths(got["workload"])
@@ -255,9 +255,9 @@ def _pct_change(text: str) -> float:
     except ValueError:
         v = float("nan")
     if v != v or v in (float("inf"), float("-inf")):
-        raise _Bad("not a percent change")
+        raise BadValue("not a percent change")
     if not MIN_WHATIF_PCT <= v <= MAX_WHATIF_PCT:
-        raise _Bad(f"must be between {MIN_WHATIF_PCT:g}% and +{MAX_WHATIF_PCT:g}%")
+        raise BadValue(f"must be between {MIN_WHATIF_PCT:g}% and +{MAX_WHATIF_PCT:g}%")
     return v
 
 
@@ -271,7 +271,7 @@ def _show(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        return _number(value)
+        return number_text(value)
     if isinstance(value, tuple):
         return ",".join(value)
     return str(value)
@@ -285,10 +285,10 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
         q["workload"] = inputs.workload
     else:
         q["isl"], q["osl"] = str(inputs.input_len), str(inputs.output_len)
-    q.update(rate=_number(inputs.rate_rps), ttft=_number(inputs.ttft_ms), tpot=_number(inputs.tpot_ms))
+    q.update(rate=number_text(inputs.rate_rps), ttft=number_text(inputs.ttft_ms), tpot=number_text(inputs.tpot_ms))
     q["pct"] = str(inputs.percentile)
     if inputs.e2e_ms is not None:
-        q["e2e"] = _number(inputs.e2e_ms)
+        q["e2e"] = number_text(inputs.e2e_ms)
     q["hw"] = ",".join(inputs.hardware) if inputs.hardware else ALL
     for key in ("prov", "usd"):
         value = getattr(inputs, _FIELD[key])
@@ -296,11 +296,11 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
             q[key] = _show(value)
     q["maxdev"] = str(inputs.max_devices)
     if inputs.max_usd_per_hour is not None:
-        q["maxusd"] = _number(inputs.max_usd_per_hour)
+        q["maxusd"] = number_text(inputs.max_usd_per_hour)
     q.update(w=",".join(inputs.weights), kv=",".join(inputs.kv), engine=",".join(inputs.engines))
     q.update(disagg=_show(inputs.allow_disagg), mixed=_show(inputs.allow_mixed), top=str(inputs.top))
-    q.update(xbw=_number(inputs.whatif_bw_pct), xflops=_number(inputs.whatif_compute_pct))
-    q.update(xprice=_number(inputs.whatif_price_pct), xrate=_number(inputs.whatif_traffic_x))
+    q.update(xbw=number_text(inputs.whatif_bw_pct), xflops=number_text(inputs.whatif_compute_pct))
+    q.update(xprice=number_text(inputs.whatif_price_pct), xrate=number_text(inputs.whatif_traffic_x))
     q["sens"] = _show(inputs.sensitivity)
     return q
 

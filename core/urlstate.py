@@ -170,26 +170,27 @@ def choices_from_catalog(
     )
 
 
-# -- parsing one value ------------------------------------------------------------------------------
+# -- parsing one value (shared with core.plan_url) -------------------------------------------------
 
 
-class _Bad(ValueError):
+class BadValue(ValueError):
     """A value that cannot be used; its text is the reason shown to the user."""
 
 
-def _int(text: str, lo: int, hi: int) -> int:
+def parse_int(text: str, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi] (digits and at most one leading +)."""
     t = text.strip()
     if not t.isascii() or not t.removeprefix("+").isdigit():  # one sign at most: int("++5") raises
-        raise _Bad("not a whole number")
+        raise BadValue("not a whole number")
     if len(t) > 12:
-        raise _Bad(f"must be between {lo} and {hi:,}")
+        raise BadValue(f"must be between {lo} and {hi:,}")
     v = int(t)
     if not lo <= v <= hi:
-        raise _Bad(f"must be between {lo} and {hi:,}")
+        raise BadValue(f"must be between {lo} and {hi:,}")
     return v
 
 
-def _float(text: str, lo: float, hi: float) -> float:
+def parse_float(text: str, lo: float, hi: float) -> float:
     """A finite number in (lo, hi] when lo is 0, else in [lo, hi]."""
     t = text.strip()
     try:
@@ -197,17 +198,17 @@ def _float(text: str, lo: float, hi: float) -> float:
     except ValueError:
         v = math.nan
     if not math.isfinite(v):
-        raise _Bad("not a number")
+        raise BadValue("not a number")
     if not (lo < v if lo == 0 else lo <= v) or v > hi:
         low = "above 0" if lo == 0 else f"at least {lo:g}"
-        raise _Bad(f"must be {low} and at most {hi:g}")
+        raise BadValue(f"must be {low} and at most {hi:g}")
     return v
 
 
 def _choice(text: str, options: Mapping[str, str], key_of, what: str) -> str:
     hit = options.get(key_of(text))
     if hit is None:
-        raise _Bad(f"unknown {what}")
+        raise BadValue(f"unknown {what}")
     return hit
 
 
@@ -215,28 +216,29 @@ def _concurrency(text: str) -> int | Literal["max"]:
     if text.strip().lower() == "max":
         return "max"
     try:
-        return _int(text, 1, MAX_CONCURRENCY)
-    except _Bad as exc:
-        raise _Bad(f"{exc} (or 'max')") from None
+        return parse_int(text, 1, MAX_CONCURRENCY)
+    except BadValue as exc:
+        raise BadValue(f"{exc} (or 'max')") from None
 
 
 def _flag(text: str) -> bool:
     t = text.strip()
     if t not in ("0", "1"):
-        raise _Bad("must be 0 or 1")
+        raise BadValue("must be 0 or 1")
     return t == "1"
 
 
-def _percentile(text: str) -> int:
+def parse_percentile(text: str) -> int:
+    """One of PERCENTILES, written `90`, `p90` or `90.0`."""
     t = text.strip().lower().removeprefix("p")
     if t.endswith(".0"):
         t = t[:-2]
     if t not in {str(p) for p in PERCENTILES}:
-        raise _Bad(f"must be one of {', '.join(map(str, PERCENTILES))}")
+        raise BadValue(f"must be one of {', '.join(map(str, PERCENTILES))}")
     return int(t)
 
 
-def _last(value) -> str:
+def last_value(value) -> str:
     """The value of a parameter; for a repeated key the last one (as Streamlit does)."""
     if isinstance(value, str):
         return value
@@ -258,12 +260,12 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         if isinstance(fallback, bool):
             shown = "1" if fallback else "0"
         else:
-            shown = _number(fallback) if isinstance(fallback, float) else (fallback or "none")
+            shown = number_text(fallback) if isinstance(fallback, float) else (fallback or "none")
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=f"the default ({shown})"))
 
     raw: dict[str, str] = {}
     for key, value in params.items():
-        text = _last(value)
+        text = last_value(value)
         if key in PASSTHROUGH_KEYS or not str(key).strip():
             continue
         if key not in KEYS:
@@ -276,33 +278,33 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
     parsers = {
         "model": ("model", lambda t: _choice(t, choices.models, lambda s: s.strip().lower(), "model")),
         "hw": ("hardware", lambda t: _choice(t, choices.hardware, normalize_id, "hardware id")),
-        "tp": ("tp", lambda t: _int(t, 1, MAX_DEVICES)),
-        "pp": ("pp", lambda t: _int(t, 1, MAX_DEVICES)),
-        "ep": ("ep", lambda t: _int(t, 1, MAX_DEVICES)),
-        "replicas": ("replicas", lambda t: _int(t, 1, 100_000)),
+        "tp": ("tp", lambda t: parse_int(t, 1, MAX_DEVICES)),
+        "pp": ("pp", lambda t: parse_int(t, 1, MAX_DEVICES)),
+        "ep": ("ep", lambda t: parse_int(t, 1, MAX_DEVICES)),
+        "replicas": ("replicas", lambda t: parse_int(t, 1, 100_000)),
         "w": ("weight_format", lambda t: _choice(t, choices.weight_formats, normalize_id, "weight format")),
         "kv": ("kv_format", lambda t: None if t.strip().lower() == "auto" else _kv(t, choices)),
         "engine": ("engine", lambda t: _choice(t, {e: e for e in ENGINES}, lambda s: s.strip().lower(), "engine")),
-        "workload": ("workload", lambda t: _workload(t, choices)),
-        "isl": ("input_len", lambda t: _int(t, 1, MAX_TOKENS)),
-        "osl": ("output_len", lambda t: _int(t, 1, MAX_TOKENS)),
+        "workload": ("workload", lambda t: parse_workload(t, choices)),
+        "isl": ("input_len", lambda t: parse_int(t, 1, MAX_TOKENS)),
+        "osl": ("output_len", lambda t: parse_int(t, 1, MAX_TOKENS)),
         "conc": ("concurrency", _concurrency),
-        "rate": ("rate_rps", lambda t: _float(t, 0, MAX_RATE_RPS)),
+        "rate": ("rate_rps", lambda t: parse_float(t, 0, MAX_RATE_RPS)),
         "arr": ("arrival", lambda t: _choice(t, {"poisson": "poisson", "gamma": "gamma"}, _lower, "arrival process")),
-        "cv": ("cv", lambda t: _float(t, 0, MAX_CV)),
+        "cv": ("cv", lambda t: parse_float(t, 0, MAX_CV)),
         "sim": ("simulate", _flag),
         "prov": ("provider", lambda t: _provider(t, choices)),
-        "usd": ("usd_per_gpu_hour", lambda t: _float(t, 0, MAX_USD_PER_GPU_HOUR)),
+        "usd": ("usd_per_gpu_hour", lambda t: parse_float(t, 0, MAX_USD_PER_GPU_HOUR)),
         "region": ("region", lambda t: _choice(t, choices.regions, normalize_id, "carbon region")),
-        "ttft": ("ttft_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
-        "tpot": ("tpot_ms", lambda t: _float(t, MIN_SLO_MS, MAX_SLO_MS)),
-        "pct": ("percentile", _percentile),
+        "ttft": ("ttft_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
+        "tpot": ("tpot_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
+        "pct": ("percentile", parse_percentile),
     }
     for key, (name, parse) in parsers.items():
         if key in raw:
             try:
                 got[name] = parse(raw[key])
-            except _Bad as exc:
+            except BadValue as exc:
                 warn(key, raw[key], str(exc), getattr(base, name))
 
     _check_layout(got, raw, base, warn)
@@ -330,12 +332,13 @@ def _kv(text: str, choices: Choices) -> str:
     return _choice(text, choices.kv_formats, normalize_id, "KV-cache format")
 
 
-def _workload(text: str, choices: Choices) -> str | None:
+def parse_workload(text: str, choices: Choices) -> str | None:
+    """A workload preset id; None for `fixed` or `none` (lengths given directly)."""
     key = normalize_id(text)
     if key in ("fixed", "none"):
         return None
     if key not in choices.workloads:
-        raise _Bad("unknown workload preset")
+        raise BadValue("unknown workload preset")
     return key
 
 
@@ -365,8 +368,8 @@ def _check_devices(got: dict, raw: dict, base: PageInputs, warn) -> None:
         return
     text = raw["n"]
     try:
-        n = _int(text, 1, MAX_DEVICES * 100_000)
-    except _Bad as exc:
+        n = parse_int(text, 1, MAX_DEVICES * 100_000)
+    except BadValue as exc:
         warn("n", text, str(exc), "tp*pp*replicas")
         return
     per_replica = got.get("tp", base.tp) * got.get("pp", base.pp)
@@ -394,7 +397,8 @@ def _check_format_engine(got: dict, raw: dict, base: PageInputs, choices: Choice
             warn("w", raw.get("w", fmt), f"runs on {', '.join(engines)}, not {engine}", base.weight_format)
 
 
-def _number(x: float) -> str:
+def number_text(x: float) -> str:
+    """The shortest text that reads back as `x` (`5` rather than `5.0`)."""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
@@ -418,16 +422,16 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
         q["isl"], q["osl"] = str(inputs.input_len), str(inputs.output_len)
     q["conc"] = str(inputs.concurrency)
     if inputs.rate_rps is not None:
-        q["rate"] = _number(inputs.rate_rps)
+        q["rate"] = number_text(inputs.rate_rps)
     if inputs.rate_rps is not None or inputs.arrival != "poisson":
         q["arr"] = inputs.arrival
     if inputs.arrival == "gamma" or inputs.cv != DEFAULT_GAMMA_CV:
-        q["cv"] = _number(inputs.cv)
+        q["cv"] = number_text(inputs.cv)
     if inputs.rate_rps is not None or inputs.simulate:
         q["sim"] = "1" if inputs.simulate else "0"
-    q.update(ttft=_number(inputs.ttft_ms), tpot=_number(inputs.tpot_ms), pct=str(inputs.percentile))
+    q.update(ttft=number_text(inputs.ttft_ms), tpot=number_text(inputs.tpot_ms), pct=str(inputs.percentile))
     if inputs.usd_per_gpu_hour is not None:
-        q["usd"] = _number(inputs.usd_per_gpu_hour)
+        q["usd"] = number_text(inputs.usd_per_gpu_hour)
     elif inputs.provider is not None:
         q["prov"] = inputs.provider
     q["region"] = inputs.region
