@@ -27,21 +27,22 @@ from core.urlstate import (
     MAX_RATE_RPS,
     MAX_SLO_MS,
     MAX_USD_PER_GPU_HOUR,
-    MAX_VALUE_CHARS,
     MIN_SLO_MS,
-    PASSTHROUGH_KEYS,
     PERCENTILES,
     TCO,
     BadValue,
     Choices,
     PageInputs,
     UrlWarning,
-    last_value,
+    apply_parsers,
+    lower_text,
     number_text,
+    parse_choice,
     parse_float,
     parse_int,
     parse_percentile,
     parse_workload,
+    query_texts,
     to_query,
 )
 
@@ -153,7 +154,6 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
     """Inputs from URL query parameters; a bad value gets a warning and its default. Never raises."""
     base = plan_defaults(choices)
     c = choices
-    got: dict[str, object] = {}
     warnings: list[UrlWarning] = []
 
     def warn(key: str, value: str, reason: str, fallback: object) -> None:
@@ -162,27 +162,14 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
     def warn_item(key: str, value: str, reason: str) -> None:
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=""))
 
-    raw: dict[str, str] = {}
-    for key, value in params.items():
-        text = last_value(value)
-        limit = MAX_HW_CHARS if key == "hw" else MAX_VALUE_CHARS
-        if key in PASSTHROUGH_KEYS or not str(key).strip():
-            continue
-        if key not in KEYS:
-            warnings.append(UrlWarning(key=str(key)[:40], value=text, reason="unknown parameter", fallback=""))
-        elif len(text) > limit:
-            warn(key, text, f"longer than {limit} characters", getattr(base, _FIELD[key]))
-        elif text.strip():
-            raw[key] = text
+    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, getattr(base, _FIELD[key])),
+                      limits={"hw": MAX_HW_CHARS})  # fmt: skip
 
     def one(options: Mapping[str, str], key_of, what: str, none_word: str | None = None):
         def parse(t: str) -> str | None:
             if none_word is not None and t.strip().lower() == none_word:
                 return None
-            hit = options.get(key_of(t))
-            if hit is None:
-                raise BadValue(f"unknown {what}")
-            return hit
+            return parse_choice(t, options, key_of, what)
 
         return parse
 
@@ -199,7 +186,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
 
     engines = {e: e for e in ENGINES}
     parsers = {
-        "model": one(c.models, _lower, "model"),
+        "model": one(c.models, lower_text, "model"),
         "workload": lambda t: parse_workload(t, c),
         "isl": lambda t: parse_int(t, 1, MAX_TOKENS),
         "osl": lambda t: parse_int(t, 1, MAX_TOKENS),
@@ -209,13 +196,13 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "pct": parse_percentile,
         "e2e": number(MIN_SLO_MS, MAX_SLO_MS, "none"),
         "hw": many("hw", c.hardware, normalize_id, "hardware id", ALL),
-        "prov": one(c.providers, _lower, "cloud provider", "any"),
+        "prov": one(c.providers, lower_text, "cloud provider", "any"),
         "usd": number(0, MAX_USD_PER_GPU_HOUR, "none"),
         "maxdev": lambda t: parse_int(t, 1, MAX_PLAN_DEVICES),
         "maxusd": number(0, MAX_USD_PER_HOUR, "none"),
         "w": many("w", c.weight_formats, normalize_id, "weight format"),
         "kv": many("kv", {**c.kv_formats, AUTO_KV: AUTO_KV}, normalize_id, "KV-cache format"),
-        "engine": many("engine", engines, _lower, "engine"),
+        "engine": many("engine", engines, lower_text, "engine"),
         "disagg": _bool,
         "mixed": _bool,
         "top": lambda t: parse_int(t, 1, MAX_TOP),
@@ -225,13 +212,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "xrate": number(0, MAX_TRAFFIC_X),
         "sens": _bool,
     }
-    for key, parse in parsers.items():
-        if key in raw:
-            name = _FIELD[key]
-            try:
-                got[name] = parse(raw[key])
-            except BadValue as exc:
-                warn(key, raw[key], str(exc), getattr(base, name))
+    got = apply_parsers(raw, {key: (_FIELD[key], parse) for key, parse in parsers.items()}, base, warn)
     if got.get("workload"):
         got["input_len"], got["output_len"] = c.lengths(got["workload"])
     return base.model_copy(update=got), warnings
@@ -259,10 +240,6 @@ def _pct_change(text: str) -> float:
     if not MIN_WHATIF_PCT <= v <= MAX_WHATIF_PCT:
         raise BadValue(f"must be between {MIN_WHATIF_PCT:g}% and +{MAX_WHATIF_PCT:g}%")
     return v
-
-
-def _lower(text: str) -> str:
-    return text.strip().lower()
 
 
 def _show(value: object) -> str:

@@ -205,7 +205,8 @@ def parse_float(text: str, lo: float, hi: float) -> float:
     return v
 
 
-def _choice(text: str, options: Mapping[str, str], key_of, what: str) -> str:
+def parse_choice(text: str, options: Mapping[str, str], key_of, what: str) -> str:
+    """The option whose lookup key is key_of(text); BadValue("unknown <what>") when there is none."""
     hit = options.get(key_of(text))
     if hit is None:
         raise BadValue(f"unknown {what}")
@@ -250,10 +251,48 @@ def last_value(value) -> str:
 # -- the whole query --------------------------------------------------------------------------------
 
 
+def query_texts(
+    params: Mapping[str, object],
+    keys: tuple[str, ...],
+    warnings: list[UrlWarning],
+    too_long,
+    limits: Mapping[str, int] | None = None,
+) -> dict[str, str]:
+    """The non-blank text of each known key (PASSTHROUGH_KEYS and blank keys skipped). An unknown key adds a
+    warning; a value over its length limit (MAX_VALUE_CHARS unless `limits` says) calls too_long(key, text, why)."""
+    raw: dict[str, str] = {}
+    for key, value in params.items():
+        text = last_value(value)
+        if key in PASSTHROUGH_KEYS or not str(key).strip():
+            continue
+        limit = (limits or {}).get(key, MAX_VALUE_CHARS)
+        if key not in keys:
+            warnings.append(UrlWarning(key=str(key)[:40], value=text, reason="unknown parameter", fallback=""))
+        elif len(text) > limit:
+            too_long(key, text, f"longer than {limit} characters")
+        elif text.strip():
+            raw[key] = text
+    return raw
+
+
+def apply_parsers(raw: Mapping[str, str], parsers: Mapping[str, tuple], base, warn) -> dict[str, object]:
+    """Each key's text through its (field, parser); a BadValue calls warn(key, text, reason, the field's default)."""
+    got: dict[str, object] = {}
+    for key, (name, parse) in parsers.items():
+        if key in raw:
+            try:
+                got[name] = parse(raw[key])
+            except BadValue as exc:
+                warn(key, raw[key], str(exc), getattr(base, name))
+    return got
+
+
+ARRIVALS = {"poisson": "poisson", "gamma": "gamma"}  # `arr` values
+
+
 def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInputs, list[UrlWarning]]:
     """Inputs from URL query parameters; a bad value gets a warning and its default. Never raises."""
     base = choices.defaults()
-    got: dict[str, object] = {}
     warnings: list[UrlWarning] = []
 
     def warn(key: str, value: str, reason: str, fallback: object) -> None:
@@ -263,50 +302,34 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
             shown = number_text(fallback) if isinstance(fallback, float) else (fallback or "none")
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=f"the default ({shown})"))
 
-    raw: dict[str, str] = {}
-    for key, value in params.items():
-        text = last_value(value)
-        if key in PASSTHROUGH_KEYS or not str(key).strip():
-            continue
-        if key not in KEYS:
-            warnings.append(UrlWarning(key=str(key)[:40], value=text, reason="unknown parameter", fallback=""))
-        elif len(text) > MAX_VALUE_CHARS:
-            warn(key, text, f"longer than {MAX_VALUE_CHARS} characters", _default_text(base, key))
-        elif text.strip():
-            raw[key] = text
+    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, _default_text(base, key)))
 
     parsers = {
-        "model": ("model", lambda t: _choice(t, choices.models, lambda s: s.strip().lower(), "model")),
-        "hw": ("hardware", lambda t: _choice(t, choices.hardware, normalize_id, "hardware id")),
+        "model": ("model", lambda t: parse_choice(t, choices.models, lower_text, "model")),
+        "hw": ("hardware", lambda t: parse_choice(t, choices.hardware, normalize_id, "hardware id")),
         "tp": ("tp", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "pp": ("pp", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "ep": ("ep", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "replicas": ("replicas", lambda t: parse_int(t, 1, 100_000)),
-        "w": ("weight_format", lambda t: _choice(t, choices.weight_formats, normalize_id, "weight format")),
+        "w": ("weight_format", lambda t: parse_choice(t, choices.weight_formats, normalize_id, "weight format")),
         "kv": ("kv_format", lambda t: None if t.strip().lower() == "auto" else _kv(t, choices)),
-        "engine": ("engine", lambda t: _choice(t, {e: e for e in ENGINES}, lambda s: s.strip().lower(), "engine")),
+        "engine": ("engine", lambda t: parse_choice(t, {e: e for e in ENGINES}, lower_text, "engine")),
         "workload": ("workload", lambda t: parse_workload(t, choices)),
         "isl": ("input_len", lambda t: parse_int(t, 1, MAX_TOKENS)),
         "osl": ("output_len", lambda t: parse_int(t, 1, MAX_TOKENS)),
         "conc": ("concurrency", _concurrency),
         "rate": ("rate_rps", lambda t: parse_float(t, 0, MAX_RATE_RPS)),
-        "arr": ("arrival", lambda t: _choice(t, {"poisson": "poisson", "gamma": "gamma"}, _lower, "arrival process")),
+        "arr": ("arrival", lambda t: parse_choice(t, ARRIVALS, lower_text, "arrival process")),
         "cv": ("cv", lambda t: parse_float(t, 0, MAX_CV)),
         "sim": ("simulate", _flag),
         "prov": ("provider", lambda t: _provider(t, choices)),
         "usd": ("usd_per_gpu_hour", lambda t: parse_float(t, 0, MAX_USD_PER_GPU_HOUR)),
-        "region": ("region", lambda t: _choice(t, choices.regions, normalize_id, "carbon region")),
+        "region": ("region", lambda t: parse_choice(t, choices.regions, normalize_id, "carbon region")),
         "ttft": ("ttft_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
         "tpot": ("tpot_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
         "pct": ("percentile", parse_percentile),
     }
-    for key, (name, parse) in parsers.items():
-        if key in raw:
-            try:
-                got[name] = parse(raw[key])
-            except BadValue as exc:
-                warn(key, raw[key], str(exc), getattr(base, name))
-
+    got = apply_parsers(raw, parsers, base, warn)
     _check_layout(got, raw, base, warn)
     _check_devices(got, raw, base, warn)
     _check_format_engine(got, raw, base, choices, warn)
@@ -318,18 +341,19 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
     return base.model_copy(update=got), warnings
 
 
-def _lower(text: str) -> str:
+def lower_text(text: str) -> str:
+    """The text as ids are looked up case-insensitively."""
     return text.strip().lower()
 
 
 def _provider(text: str, choices: Choices) -> str:
-    if _lower(text) == TCO:
+    if lower_text(text) == TCO:
         return TCO
-    return _choice(text, choices.providers, _lower, "cloud provider (or 'tco')")
+    return parse_choice(text, choices.providers, lower_text, "cloud provider (or 'tco')")
 
 
 def _kv(text: str, choices: Choices) -> str:
-    return _choice(text, choices.kv_formats, normalize_id, "KV-cache format")
+    return parse_choice(text, choices.kv_formats, normalize_id, "KV-cache format")
 
 
 def parse_workload(text: str, choices: Choices) -> str | None:
