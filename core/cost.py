@@ -200,12 +200,18 @@ def user_cost(devices: int, usd_per_device_hour: float) -> HourlyCost:
         raise CostError(f"$/GPU-hour must be a number, got {usd_per_device_hour!r}")
     if usd_per_device_hour <= 0:
         raise CostError(f"$/GPU-hour must be positive, got {usd_per_device_hour}")
+    return _each_device_billed(devices, usd_per_device_hour, "user")
+
+
+def _each_device_billed(devices: int, usd_per_device_hour: float, basis: str, **detail) -> HourlyCost:
+    """The user and tco bases: exactly the devices used are billed, each at one $/device-hour."""
     return HourlyCost(
         usd_per_hour=devices * usd_per_device_hour,
-        basis="user",
+        basis=basis,
         devices_used=devices,
         devices_billed=devices,
         usd_per_device_hour=usd_per_device_hour,
+        **detail,
     )
 
 
@@ -271,16 +277,8 @@ def tco_cost(
             notes.append("electricity at full TDP (an upper bound); pass the operating point's power for less")
     per_device = float(tco_usd_per_device_hour(purchase_usd, years, power_w, pue, usd_per_kwh))
     capex = purchase_usd / (years * HOURS_PER_YEAR)
-    return HourlyCost(
-        usd_per_hour=devices * per_device,
-        basis="tco",
-        devices_used=devices,
-        devices_billed=devices,
-        usd_per_device_hour=per_device,
-        source=source,
-        breakdown_usd_per_hour={"capital": devices * capex, "electricity": devices * (per_device - capex)},
-        notes=notes,
-    )
+    breakdown = {"capital": devices * capex, "electricity": devices * (per_device - capex)}
+    return _each_device_billed(devices, per_device, "tco", source=source, breakdown_usd_per_hour=breakdown, notes=notes)
 
 
 def _check_devices(devices: int) -> None:
