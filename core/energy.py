@@ -25,7 +25,7 @@ A device without `tdp_w` in the catalog gets no power figure (None and a note), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -118,6 +118,9 @@ class Energy:
     gco2e_per_day: np.ndarray
 
 
+ENERGY_FIGURES = tuple(f.name for f in fields(Energy))
+
+
 def energy(
     watts_per_device,
     devices,
@@ -203,38 +206,19 @@ def estimate_energy(
     grid = carbon_intensity(region, catalog)
     dp = device_power(device, catalog)
     common = dict(devices=devices, idle_devices=idle_devices, pue=pue, region=grid.id, gco2e_per_kwh=grid.gco2e_per_kwh)
-    if not dp.known:
-        return EnergyEstimate(
-            watts=None,
-            facility_watts=None,
-            joules_per_output_token=None,
-            kwh_per_day=None,
-            gco2e_per_million_output_tokens=None,
-            gco2e_per_day=None,
-            watts_per_device=None,
-            notes=dp.notes,
-            **common,
+    figures: dict[str, float | None] = dict.fromkeys((*ENERGY_FIGURES, "watts_per_device"))  # None: no TDP
+    if dp.known:
+        per_device = float(
+            step_power_w(dp.idle_w, dp.memory_bound_w, dp.compute_bound_w, compute_share, memory_share, busy_fraction)
         )
-    per_device = float(
-        step_power_w(dp.idle_w, dp.memory_bound_w, dp.compute_bound_w, compute_share, memory_share, busy_fraction)
-    )
-    e = energy(
-        per_device,
-        devices,
-        output_tokens_per_s,
-        gco2e_per_kwh=grid.gco2e_per_kwh,
-        pue=pue,
-        idle_devices=idle_devices,
-        idle_w_per_device=dp.idle_w,
-    )
-    return EnergyEstimate(
-        watts=float(e.watts),
-        facility_watts=float(e.facility_watts),
-        joules_per_output_token=float(e.joules_per_output_token),
-        kwh_per_day=float(e.kwh_per_day),
-        gco2e_per_million_output_tokens=float(e.gco2e_per_million_output_tokens),
-        gco2e_per_day=float(e.gco2e_per_day),
-        watts_per_device=per_device,
-        notes=dp.notes,
-        **common,
-    )
+        e = energy(
+            per_device,
+            devices,
+            output_tokens_per_s,
+            gco2e_per_kwh=grid.gco2e_per_kwh,
+            pue=pue,
+            idle_devices=idle_devices,
+            idle_w_per_device=dp.idle_w,
+        )
+        figures = {name: float(getattr(e, name)) for name in ENERGY_FIGURES} | {"watts_per_device": per_device}
+    return EnergyEstimate(**figures, notes=dp.notes, **common)

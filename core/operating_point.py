@@ -19,6 +19,7 @@ current one), a user's $/GPU-hour, or total cost of ownership with the operating
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -194,20 +195,12 @@ def point_costs(
             if strict:
                 raise
             missing = f"no cost figure: {str(exc).strip(chr(34))}"
+    # the estimate's figures (those EnergyResult shows) and the shares that made them
     energy = EnergyResult(
-        watts=e.watts,
-        watts_per_device=e.watts_per_device,
-        joules_per_output_token=e.joules_per_output_token,
-        kwh_per_day=e.kwh_per_day,
-        gco2e_per_million_output_tokens=e.gco2e_per_million_output_tokens,
-        gco2e_per_day=e.gco2e_per_day,
-        region=e.region,
-        gco2e_per_kwh=e.gco2e_per_kwh,
-        pue=e.pue,
+        **e.model_dump(include=set(EnergyResult.model_fields)),
         busy_fraction=point.busy_fraction,
         compute_share=compute,
         memory_share=memory,
-        notes=list(e.notes),
     )
     if hourly is None:
         return PointCosts(cost=None, energy=energy, notes=[missing] if missing else [])
@@ -221,22 +214,11 @@ def point_costs(
         devices_billed=hourly.devices_billed,
         capacity_used=point.capacity_used,
     )
+    # the price basis (what CostResult shows of it), every unit cost, and the prefill share that split them
     cost = CostResult(
-        usd_per_hour=hourly.usd_per_hour,
-        usd_per_million_input_tokens=float(u.usd_per_million_input_tokens),
-        usd_per_million_output_tokens=float(u.usd_per_million_output_tokens),
-        usd_per_million_output_tokens_all_in=float(u.usd_per_million_output_tokens_all_in),
-        usd_per_request=float(u.usd_per_request),
-        idle_share=float(u.idle_share),
+        **hourly.model_dump(include=set(CostResult.model_fields)),
+        **{f.name: float(getattr(u, f.name)) for f in fields(u)},
         prefill_time_share=s,
-        basis=hourly.basis,
-        usd_per_device_hour=hourly.usd_per_device_hour,
-        devices_billed=hourly.devices_billed,
-        offering_id=hourly.offering_id,
-        provider=hourly.provider,
-        instance=hourly.instance,
-        source=hourly.source,
-        notes=list(hourly.notes),
     )
     return PointCosts(cost=cost, energy=energy)
 
