@@ -422,6 +422,21 @@ def cached_sensitivity(request_json: str, custom_key: str, _base: Plan, _catalog
     return sensitivity(_base, _catalog)
 
 
+def table_and_chart(
+    widths: list[float], shown: pl.DataFrame, frame: pl.DataFrame, name: str, keys: tuple[str, str],
+    column_config: dict, column_order: list[str], chart,
+) -> None:  # fmt: skip
+    """`shown` as a table (downloadable as `frame`, llmcap-plan-<name>.csv) beside its bar chart; `keys` are the
+    table's and the chart's widget keys (after K)."""
+    left, right = st.columns(widths)
+    with left:
+        st.dataframe(shown, hide_index=True, key=K + keys[0], placeholder="–", column_order=column_order,
+                     column_config=column_config)  # fmt: skip
+        csv_download(frame, f"plan-{name}", key=K + "dl_" + name)
+    with right:
+        show_chart(chart, f"plan-{name}", key=K + keys[1])
+
+
 def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tuple[str, str]) -> None:
     st.subheader("What-ifs")
     if not result.candidates:
@@ -442,29 +457,18 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
         .otherwise(pl.lit("nothing qualifies"))
         .alias("deployment")
     )
-    left, right = st.columns([1.5, 1])
-    with left:
-        st.dataframe(
-            shown,
-            hide_index=True,
-            key=K + "whatifs",
-            placeholder="–",
-            column_order=["what_if", "deployment", "usd_per_hour", "change_pct"],
-            column_config={
-                "what_if": st.column_config.TextColumn("what-if"),
-                "deployment": st.column_config.TextColumn("cheapest deployment"),
-                "usd_per_hour": st.column_config.NumberColumn("$/hour", format="$%.2f"),
-                "change_pct": st.column_config.NumberColumn("change (%)", format="%+.1f"),
-            },
-        )
-        csv_download(frame, "plan-whatifs", key=K + "dl_whatifs")
-    with right:
-        bars = frame.filter(pl.col("what_if") != "as planned").rename({"what_if": "label"})
-        show_chart(
-            change_chart(bars.drop_nulls("change_pct"), "change_pct", "Cost of the cheapest deployment", "change (%)"),
-            "plan-whatifs",
-            key=K + "whatif_chart",
-        )
+    bars = frame.filter(pl.col("what_if") != "as planned").rename({"what_if": "label"})
+    table_and_chart(
+        [1.5, 1], shown, frame, "whatifs", ("whatifs", "whatif_chart"),
+        {
+            "what_if": st.column_config.TextColumn("what-if"),
+            "deployment": st.column_config.TextColumn("cheapest deployment"),
+            "usd_per_hour": st.column_config.NumberColumn("$/hour", format="$%.2f"),
+            "change_pct": st.column_config.NumberColumn("change (%)", format="%+.1f"),
+        },
+        ["what_if", "deployment", "usd_per_hour", "change_pct"],
+        change_chart(bars.drop_nulls("change_pct"), "change_pct", "Cost of the cheapest deployment", "change (%)"),
+    )  # fmt: skip
     st.caption(
         "Each what-if re-plans over the device types of the top three deployments with one input changed "
         "(core.whatif) and compares the cheapest $/hour with the recommendation's. Whole instances, so small "
@@ -479,28 +483,17 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
     step = f"{sens[0].step_pct:g}%" if sens else "step"
     st.markdown(f"**Cost sensitivity**: each input moved {step} down and up; elasticity = % change in $/hour per "
                 "% change in the input")  # fmt: skip
-    left, right = st.columns([1.3, 1])
-    with left:
-        st.dataframe(
-            table,
-            hide_index=True,
-            key=K + "sensitivity_table",
-            placeholder="–",
-            column_order=["input", "usd_per_hour_down", "usd_per_hour_up", "elasticity"],
-            column_config={
-                "usd_per_hour_down": st.column_config.NumberColumn(f"$/hour at -{step}", format="$%.2f"),
-                "usd_per_hour_up": st.column_config.NumberColumn(f"$/hour at +{step}", format="$%.2f"),
-                "elasticity": st.column_config.NumberColumn("elasticity", format="%+.2f"),
-            },
-        )
-        csv_download(table, "plan-sensitivity", key=K + "dl_sensitivity")
-    with right:
-        show_chart(
-            change_chart(table.rename({"input": "label"}).drop_nulls("elasticity"), "elasticity",
-                         "Cost elasticity per input", "elasticity"),
-            "plan-sensitivity",
-            key=K + "sensitivity_chart",
-        )  # fmt: skip
+    table_and_chart(
+        [1.3, 1], table, table, "sensitivity", ("sensitivity_table", "sensitivity_chart"),
+        {
+            "usd_per_hour_down": st.column_config.NumberColumn(f"$/hour at -{step}", format="$%.2f"),
+            "usd_per_hour_up": st.column_config.NumberColumn(f"$/hour at +{step}", format="$%.2f"),
+            "elasticity": st.column_config.NumberColumn("elasticity", format="%+.2f"),
+        },
+        ["input", "usd_per_hour_down", "usd_per_hour_up", "elasticity"],
+        change_chart(table.rename({"input": "label"}).drop_nulls("elasticity"), "elasticity",
+                     "Cost elasticity per input", "elasticity"),
+    )  # fmt: skip
 
 
 # -- page -----------------------------------------------------------------------------------------------
