@@ -185,9 +185,6 @@ def estimate(
     notes: list[str] = []
     if r.math != r.fmt.math:
         notes.append(f"{r.device.name} has no native {r.fmt.math} math: products run in {r.math}")
-    ctx = scn.input_len + scn.output_len
-    if ctx > r.arch.max_context:
-        notes.append(f"input+output ({ctx}) exceeds the model's context window ({r.arch.max_context})")
     per_replica = _f(res.concurrency)
     running = _f(res.running)
     fit_conc = _f(res.max_concurrency)
