@@ -22,10 +22,9 @@ from scipy.special import ndtri
 from scipy.stats import norm
 
 from core.catalog import Catalog
-from core.cost import CostError, cheapest, offerings_for
 from core.mix import solve_mix
 from core.plan_space import Family, build_space
-from core.planner import COARSE_GRID, Candidate, PlanRequest, _curve_rows, _goodput
+from core.planner import COARSE_GRID, Candidate, PlanRequest, _curve_rows, _goodput, deployment_price
 from core.queueing import analyze, load_curve
 
 INPUT_BUCKETS, OUTPUT_BUCKETS = 3, 2
@@ -45,14 +44,9 @@ def lognormal_buckets(mean: float, cv: float, k: int) -> np.ndarray:
 
 
 def _bill(fam: Family, replicas: int, dpr: int, req: PlanRequest, catalog: Catalog) -> float | None:
-    """$/hour of `replicas` replicas of `dpr` devices: whole instances of the cheapest offering, or the user's price."""
-    if req.usd_per_gpu_hour is not None:
-        return replicas * dpr * req.usd_per_gpu_hour * req.price_scale
-    try:
-        offers = offerings_for(fam.hardware, req.provider, catalog=catalog)
-    except CostError:
-        return None
-    return float(cheapest(offers, replicas, dpr)[0][0]) * req.price_scale
+    """$/hour of `replicas` replicas of `dpr` devices (core.planner.deployment_price), None if unpriced."""
+    priced = deployment_price(fam.hardware, np.array([replicas]), np.array([dpr]), req, catalog)
+    return None if priced is None else float(priced[0][0])
 
 
 def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Candidate]:

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from core.catalog import Catalog, load_catalog
-from core.cost import CostError, cheapest, offerings_for, purchase_price, tco_usd_per_device_hour
+from core.cost import CostError, cheapest, offerings_for, tco_cost
 from core.energy import device_power, step_power_w
 from core.pareto import pareto_front
 from core.plan_space import Space, build_space, resolve_families
@@ -187,6 +187,32 @@ def _scaled(space: Space, req: PlanRequest) -> Space:
     return dataclasses.replace(space, inp=inp)
 
 
+def deployment_price(hardware: str, replicas, dpr, req: PlanRequest, catalog: Catalog):
+    """$/hour of `replicas` replicas of `dpr` devices (arrays) and its basis, or None when nothing prices it.
+
+    The user's $/GPU-hour when given; else the cheapest offering (whole instances, core.cost.cheapest);
+    else, with no provider asked for, total cost of ownership from the catalog's purchase price
+    (core.cost.tco_cost, its default years, PUE and $/kWh, electricity at TDP).
+    """
+    devices = np.asarray(replicas, dtype=float) * np.asarray(dpr, dtype=float)
+    if req.usd_per_gpu_hour is not None:
+        return devices * req.usd_per_gpu_hour * req.price_scale, f"user ${req.usd_per_gpu_hour:g}/GPU-hour"
+    try:
+        offers = offerings_for(hardware, req.provider, catalog=catalog)
+        usd, idx = cheapest(offers, replicas, dpr)
+        best = offers[int(np.bincount(idx).argmax())]
+        return usd * req.price_scale, f"{best.provider} {best.instance}"
+    except CostError:
+        pass
+    if req.provider is None:
+        try:
+            per_device = tco_cost(hardware, 1, catalog=catalog).usd_per_device_hour
+            return devices * per_device * req.price_scale, f"TCO ${per_device:.2f}/device-hour"
+        except CostError:
+            pass
+    return None
+
+
 def _family_prices(space: Space, req: PlanRequest, catalog: Catalog, replicas: np.ndarray) -> tuple:
     """$/hour per row (whole instances), the price basis per family, and whether a price exists."""
     usd = np.full(len(space), np.inf)
@@ -195,36 +221,14 @@ def _family_prices(space: Space, req: PlanRequest, catalog: Catalog, replicas: n
     dpr = space.devices_per_replica.astype(np.int64)
     for f, fam in enumerate(space.families):
         rows = np.flatnonzero(space.family == f)
-        if rows.size == 0:
-            basis.append("")
+        priced = deployment_price(fam.hardware, replicas[rows], dpr[rows], req, catalog) if rows.size else None
+        if priced is None:
+            basis.append("no price" if rows.size else "")
             continue
-        if req.usd_per_gpu_hour is not None:
-            usd[rows] = replicas[rows] * dpr[rows] * req.usd_per_gpu_hour
-            known[rows] = True
-            basis.append(f"user ${req.usd_per_gpu_hour:g}/GPU-hour")
-            continue
-        try:
-            offers = offerings_for(fam.hardware, req.provider, catalog=catalog)
-            usd[rows], idx = cheapest(offers, replicas[rows], dpr[rows])
-            known[rows] = True
-            best = offers[int(np.bincount(idx).argmax())]
-            basis.append(f"{best.provider} {best.instance}")
-            continue
-        except CostError:
-            pass
-        if req.provider is None:
-            try:
-                price, _ = purchase_price(fam.hardware, catalog)
-                watts = float(space.families[f].resolved.device.tdp_w or 0.0)
-                per_dev = float(tco_usd_per_device_hour(price, None, watts, None, None))
-                usd[rows] = replicas[rows] * dpr[rows] * per_dev
-                known[rows] = np.isfinite(per_dev)
-                basis.append(f"TCO ${per_dev:.2f}/device-hour")
-                continue
-            except (CostError, TypeError, ValueError):
-                pass
-        basis.append("no price")
-    return usd * req.price_scale, basis, known
+        usd[rows], text = priced
+        known[rows] = True
+        basis.append(text)
+    return usd, basis, known
 
 
 def _replicas(curve: LoadCurve, req: PlanRequest, g: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -171,3 +171,40 @@ def test_mixed_candidate_meets_objectives():
     assert m.ttft_ms_p90 <= 2000 + 1e-6 and m.tpot_ms_p90 <= 60
     assert m.goodput_rps >= 30 - 1e-9
     assert m.devices <= 64 and " + " in m.hardware
+
+
+def test_device_without_cloud_offering_is_priced_by_cost_of_ownership():
+    # the M2 Ultra has a purchase price in the catalog but no cloud offering: the plan falls back to TCO
+    from core.cost import tco_cost
+
+    p = plan(
+        _req(
+            model="Qwen/Qwen3-0.6B",
+            hardware=("m2-ultra-76c",),
+            weights=("bf16",),
+            rate_rps=0.5,
+            ttft_ms=5000,
+            tpot_ms=200,
+        )
+    )
+    assert p.candidates, p.rejected
+    c = p.candidates[0]
+    assert c.price_basis.startswith("TCO")
+    assert c.usd_per_hour == pytest.approx(c.devices * tco_cost("m2-ultra-76c", 1).usd_per_device_hour)
+    # asking for a cloud provider leaves it unpriced
+    assert (
+        plan(
+            _req(
+                model="Qwen/Qwen3-0.6B",
+                hardware=("m2-ultra-76c",),
+                weights=("bf16",),
+                rate_rps=0.5,
+                ttft_ms=5000,
+                tpot_ms=200,
+                provider="AWS",
+            )
+        )
+        .rejected[0]
+        .reason
+        == "no price"
+    )
