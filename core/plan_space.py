@@ -111,24 +111,21 @@ def build_space(
     families: list[Family], input_len: float, output_len: float, max_devices: int, caps: tuple[int, ...] = CAP_OPTIONS
 ) -> Space:
     """Tile every family over its layouts and concurrency caps (caps above the engine default are dropped)."""
-    fam_idx, tp, pp, ep, seqs = [], [], [], [], []
+    blocks = []  # per family: (layouts x caps) rows of (family, tp, pp, ep, cap)
     for i, fam in enumerate(families):
         r = fam.resolved
         default_cap = r.engine.max_seqs
-        fam_caps = sorted({c for c in caps if c < default_cap} | {default_cap})
-        domain = int(r.system.dev.domain[0])
-        for t, p, e in layouts(r.arch, domain, max_devices, r.device.kind in MULTI_DEVICE_KINDS):
-            for c in fam_caps:
-                fam_idx.append(i)
-                tp.append(t)
-                pp.append(p)
-                ep.append(e)
-                seqs.append(c)
-    if not fam_idx:
+        fam_caps = np.array(sorted({c for c in caps if c < default_cap} | {default_cap}), dtype=float)
+        lay = np.array(layouts(r.arch, int(r.system.dev.domain[0]), max_devices, r.device.kind in MULTI_DEVICE_KINDS))
+        if lay.size:
+            grid = np.repeat(lay, len(fam_caps), axis=0)
+            blocks.append(np.column_stack([np.full(len(grid), i), grid, np.tile(fam_caps, len(lay))]))
+    if not blocks:
         raise ValueError("no layout of the model fits the allowed devices")
+    table = np.concatenate(blocks).astype(float)
     base = _concat_tree([resolved_input(f.resolved) for f in families])
-    idx = np.asarray(fam_idx)
-    arr = {k: np.asarray(v, dtype=float) for k, v in dict(tp=tp, pp=pp, ep=ep, seqs=seqs).items()}
+    idx = table[:, 0].astype(int)
+    arr = dict(zip(("tp", "pp", "ep", "seqs"), table[:, 1:].T, strict=True))
     n = len(idx)
     rows = expand(
         base,

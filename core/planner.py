@@ -411,34 +411,31 @@ def _candidate(ev: Evaluated, i: int, req: PlanRequest) -> Candidate:
     )
 
 
+def _layout_keys(sp: Space) -> np.ndarray:
+    """One integer per (family, tp, pp, ep): rows that differ only in their concurrency cap share it."""
+    _, key = np.unique(np.column_stack([sp.family, sp.tp, sp.pp, sp.ep]), axis=0, return_inverse=True)
+    return key.ravel()
+
+
+def _first_per_key(order: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The first row of `order` for each key, kept in `order`'s order."""
+    _, first = np.unique(key[order], return_index=True)
+    return order[np.sort(first)]
+
+
 def shortlist(ev: Evaluated, k: int) -> np.ndarray:
     """Rows of the k cheapest feasible (family, layout) pairs, every cap of each (the fine pass may reorder them)."""
     rows = np.flatnonzero(ev.feasible)
-    sp = ev.space
-    order = rows[np.argsort(ev.usd_per_hour[rows], kind="stable")]
-    keys = list(dict.fromkeys((int(sp.family[i]), sp.tp[i], sp.pp[i], sp.ep[i]) for i in order))[:k]
-    chosen = set(keys)
-    all_keys = zip(sp.family.tolist(), sp.tp.tolist(), sp.pp.tolist(), sp.ep.tolist(), strict=True)
-    return np.array([i for i, key in enumerate(all_keys) if key in chosen], dtype=int)
+    key = _layout_keys(ev.space)
+    best = _first_per_key(rows[np.argsort(ev.usd_per_hour[rows], kind="stable")], key)[:k]
+    return np.flatnonzero(np.isin(key, key[best]))
 
 
 def rank(ev: Evaluated, req: PlanRequest) -> list[Candidate]:
     """Feasible rows by $/hour, one per (family, layout): the cap that serves cheapest (then fastest)."""
     rows = np.flatnonzero(ev.feasible)
-    if rows.size == 0:
-        return []
-    sp = ev.space
     order = rows[np.lexsort((ev.ttft_p[rows, 1], ev.usd_per_hour[rows]))]
-    seen, out = set(), []
-    for i in order:
-        key = (int(sp.family[i]), sp.tp[i], sp.pp[i], sp.ep[i])
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(_candidate(ev, int(i), req))
-        if len(out) >= req.top:
-            break
-    return out
+    return [_candidate(ev, int(i), req) for i in _first_per_key(order, _layout_keys(ev.space))[: req.top]]
 
 
 def rejected_families(ev: Evaluated) -> list[Rejected]:
