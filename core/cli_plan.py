@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from core.catalog import load_catalog
 from core.output import FORMATS, render, to_json
-from core.planner import DEFAULT_WEIGHTS, Plan, PlanRequest, plan
+from core.planner import DEFAULT_WEIGHTS, Plan, PlanRequest, plan, workload_traffic
 from core.scenario import ENGINES
 from core.trace import TraceError, parse_trace
 from core.traffic import replay_trace, summarize
@@ -83,15 +83,7 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         raise ValueError("give exactly one of --workload, --input-len/--output-len, or --trace")
     fields: dict = {}
     if args.workload:
-        w = load_catalog().workload(args.workload)
-        fields = dict(
-            workload=w.id,
-            input_len=w.input_tokens.mean,
-            output_len=w.output_tokens.mean,
-            input_cv=w.input_tokens.cv,
-            output_cv=w.output_tokens.cv,
-            arrival_cv=w.arrival.cv,
-        )
+        fields = workload_traffic(load_catalog().workload(args.workload))
     elif args.trace:
         try:
             stats = summarize(replay_trace(parse_trace(args.trace)))

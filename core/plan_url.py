@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pydantic import Field, field_validator
 
 from core.catalog import Catalog, normalize_id
-from core.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest
+from core.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
 from core.scenario import ENGINES, MAX_TOKENS
 from core.schema import Frozen
 from core.urlstate import (
@@ -305,15 +305,7 @@ def plan_request(inputs: PlanInputs, catalog: Catalog) -> PlanRequest:
     Raises ValueError (pydantic's ValidationError) for a request the planner cannot take."""
     traffic: dict[str, object] = {"input_len": inputs.input_len, "output_len": inputs.output_len}
     if inputs.workload:
-        wl = catalog.workload(inputs.workload)
-        traffic = {
-            "input_len": wl.input_tokens.mean,
-            "output_len": wl.output_tokens.mean,
-            "input_cv": wl.input_tokens.cv,
-            "output_cv": wl.output_tokens.cv,
-            "arrival_cv": wl.arrival.cv,
-            "workload": wl.id,
-        }
+        traffic = workload_traffic(catalog.workload(inputs.workload))
     return PlanRequest(
         model=inputs.model,
         rate_rps=inputs.rate_rps,

@@ -30,7 +30,7 @@ from core.pareto import pareto_front
 from core.plan_space import Space, build_space, resolve_families
 from core.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from core.scenario import ENGINES
-from core.schema import Frozen
+from core.schema import Frozen, Workload
 from core.sweep import evaluate, expand
 
 Progress = Callable[[float, str], None]
@@ -77,6 +77,18 @@ class PlanRequest(Frozen):
         if bad:
             raise ValueError(f"unknown engine(s) {', '.join(bad)}; known: {', '.join(ENGINES)}")
         return self
+
+
+def workload_traffic(wl: Workload) -> dict[str, float | str]:
+    """PlanRequest traffic fields of a workload preset: mean lengths, their cvs, arrival burstiness."""
+    return dict(
+        workload=wl.id,
+        input_len=wl.input_tokens.mean,
+        output_len=wl.output_tokens.mean,
+        input_cv=wl.input_tokens.cv,
+        output_cv=wl.output_tokens.cv,
+        arrival_cv=wl.arrival.cv,
+    )
 
 
 class Candidate(Frozen):
