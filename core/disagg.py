@@ -29,7 +29,7 @@ from core.catalog import Catalog
 from core.memory import kv_bytes_per_sequence
 from core.operators import decode_step
 from core.plan_space import Space
-from core.planner import Candidate, PlanRequest, _family_prices, device_watts
+from core.planner import Candidate, PlanRequest, device_watts, family_prices
 from core.serving import decode_contexts, per_stage_batch
 from core.sweep import evaluate, expand
 
@@ -115,8 +115,8 @@ def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Cand
     n_p = np.where(cap_p > 0, np.ceil(req.rate_rps / np.maximum(cap_p, 1e-30) - 1e-9), 0)
     n_d = np.where(cap_d > 0, np.ceil(req.rate_rps / np.maximum(cap_d, 1e-30) - 1e-9), 0)
     dpr = sub.devices_per_replica
-    usd_p, basis, known_p = _family_prices(sub, req, catalog, np.maximum(n_p, 1).astype(np.int64))
-    usd_d, _, known_d = _family_prices(sub, req, catalog, np.maximum(n_d, 1).astype(np.int64))
+    usd_p, basis, known_p = family_prices(sub, req, catalog, np.maximum(n_p, 1).astype(np.int64))
+    usd_d, _, known_d = family_prices(sub, req, catalog, np.maximum(n_d, 1).astype(np.int64))
     ok_p = (n_p > 0) & known_p & (n_p * dpr <= req.max_devices)
     ok_d = (n_d > 0) & known_d & (n_d * dpr <= req.max_devices)
     rho = np.where(n_p > 0, req.rate_rps / np.maximum(n_p, 1) * service, 0.0)

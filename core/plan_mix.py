@@ -24,7 +24,15 @@ from scipy.stats import norm
 from core.catalog import Catalog
 from core.mix import solve_mix
 from core.plan_space import Family, build_space
-from core.planner import COARSE_GRID, Candidate, PlanRequest, _curve_rows, _goodput, deployment_price
+from core.planner import (
+    COARSE_GRID,
+    COARSE_ITERATIONS,
+    Candidate,
+    PlanRequest,
+    curve_rows,
+    deployment_price,
+    replica_goodput,
+)
 from core.queueing import analyze, load_curve
 
 INPUT_BUCKETS, OUTPUT_BUCKETS = 3, 2
@@ -60,7 +68,9 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
         return []
     spaces = [build_space(fams, i, o, req.max_devices) for i, o in buckets]
     curves = [load_curve(sp.inp, grid=COARSE_GRID) for sp in spaces]
-    caps = np.stack([_goodput(c, req.ttft_ms / 1e3, req.tpot_ms / 1e3, req, 16) for c in curves])  # buckets x rows
+    caps = np.stack(
+        [replica_goodput(c, req.ttft_ms / 1e3, req.tpot_ms / 1e3, req, COARSE_ITERATIONS) for c in curves]
+    )  # buckets x rows
     sp0 = spaces[0]
     # a unit is one replica, priced as whole instances on its own (packing several may bill less; the
     # final bill below packs them)
@@ -93,7 +103,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
         # type's units as much as its whole share does (its load in units of capacity x that bucket's capacity)
         b = int(np.argmax(share[:, col] * rate_b))
         load = float(mix.load[col] * caps[b, row])
-        curve = dataclasses.replace(_curve_rows(curves[b], np.array([row])), replicas=np.array([float(units)]))
+        curve = dataclasses.replace(curve_rows(curves[b], np.array([row])), replicas=np.array([float(units)]))
         q = analyze(curve, load, arrival_cv=req.arrival_cv, output_cv=req.output_cv)
         for name, arr in (("ttft", q.ttft_p), ("tpot", q.tpot_p)):
             worst[name] = max(worst[name], (float(arr[0, 0]), float(arr[0, 1])), key=lambda v: v[1])

@@ -225,7 +225,7 @@ def deployment_price(hardware: str, replicas, dpr, req: PlanRequest, catalog: Ca
     return None
 
 
-def _family_prices(space: Space, req: PlanRequest, catalog: Catalog, replicas: np.ndarray) -> tuple:
+def family_prices(space: Space, req: PlanRequest, catalog: Catalog, replicas: np.ndarray) -> tuple:
     """$/hour per row (whole instances), the price basis per family, and whether a price exists."""
     usd = np.full(len(space), np.inf)
     known = np.zeros(len(space), dtype=bool)
@@ -285,16 +285,16 @@ def _power(space: Space, catalog: Catalog, utilization: np.ndarray, mean_batch: 
     return device_watts(space, catalog, res.decode_parts_s, utilization)
 
 
-def _curve_rows(curve: LoadCurve, rows: np.ndarray) -> LoadCurve:
+def curve_rows(curve: LoadCurve, rows: np.ndarray) -> LoadCurve:
     return LoadCurve(**{f.name: getattr(curve, f.name)[rows] for f in dataclasses.fields(LoadCurve)})
 
 
-def _goodput(curve: LoadCurve, ttft_s: float, tpot_s: float, req: PlanRequest, iterations: int) -> np.ndarray:
+def replica_goodput(curve: LoadCurve, ttft_s: float, tpot_s: float, req: PlanRequest, iterations: int) -> np.ndarray:
     """Goodput per row; rows that miss an objective even alone (one request in flight) get 0 without a search."""
     hopeful = np.flatnonzero(curve.fits & (curve.ttft_s[:, 0] <= ttft_s) & (curve.tpot_s[:, 0] <= tpot_s))
     out = np.zeros(len(curve.fits))
     if hopeful.size:
-        sub = _curve_rows(curve, hopeful)
+        sub = curve_rows(curve, hopeful)
         out[hopeful] = goodput(sub, ttft_s, tpot_s, pct=req.slo_pct, arrival_cv=req.arrival_cv, iterations=iterations)
     return out
 
@@ -318,7 +318,7 @@ def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> 
     rows = np.flatnonzero(served)
     if rows.size:
         q = analyze(
-            _curve_rows(curve, rows), req.rate_rps, arrival_cv=req.arrival_cv, output_cv=req.output_cv, percentiles=PCTS
+            curve_rows(curve, rows), req.rate_rps, arrival_cv=req.arrival_cv, output_cv=req.output_cv, percentiles=PCTS
         )
         for name in ("ttft_p", "tpot_p", "e2e_p", "utilization", "mean_batch"):
             getattr(out, name)[rows] = getattr(q, name)
@@ -338,12 +338,12 @@ def evaluate_space(
     ttft_s, tpot_s = req.ttft_ms / 1e3, req.tpot_ms / 1e3
     curve = load_curve(space.inp, grid=grid)
     progress(0.45, "load curves")
-    g = _goodput(curve, ttft_s, tpot_s, req, iterations)
+    g = replica_goodput(curve, ttft_s, tpot_s, req, iterations)
     progress(0.6, "goodput")
     dpr = space.devices_per_replica
     limit = np.floor(req.max_devices / dpr)
     reps, att = _replicas(curve, req, g, limit)
-    usd, basis, known = _family_prices(space, req, catalog, np.maximum(reps, 1.0).astype(np.int64))
+    usd, basis, known = family_prices(space, req, catalog, np.maximum(reps, 1.0).astype(np.int64))
     q = _operating_point(dataclasses.replace(curve, replicas=np.maximum(reps, 1.0)), reps > 0, req)
     progress(0.75, "percentiles")
     devices = np.maximum(reps, 1.0) * dpr
@@ -358,7 +358,7 @@ def evaluate_space(
 
     mark(~curve.fits, 1)
     if (reason == 0).any():
-        mark((g <= 0) & (_goodput(curve, ttft_s, np.inf, req, COARSE_ITERATIONS) <= 0), 2)
+        mark((g <= 0) & (replica_goodput(curve, ttft_s, np.inf, req, COARSE_ITERATIONS) <= 0), 2)
     mark(g <= 0, 3)
     mark(reps > limit, 4)
     mark(~known, 8)
