@@ -236,7 +236,7 @@ def _load_models(root: Path, problems: list[Problem]) -> dict[str, CatalogModel]
 def _aliases(models: dict[str, CatalogModel], rel: str, problems: list[Problem]) -> dict[str, str]:
     out: dict[str, str] = {}
     for mid, m in models.items():
-        for name in [mid, *m.meta.aliases]:
+        for name in [mid, *m.meta.aliases, *(c.id for c in m.meta.checkpoints)]:
             key = name.lower()
             if key in out and out[key] != mid:
                 problems.append(Problem(rel, f"{mid}.aliases", f"'{name}' already names {out[key]}"))
@@ -300,6 +300,12 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
 
     models = _load_models(root, problems)
     aliases = _aliases(models, "catalogs/models", problems)
+    for mid, m in models.items():
+        for c in m.meta.checkpoints:
+            if c.weights not in formats:
+                problems.append(Problem("catalogs/models", f"{mid}.checkpoints[{c.id}]", f"unknown format '{c.weights}'"))
+            if c.kv is not None and c.kv not in kv:
+                problems.append(Problem("catalogs/models", f"{mid}.checkpoints[{c.id}]", f"unknown KV format '{c.kv}'"))
     catalog = Catalog(
         hardware=hw,
         models=models,

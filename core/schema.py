@@ -53,6 +53,11 @@ class Device(Sourced):
     name: str
     vendor: str
     kind: DeviceKind
+    arch: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="micro-architecture id the support matrix matches on (hopper, ada, cdna3, rdna3, apple-m3, ...)",
+    )
     memory_gb: float = Field(gt=0)
     usable_memory_gb: float | None = Field(
         default=None,
@@ -190,6 +195,22 @@ class CarbonIntensity(Frozen):
     source: str = Field(min_length=3)
 
 
+class Checkpoint(Frozen):
+    """A published checkpoint of a catalog architecture: a vendor quantization or a dated re-release.
+
+    Resolving `id` gives the base architecture with `weights` (and `kv`, where the checkpoint declares one)
+    preselected.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=3, description="repository id, org/name")
+    weights: str = Field(description="weight format id the checkpoint ships in")
+    kv: str | None = Field(default=None, description="KV format id the checkpoint declares, if any")
+    source: str = Field(min_length=3)
+    notes: str = ""
+
+
 class ModelMeta(Sourced):
     """Metadata of a catalog model; its shapes come from the `config.json` beside it."""
 
@@ -199,6 +220,9 @@ class ModelMeta(Sourced):
     release_date: dt.date | None = None
     license: str
     aliases: list[str] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(
+        default_factory=list, description="published checkpoints of this architecture, each with its format"
+    )
     params_total_b: float = Field(gt=0, description="published total parameters, billions")
     params_active_b: float | None = Field(default=None, gt=0, description="published active parameters (MoE)")
     config_source: str = Field(min_length=3, description="where the config.json comes from")
