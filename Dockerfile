@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv/llmcap
 
 # Dependencies first (this layer is reused while only app/ or catalogs/ change). Editable install:
-# core/catalog.py finds catalogs/ beside the core/ package, so the source tree stays where it is.
+# core/catalog/loader.py finds catalogs/ beside the core/ package, so the source tree stays where it is.
 COPY pyproject.toml requirements.lock README.md ./
 COPY core ./core
 RUN pip install --no-cache-dir "pip==$(sed -n 's/^pip==//p' requirements.lock)" \

@@ -21,13 +21,13 @@ from custom_state import (
 from pydantic import ValidationError
 from ui import get_catalog
 
-from core.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
-from core.scenario_io import check_model_name, validation_text
-from core.schema import MATH_TYPES, Device
-from core.trace import TraceError, parse_trace
-from core.traffic import replay_trace, summarize
+from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from llmcap.io.scenario_io import check_model_name, validation_text
+from llmcap.catalog.schema import MATH_TYPES, Device
+from llmcap.load.trace import TraceError, parse_trace
+from llmcap.load.traffic import replay_trace, summarize
 
-TRACES_KEY = "custom_traces"  # name -> core.trace.Trace
+TRACES_KEY = "custom_traces"  # name -> llmcap.load.trace.Trace
 KINDS = ("datacenter_gpu", "consumer_gpu", "accelerator", "apple_soc", "edge", "cpu")
 BLANK = "(blank)"
 F = "cdev_"  # widget keys of the device form

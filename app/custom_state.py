@@ -1,7 +1,7 @@
 """The user's custom devices and models in st.session_state, their URL form, and the scenario file.
 
-Session keys (read by every page that estimates): `custom_devices` (id -> core.schema.Device) and
-`custom_models` (name -> core.architecture.Architecture). Small entries (devices) also travel in the URL
+Session keys (read by every page that estimates): `custom_devices` (id -> llmcap.catalog.schema.Device) and
+`custom_models` (name -> llmcap.model.architecture.Architecture). Small entries (devices) also travel in the URL
 as `dev=`; everything, models included, travels in the downloadable scenario file.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import streamlit as st
 from ui import get_catalog
 
-from core.architecture import Architecture
-from core.catalog import Catalog
-from core.custom import with_custom
-from core.scenario import Scenario
-from core.scenario_io import (
+from llmcap.model.architecture import Architecture
+from llmcap.catalog.loader import Catalog
+from llmcap.catalog.custom import with_custom
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import (
     MAX_URL_DEVICES_CHARS,
     ScenarioFile,
     decode_devices,
@@ -22,7 +22,7 @@ from core.scenario_io import (
     encode_devices,
     load_scenario_file,
 )
-from core.schema import Device
+from llmcap.catalog.schema import Device
 
 DEVICES_KEY = "custom_devices"
 MODELS_KEY = "custom_models"

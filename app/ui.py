@@ -1,7 +1,7 @@
 """Helpers shared by the dashboard pages: the cached catalog, its tables, filters and downloads, the URL state.
 
 `from ui import ...` works in every page because Streamlit puts the entry script's folder on sys.path.
-Which facts each table shows is decided in core (core.cli_catalog), not here.
+Which facts each table shows is decided in core (llmcap.cli.catalog), not here.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 import polars as pl
 import streamlit as st
 
-from core.architecture import Architecture
-from core.catalog import Catalog, CatalogError, load_catalog
-from core.cli_catalog import catalog_rows
-from core.curve import concurrency_curve, concurrency_levels
-from core.estimate import Estimate, estimate
-from core.load import (
+from llmcap.model.architecture import Architecture
+from llmcap.catalog.loader import Catalog, CatalogError, load_catalog
+from llmcap.cli.catalog import catalog_rows
+from llmcap.estimate.curve import concurrency_curve, concurrency_levels
+from llmcap.estimate.single import Estimate, estimate
+from llmcap.load.rate import (
     LoadEstimate,
     LoadSpec,
     Prepared,
@@ -30,13 +30,13 @@ from core.load import (
     operating_point,
     prepare,
 )
-from core.operating_point import PointCosts, Pricing, closed_loop_costs
-from core.output import csv_safe, to_frame
-from core.scenario import Scenario
-from core.schema import Device
-from core.simulate import SimResult
-from core.trace import Trace
-from core.urlstate import PASSTHROUGH_KEYS
+from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
+from llmcap.io.output import csv_safe, to_frame
+from llmcap.scenario import Scenario
+from llmcap.catalog.schema import Device
+from llmcap.load.simulate import SimResult
+from llmcap.load.trace import Trace
+from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -102,7 +102,7 @@ def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
     )
 
 
-# -- URL state: each page parses and writes its own keys (core.urlstate, core.plan_url); these move them ----------
+# -- URL state: each page parses and writes its own keys (llmcap.app.state.urlstate, llmcap.app.state.plan_url); these move them ----------
 
 
 def sync_from_url(last_key: str, parse: Callable[[dict], tuple], push: Callable[[object], None]) -> list[str]:
@@ -141,7 +141,7 @@ def share_link(query: dict[str, str], path: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def cached_estimate(scenario_json: str, arch_json: str | None = None, device_json: str | None = None) -> Estimate:
-    """core.estimate for a scenario (as JSON, the cache key), with an optional custom model or device.
+    """llmcap.estimate.single for a scenario (as JSON, the cache key), with an optional custom model or device.
 
     Raises what core raises (ValueError, KeyError) for ids or combinations it cannot resolve.
     """
@@ -153,7 +153,7 @@ def cached_curve(
     scenario_json: str, max_concurrency: int, current: int | None, arch_json: str | None = None,
     device_json: str | None = None,
 ) -> pl.DataFrame:  # fmt: skip
-    """core.curve's latency-throughput points from concurrency 1 to `max_concurrency` (and `current`)."""
+    """llmcap.estimate.curve's latency-throughput points from concurrency 1 to `max_concurrency` (and `current`)."""
     levels = concurrency_levels(max_concurrency, current)
     scn = Scenario.model_validate_json(scenario_json)
     return concurrency_curve(scn, levels, get_catalog(), **_custom(arch_json, device_json))
@@ -224,7 +224,7 @@ def cached_load(
     arch_json: str | None = None, device_json: str | None = None, trace: Trace | None = None,
     trace_key: str | None = None, method: str = "simulate",
 ) -> LoadEstimate:  # fmt: skip
-    """core.load.estimate_load by `method`, its parts cached separately (same numbers as one estimate_load call):
+    """llmcap.load.rate.estimate_load by `method`, its parts cached separately (same numbers as one estimate_load call):
     the simulator's three simulations, or the analytic model's load curve and result.
 
     A price that cannot be found is a note (cost None), not an error. Raises what core raises otherwise.
@@ -251,7 +251,7 @@ def cached_load(
 def cached_closed_costs(
     scenario_json: str, pricing_json: str, region: str, arch_json: str | None = None, device_json: str | None = None
 ) -> PointCosts | None:
-    """Cost and energy of the closed-loop estimate at its throughput (core.operating_point)."""
+    """Cost and energy of the closed-loop estimate at its throughput (llmcap.economics.operating_point)."""
     est = cached_estimate(scenario_json, arch_json, device_json)
     return closed_loop_costs(
         est, Pricing.model_validate_json(pricing_json), region, catalog=get_catalog(), strict=False,

@@ -1,4 +1,4 @@
-"""Benchmark: scenario points per second through `core.sweep.evaluate` on one core.
+"""Benchmark: scenario points per second through `llmcap.estimate.sweep.evaluate` on one core.
 
 Resolves a few hundred (model, device, format, engine) combinations once, tiles them to N points
 with random layouts, lengths and concurrencies, and times the vectorized evaluation: the best of
@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from core.catalog import load_catalog  # noqa: E402
-from core.cli import main as cli_main  # noqa: E402
-from core.operators import Layout  # noqa: E402
-from core.scenario import Scenario  # noqa: E402
-from core.sweep import build_input, evaluate, expand  # noqa: E402
+from llmcap.catalog.loader import load_catalog  # noqa: E402
+from llmcap.cli.main import main as cli_main  # noqa: E402
+from llmcap.perf.operators import Layout  # noqa: E402
+from llmcap.scenario import Scenario  # noqa: E402
+from llmcap.estimate.sweep import build_input, evaluate, expand  # noqa: E402
 
 N = int(os.environ.get("BENCH_POINTS", "1000000"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

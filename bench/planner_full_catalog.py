@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from core.catalog import load_catalog
-from core.planner import PlanRequest, plan
+from llmcap.catalog.loader import load_catalog
+from llmcap.plan.planner import PlanRequest, plan
 
 REQUESTS = {
     "Llama-3.1-8B chat": PlanRequest(

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from core.resolve import resolve
-from core.scenario import Scenario
-from core.simstats import summarize
-from core.simulate import deployment, simulate
+from llmcap.estimate.resolve import resolve
+from llmcap.scenario import Scenario
+from llmcap.load.simstats import summarize
+from llmcap.load.simulate import deployment, simulate
 
 N = 100_000
 

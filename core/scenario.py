@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.schema import Frozen
+from llmcap.catalog.schema import Frozen
 
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp", "generic")
 MAX_TOKENS = 10_000_000

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.cli_estimate import default_data
-from core.validate import compare, summarize, worst
+from llmcap.cli.estimate import default_data
+from llmcap.calibration.validate import compare, summarize, worst
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.catalog import CatalogError, Problem, load_catalog
-from core.cli_catalog import TABLES, catalog_counts
-from core.estimate import estimate
-from core.hfconfig import parse_config
-from core.scenario import Scenario
-from core.scenario_io import decode_devices, dump_scenario_file, encode_devices
+from llmcap.catalog.loader import CatalogError, Problem, load_catalog
+from llmcap.cli.catalog import TABLES, catalog_counts
+from llmcap.estimate.single import estimate
+from llmcap.model.hfconfig import parse_config
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import decode_devices, dump_scenario_file, encode_devices
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 APP = APP_DIR / "streamlit_app.py"

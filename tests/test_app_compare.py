@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.catalog import load_catalog
-from core.compare import vary_rows
-from core.estimate import estimate
-from core.scenario import Scenario
-from core.scenario_io import decode_scenarios, dump_scenario_file, encode_devices, encode_scenarios
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.compare import vary_rows
+from llmcap.estimate.single import estimate
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import decode_scenarios, dump_scenario_file, encode_devices, encode_scenarios
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"

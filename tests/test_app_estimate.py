@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.catalog import load_catalog
-from core.estimate import estimate
-from core.load import LoadSpec, Slo, estimate_load
-from core.operating_point import Pricing, closed_loop_costs
-from core.scenario import Scenario
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.single import estimate
+from llmcap.load.rate import LoadSpec, Slo, estimate_load
+from llmcap.economics.operating_point import Pricing, closed_loop_costs
+from llmcap.scenario import Scenario
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 CATALOG = load_catalog()
@@ -385,7 +385,7 @@ def test_trace_upload_sets_the_lengths_and_a_bad_trace_is_an_error():
     at.file_uploader(key="est_trace_upload").set_value(("mine.csv", rows.encode(), "text/csv")).run()
     assert not at.exception and not at.error
     assert any("mine.csv" in c.value and "500 requests" in c.value for c in at.sidebar.caption)
-    from core.trace import parse_trace
+    from llmcap.load.trace import parse_trace
 
     le = estimate_load(SHARED_SCN, LoadSpec(rate_rps=6), trace=parse_trace(rows.encode()), method="analytic",
                        catalog=CATALOG)  # fmt: skip

@@ -1,5 +1,5 @@
-"""The Plan page under AppTest: the table equals core.planner.plan for the same request, URL <-> widgets,
-bad parameters warn, the Estimate link opens the same scenario, what-ifs equal core.whatif's."""
+"""The Plan page under AppTest: the table equals llmcap.plan.planner.plan for the same request, URL <-> widgets,
+bad parameters warn, the Estimate link opens the same scenario, what-ifs equal llmcap.plan.whatif's."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.catalog import load_catalog
-from core.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
-from core.planner import plan
-from core.whatif import what_ifs
+from llmcap.catalog.loader import load_catalog
+from llmcap.app.state.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
+from llmcap.plan.planner import plan
+from llmcap.plan.whatif import what_ifs
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"

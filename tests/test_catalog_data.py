@@ -1,7 +1,7 @@
 """Data checks for the formats, prices, workloads and carbon catalogs.
 
 These files are loaded directly (yaml.safe_load + the schema classes) rather than through
-core.catalog.load_catalog, so they can be checked independently of the hardware and model catalogs.
+llmcap.catalog.loader.load_catalog, so they can be checked independently of the hardware and model catalogs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.catalog import normalize_id
-from core.schema import (
+from llmcap.catalog.loader import normalize_id
+from llmcap.catalog.schema import (
     MATH_TYPES,
     CarbonIntensity,
     CloudOffering,
@@ -39,7 +39,7 @@ CONSUMER_AND_EDGE_IDS = {
 }  # fmt: skip
 
 # Catalog ids cannot contain "_" (schema ID_PATTERN); llama.cpp names are stored with "-" and looked up
-# through core.catalog.normalize_id, which maps "_" to "-" (q8_0 -> q8-0).
+# through llmcap.catalog.loader.normalize_id, which maps "_" to "-" (q8_0 -> q8-0).
 GGUF_NAMES = ("q8_0", "q5_0", "q4_0", "q4_k_m", "q3_k_s")
 GGUF_FORMATS = {normalize_id(n) for n in GGUF_NAMES}
 REQUIRED_FORMATS = {

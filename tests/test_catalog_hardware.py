@@ -1,6 +1,6 @@
 """Checks of the hardware catalog (catalogs/hardware/*.yaml).
 
-The YAML files are read directly with yaml.safe_load + core.schema.Device, so these tests do not depend
+The YAML files are read directly with yaml.safe_load + llmcap.catalog.schema.Device, so these tests do not depend
 on the other catalogs. Facts are spot-checked against the shared reference table when it is present.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.schema import Device
+from llmcap.catalog.schema import Device
 
 REPO = Path(__file__).resolve().parents[1]
 HARDWARE_DIR = REPO / "catalogs" / "hardware"
@@ -283,8 +283,8 @@ def test_entries_named_like_reference_rows_match_it():
 
 def test_driver_reported_memory_applies_only_to_its_own_size():
     # nvidia-smi: an H100 SXM "80GB" reports 81,559 MiB = 85.52e9 bytes
-    from core.catalog import load_catalog
-    from core.shapes import driver_memory_gb
+    from llmcap.catalog.loader import load_catalog
+    from llmcap.perf.shapes import driver_memory_gb
 
     h100 = load_catalog().device("h100-sxm")
     assert driver_memory_gb(h100) == pytest.approx(81559 * 2**20 / 1e9)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.catalog import CATALOG_DIR, CatalogError, Problem, load_catalog, validate_catalog
-from core.cli import main
+from llmcap.catalog.loader import CATALOG_DIR, CatalogError, Problem, load_catalog, validate_catalog
+from llmcap.cli.main import main
 
 DEVICE = "h100-sxm"
 
@@ -135,7 +135,7 @@ def test_catalog_facts_must_be_finite():
 
     from pydantic import ValidationError
 
-    from core.catalog import load_catalog
+    from llmcap.catalog.loader import load_catalog
 
     d = load_catalog().device("h100-sxm")
     for bad in (math.inf, math.nan):

@@ -1,4 +1,4 @@
-"""`llmcap catalog ...` on the real catalogs, through core.cli.main and the installed console script."""
+"""`llmcap catalog ...` on the real catalogs, through llmcap.cli.main.main and the installed console script."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import load_catalog
-from core.cli import main
-from core.output import render
+from llmcap.catalog.loader import load_catalog
+from llmcap.cli.main import main
+from llmcap.io.output import render
 
 ALIAS = "meta-llama/Llama-3.1-8B"
 

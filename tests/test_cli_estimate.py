@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.catalog import CATALOG_DIR, load_catalog
-from core.cli import main
-from core.estimate import estimate
-from core.scenario import Scenario
+from llmcap.catalog.loader import CATALOG_DIR, load_catalog
+from llmcap.cli.main import main
+from llmcap.estimate.single import estimate
+from llmcap.scenario import Scenario
 
 HF = (
     Path(__file__).resolve().parents[1] / "catalogs" / "models" / "meta-llama" / "Llama-3.1-8B-Instruct" / "config.json"
@@ -139,7 +139,7 @@ def test_validate_reports_figures(capsys):
 
 def test_calibration_is_reproducible():
     """Re-running the fit on the shipped data gives the committed parameters."""
-    from core.calibrate import calibrate
+    from llmcap.calibration.calibrate import calibrate
 
     paths = sorted((CATALOG_DIR / "measured").glob("*.csv"))
     fresh = calibrate(paths, load_catalog())

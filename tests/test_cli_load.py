@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from core.catalog import load_catalog
-from core.cli import main
-from core.load import LoadSpec, Slo, estimate_load
-from core.operating_point import Pricing
-from core.scenario import Scenario
+from llmcap.catalog.loader import load_catalog
+from llmcap.cli.main import main
+from llmcap.load.rate import LoadSpec, Slo, estimate_load
+from llmcap.economics.operating_point import Pricing
+from llmcap.scenario import Scenario
 
 BASE = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "h100-sxm", "--weights", "fp8",
         "--kv", "fp8", "--engine", "vllm"]  # fmt: skip

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core.cli import main
+from llmcap.cli.main import main
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 BASE = [

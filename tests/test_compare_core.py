@@ -1,4 +1,4 @@
-"""core.compare (side-by-side rows, vary-one-parameter), core.scenario_io (URL and file forms), core.custom."""
+"""llmcap.estimate.compare (side-by-side rows, vary-one-parameter), llmcap.io.scenario_io (URL and file forms), llmcap.catalog.custom."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from core.catalog import load_catalog
-from core.compare import AXES, evaluate_rows, parse_values, vary_rows
-from core.custom import with_custom
-from core.estimate import estimate
-from core.hfconfig import parse_config
-from core.scenario import Scenario
-from core.scenario_io import (
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.compare import AXES, evaluate_rows, parse_values, vary_rows
+from llmcap.catalog.custom import with_custom
+from llmcap.estimate.single import estimate
+from llmcap.model.hfconfig import parse_config
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import (
     MAX_SCENARIOS,
     decode_devices,
     decode_scenario,

@@ -8,8 +8,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from core.catalog import UnknownIdError, load_catalog
-from core.cost import (
+from llmcap.catalog.loader import UnknownIdError, load_catalog
+from llmcap.economics.cost import (
     CostError,
     cheapest,
     cloud_cost,
@@ -21,7 +21,7 @@ from core.cost import (
     unit_costs,
     user_cost,
 )
-from core.schema import CloudOffering
+from llmcap.catalog.schema import CloudOffering
 
 
 def offer(oid: str, per_instance: int, usd_per_hour: float, provider: str = "TestCloud", superseded=False):

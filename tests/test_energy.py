@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.catalog import UnknownIdError, load_catalog
-from core.energy import (
+from llmcap.catalog.loader import UnknownIdError, load_catalog
+from llmcap.economics.energy import (
     carbon_intensity,
     device_power,
     energy,

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from core.catalog import load_catalog
-from core.estimate import estimate
-from core.operators import causal_pairs, mean_window_context
-from core.scenario import Scenario
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.single import estimate
+from llmcap.perf.operators import causal_pairs, mean_window_context
+from llmcap.scenario import Scenario
 
 CAT = load_catalog()
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
@@ -142,7 +142,7 @@ def test_all_numbers_finite():
 
 def test_block_evaluation_matches_single_rows():
     """More points than one block: every row equals the same scenario evaluated alone."""
-    from core.sweep import CHUNK, build_input, evaluate, expand
+    from llmcap.estimate.sweep import CHUNK, build_input, evaluate, expand
 
     models = [LLAMA8, "Qwen/Qwen3-30B-A3B", "google/gemma-2-9b-it"]
     inp, errors = build_input([scn(model=m, tp=2, concurrency=16) for m in models], CAT)
@@ -165,9 +165,9 @@ def test_block_evaluation_matches_single_rows():
 
 def test_step_time_is_the_sum_of_its_operator_rows():
     """The block step timer (empty operators skipped) adds up the timed operator table."""
-    from core.operators import decode_step, prefill_step
-    from core.resolve import resolve
-    from core.timing import step_time, time_rows
+    from llmcap.perf.operators import decode_step, prefill_step
+    from llmcap.estimate.resolve import resolve
+    from llmcap.perf.timing import step_time, time_rows
 
     for model, tp, ep in ((LLAMA8, 2, 1), ("Qwen/Qwen3-30B-A3B", 4, 4), ("google/gemma-2-9b-it", 1, 1)):
         s = resolve(scn(model=model, tp=tp, ep=ep), CAT).system

@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.catalog import load_catalog
-from core.estimate import estimate
-from core.scenario import Scenario
-from core.sweep import build_input, evaluate
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.single import estimate
+from llmcap.scenario import Scenario
+from llmcap.estimate.sweep import build_input, evaluate
 
 CAT = load_catalog()
 MODELS = sorted(CAT.models)

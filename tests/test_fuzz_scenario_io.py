@@ -1,4 +1,4 @@
-"""Fuzzing core.scenario_io's decoders (cmp=, dev=, the scenario file) and core.safejson: 10,000 cases each.
+"""Fuzzing llmcap.io.scenario_io's decoders (cmp=, dev=, the scenario file) and llmcap.io.safejson: 10,000 cases each.
 
 Each decoder documents one failure type (ValueError with a message); nothing else may escape, and whatever
 decodes must be a valid, finite value.
@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.catalog import load_catalog
-from core.hfconfig import MAX_LAYERS, parse_config
-from core.safejson import MAX_DEPTH, JsonError, load_json
-from core.scenario import Scenario
-from core.scenario_io import (
+from llmcap.catalog.loader import load_catalog
+from llmcap.model.hfconfig import MAX_LAYERS, parse_config
+from llmcap.io.safejson import MAX_DEPTH, JsonError, load_json
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import (
     CMP_FIELDS,
     MAX_DEVICES_JSON_BYTES,
     MAX_FILE_BYTES,
@@ -275,7 +275,7 @@ def test_dev_round_trip_and_hostile_values():
         decode_devices(_packed(_dumps([{**L4.model_dump(mode="json"), "memory_gb": math.inf}]).encode()))
 
 
-# -- core.safejson -----------------------------------------------------------------------------------------------------
+# -- llmcap.io.safejson -----------------------------------------------------------------------------------------------------
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300), json_values.map(_dumps)))
 def test_load_json_returns_finite_json_or_a_json_error(data):

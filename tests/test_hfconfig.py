@@ -1,4 +1,4 @@
-"""Tests for core.hfconfig: catalog models against published parameter counts, hand-checked shapes,
+"""Tests for llmcap.model.hfconfig: catalog models against published parameter counts, hand-checked shapes,
 and rejection of bad uploads.
 
 The published figures live in each catalogs/models/<org>/<name>/model.yaml (`params_total_b`,
@@ -17,9 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.architecture import Architecture
-from core.hfconfig import ConfigError, parse_config
-from core.schema import ModelMeta
+from llmcap.model.architecture import Architecture
+from llmcap.model.hfconfig import ConfigError, parse_config
+from llmcap.catalog.schema import ModelMeta
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "catalogs" / "models"

@@ -1,8 +1,8 @@
 """Hostile uploads: every parser caps its input in bytes and answers bad files with a clear message; every page
 that takes an upload shows that message instead of a traceback; CSV exports neutralize formula cells.
 
-Parsers: core.hfconfig.parse_config_bytes (config.json), core.trace.parse_trace (trace CSV),
-core.scenario_io.load_scenario_file (scenario file). Streamlit's own cap: server.maxUploadSize.
+Parsers: llmcap.model.hfconfig.parse_config_bytes (config.json), llmcap.load.trace.parse_trace (trace CSV),
+llmcap.io.scenario_io.load_scenario_file (scenario file). Streamlit's own cap: server.maxUploadSize.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.catalog import load_catalog
-from core.hfconfig import MAX_CONFIG_BYTES, ConfigError, ConfigJsonError, parse_config, parse_config_bytes
-from core.output import FORMULA_PREFIXES, csv_safe, render, to_frame
-from core.scenario_io import MAX_FILE_BYTES, load_scenario_file
-from core.trace import MAX_TRACE_BYTES, TraceError, parse_trace
+from llmcap.catalog.loader import load_catalog
+from llmcap.model.hfconfig import MAX_CONFIG_BYTES, ConfigError, ConfigJsonError, parse_config, parse_config_bytes
+from llmcap.io.output import FORMULA_PREFIXES, csv_safe, render, to_frame
+from llmcap.io.scenario_io import MAX_FILE_BYTES, load_scenario_file
+from llmcap.load.trace import MAX_TRACE_BYTES, TraceError, parse_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app" / "streamlit_app.py"

@@ -16,10 +16,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from url_oracle import CHOICE_SETS, FLAG_KEYS, FLOAT_RANGES, HOSTILE, INT_RANGES, KNOWN_KEYS, is_good
 
-from core.compare import AXES, MAX_POINTS
-from core.scenario import Scenario
-from core.scenario_io import encode_devices, encode_scenarios
-from core.urlstate import KEYS, MAX_VALUE_CHARS
+from llmcap.estimate.compare import AXES, MAX_POINTS
+from llmcap.scenario import Scenario
+from llmcap.io.scenario_io import encode_devices, encode_scenarios
+from llmcap.app.state.urlstate import KEYS, MAX_VALUE_CHARS
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 SEED = 20_261_122
@@ -102,7 +102,7 @@ def _bad_dev(rng: random.Random, counter: list[int]) -> str:
 
 
 def _good_dev(rng: random.Random, counter: list[int]) -> str:
-    from core.catalog import load_catalog
+    from llmcap.catalog.loader import load_catalog
 
     counter[0] += 1
     dev = load_catalog().device(rng.choice(["l4", "h100-sxm"]))

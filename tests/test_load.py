@@ -1,4 +1,4 @@
-"""core.load (open-loop estimate of one scenario) and core.operating_point (cost and energy at a point)."""
+"""llmcap.load.rate (open-loop estimate of one scenario) and llmcap.economics.operating_point (cost and energy at a point)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from core.catalog import UnknownIdError, load_catalog
-from core.cost import CostError
-from core.estimate import PhaseResult, estimate
-from core.load import (
+from llmcap.catalog.loader import UnknownIdError, load_catalog
+from llmcap.economics.cost import CostError
+from llmcap.estimate.single import PhaseResult, estimate
+from llmcap.load.rate import (
     LoadError,
     LoadSpec,
     Slo,
@@ -23,9 +23,9 @@ from core.load import (
     max_rate,
     prepare,
 )
-from core.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
-from core.scenario import Scenario
-from core.trace import parse_trace
+from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
+from llmcap.scenario import Scenario
+from llmcap.load.trace import parse_trace
 
 CATALOG = load_catalog()
 SCN = Scenario(
@@ -235,7 +235,7 @@ def test_littles_law_at_the_operating_point():
     assert np.isfinite(le.goodput_rps)
 
 
-# -- method="analytic" (core.queueing) --------------------------------------------------------------
+# -- method="analytic" (llmcap.load.queueing) --------------------------------------------------------------
 
 AGREE = Slo(ttft_ms=2000, tpot_ms=12)  # TPOT-bound: goodput falls inside (0, max rate) for both methods
 

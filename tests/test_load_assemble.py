@@ -1,11 +1,11 @@
-"""core.load.assemble: one entry for both methods, equal to estimate_load, with a clear error for a missing part."""
+"""llmcap.load.rate.assemble: one entry for both methods, equal to estimate_load, with a clear error for a missing part."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.catalog import load_catalog
-from core.load import (
+from llmcap.catalog.loader import load_catalog
+from llmcap.load.rate import (
     LoadError,
     LoadSpec,
     Simulated,
@@ -17,7 +17,7 @@ from core.load import (
     operating_point,
     prepare,
 )
-from core.scenario import Scenario
+from llmcap.scenario import Scenario
 
 CATALOG = load_catalog()
 SCN = Scenario(model="Qwen/Qwen3-8B", hardware="l40s", input_len=512, output_len=128)  # generic engine, bf16

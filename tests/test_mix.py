@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.mix import solve_mix
+from llmcap.plan.mix_ip import solve_mix
 
 
 def test_single_type_rounds_up_to_whole_units():

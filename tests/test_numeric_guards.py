@@ -1,9 +1,9 @@
 """Numeric guards over the whole catalog, beyond tests/test_estimator_invariants.py (which covers three GPU formats
 on two shapes in the closed loop):
 
-* closed loop (core.sweep): every model x every device x every weight format (GGUF on llama.cpp), at extreme
+* closed loop (llmcap.estimate.sweep): every model x every device x every weight format (GGUF on llama.cpp), at extreme
   shapes and layouts: every output finite and non-negative, and whatever does not fit says so;
-* open loop (core.queueing): every model x every device: the load curve, latencies below and above the
+* open loop (llmcap.load.queueing): every model x every device: the load curve, latencies below and above the
   maximum rate, and goodput are finite and non-negative where stable, and 0 / inf (not NaN) where not;
 * impossible inputs (a device with almost no memory or bandwidth, absurd lengths, layouts the model cannot
   split) come back as an explained "does not fit" or a clear error, never as a number.
@@ -16,12 +16,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.catalog import load_catalog
-from core.compare import evaluate_rows
-from core.estimate import estimate
-from core.queueing import analyze, goodput, load_curve
-from core.scenario import MAX_TOKENS, Scenario
-from core.sweep import build_input, evaluate
+from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.compare import evaluate_rows
+from llmcap.estimate.single import estimate
+from llmcap.load.queueing import analyze, goodput, load_curve
+from llmcap.scenario import MAX_TOKENS, Scenario
+from llmcap.estimate.sweep import build_input, evaluate
 
 CAT = load_catalog()
 MODELS = sorted(CAT.models)

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.pareto import pareto_front
+from llmcap.plan.pareto import pareto_front
 
 
 def test_hand_example_maximize_both():

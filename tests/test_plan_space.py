@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from core.catalog import load_catalog
-from core.plan_space import build_space, layouts, resolve_families
-from core.sweep import evaluate
+from llmcap.catalog.loader import load_catalog
+from llmcap.plan.space import build_space, layouts, resolve_families
+from llmcap.estimate.sweep import evaluate
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -35,8 +35,8 @@ def test_moe_offers_expert_parallel_equal_to_tp():
 
 def test_space_rows_match_single_scenarios():
     """A row of the tiled space gives the same numbers as the sweep of that one scenario."""
-    from core.scenario import Scenario
-    from core.sweep import sweep
+    from llmcap.scenario import Scenario
+    from llmcap.estimate.sweep import sweep
 
     cat = load_catalog()
     fams, rejected = resolve_families(cat, LLAMA_8B, ["h100-sxm", "l4"], ["fp8", "nope"], [None], ["vllm"])

@@ -1,4 +1,4 @@
-"""core.plan_url: the Plan page's URL <-> inputs, the planner request they make, and the Estimate link of a row."""
+"""llmcap.app.state.plan_url: the Plan page's URL <-> inputs, the planner request they make, and the Estimate link of a row."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.catalog import load_catalog
-from core.plan_url import (
+from llmcap.catalog.loader import load_catalog
+from llmcap.app.state.plan_url import (
     KEYS,
     PlanInputs,
     estimate_query,
@@ -17,8 +17,8 @@ from core.plan_url import (
     plan_request,
     whatif_changes,
 )
-from core.planner import Candidate
-from core.urlstate import choices_from_catalog, parse_query
+from llmcap.plan.planner import Candidate
+from llmcap.app.state.urlstate import choices_from_catalog, parse_query
 
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)

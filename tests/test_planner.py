@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.planner import PlanRequest, plan
+from llmcap.plan.planner import PlanRequest, plan
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
@@ -103,7 +103,7 @@ def test_wait_quantile_is_exact_for_mm1():
     # t = ln(0.8 / 0.1) / 0.2 = 10.397 s; P(W > 0) = 0.8, so the 10th percentile wait is 0
     import numpy as np
 
-    from core.disagg import _wait_quantile, pool_percentile
+    from llmcap.plan.disagg import _wait_quantile, pool_percentile
 
     assert _wait_quantile(np.array([0.8]), np.array([1.0]), 1.0, 1.0, 90.0)[0] == pytest.approx(10.3972, rel=1e-4)
     assert _wait_quantile(np.array([0.8]), np.array([1.0]), 1.0, 1.0, 10.0)[0] == 0.0
@@ -141,7 +141,7 @@ def test_disaggregation_loses_for_short_prompts():
 def test_lognormal_buckets_average_to_the_mean():
     import numpy as np
 
-    from core.plan_mix import lognormal_buckets
+    from llmcap.plan.mix import lognormal_buckets
 
     assert lognormal_buckets(500.0, 0.0, 3).tolist() == [500.0]
     b = lognormal_buckets(1000.0, 1.5, 3)  # equal-probability bins: their conditional means average to the mean
@@ -175,7 +175,7 @@ def test_mixed_candidate_meets_objectives():
 
 def test_device_without_cloud_offering_is_priced_by_cost_of_ownership():
     # the M2 Ultra has a purchase price in the catalog but no cloud offering: the plan falls back to TCO
-    from core.cost import tco_cost
+    from llmcap.economics.cost import tco_cost
 
     p = plan(
         _req(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.queueing import LoadCurve, analyze, attainment, goodput, load_curve
-from core.resolve import resolve
-from core.scenario import Scenario
-from core.simstats import max_rate_sim, summarize
-from core.simulate import deployment, simulate
-from core.sweep import expand, resolved_input
+from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve
+from llmcap.estimate.resolve import resolve
+from llmcap.scenario import Scenario
+from llmcap.load.simstats import max_rate_sim, summarize
+from llmcap.load.simulate import deployment, simulate
+from llmcap.estimate.sweep import expand, resolved_input
 
 LLAMA = dict(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8")
 

@@ -1,14 +1,14 @@
 """QueueResult.p_empty against the closed form of a birth-death chain with a constant service rate.
 
 With X(n) = mu for every n the flow-equivalent server is an M/M/1 queue (Poisson arrivals) whose idle
-probability is 1 - rho, rho = lambda / mu; core.queueing raises each birth-death ratio to beta = 2 / (ca^2 + 1)
+probability is 1 - rho, rho = lambda / mu; llmcap.load.queueing raises each birth-death ratio to beta = 2 / (ca^2 + 1)
 for an arrival cv ca, so the chain is geometric in rho^beta and P(empty) = 1 - rho^beta.
 """
 
 import numpy as np
 import pytest
 
-from core.queueing import GRID, LoadCurve, analyze
+from llmcap.load.queueing import GRID, LoadCurve, analyze
 
 
 def _constant_rate_curve(mu_rps: float, replicas: float = 1.0) -> LoadCurve:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.trace import TraceError, parse_trace
+from llmcap.load.trace import TraceError, parse_trace
 
 TRACES = Path(__file__).parent / "data" / "traces"
 

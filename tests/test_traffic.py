@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.catalog import load_catalog
-from core.schema import LengthDistribution
-from core.trace import parse_trace
-from core.traffic import (
+from llmcap.catalog.loader import load_catalog
+from llmcap.catalog.schema import LengthDistribution
+from llmcap.load.trace import parse_trace
+from llmcap.load.traffic import (
     TrafficError,
     interarrival_s,
     replay_trace,

@@ -1,4 +1,4 @@
-"""core.urlstate: URL query parameters <-> the Estimate page's inputs, with a warning per bad parameter."""
+"""llmcap.app.state.urlstate: URL query parameters <-> the Estimate page's inputs, with a warning per bad parameter."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.catalog import load_catalog
-from core.scenario import Scenario
-from core.urlstate import KEYS, PERCENTILES, PageInputs, choices_from_catalog, parse_query, to_query
+from llmcap.catalog.loader import load_catalog
+from llmcap.scenario import Scenario
+from llmcap.app.state.urlstate import KEYS, PERCENTILES, PageInputs, choices_from_catalog, parse_query, to_query
 
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.planner import PlanRequest, plan
-from core.whatif import sensitivity, what_ifs
+from llmcap.plan.planner import PlanRequest, plan
+from llmcap.plan.whatif import sensitivity, what_ifs
 
 
 @pytest.fixture(scope="module")

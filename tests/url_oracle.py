@@ -1,14 +1,14 @@
 """What makes an Estimate-page URL value good or bad, written from the README's rules (not from the parser), so
-tests of core.urlstate and of the pages can tell which parameters must be named in a warning."""
+tests of llmcap.app.state.urlstate and of the pages can tell which parameters must be named in a warning."""
 
 from __future__ import annotations
 
 import math
 import re
 
-from core.catalog import load_catalog, normalize_id
-from core.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
-from core.urlstate import (
+from llmcap.catalog.loader import load_catalog, normalize_id
+from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
+from llmcap.app.state.urlstate import (
     MAX_CONCURRENCY,
     MAX_CV,
     MAX_RATE_RPS,

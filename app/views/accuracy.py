@@ -1,6 +1,6 @@
 """Accuracy page: the method in brief, and the estimator against every measured result shipped in catalogs/measured/.
 
-The comparison is `llmcap validate`'s (core.validate.compare / summarize / worst on core.cli_estimate.default_data),
+The comparison is `llmcap validate`'s (llmcap.calibration.validate.compare / summarize / worst on llmcap.cli.estimate.default_data),
 computed once per server process.
 """
 
@@ -17,9 +17,9 @@ from custom_state import read_devices_from_url
 from ui import catalog_or_stop, csv_download, get_catalog
 from url_guard import warn_unused_params
 
-from core.cli_estimate import default_data
-from core.output import to_frame
-from core.validate import compare, summarize, worst
+from llmcap.cli.estimate import default_data
+from llmcap.io.output import to_frame
+from llmcap.calibration.validate import compare, summarize, worst
 
 ROOT = Path(__file__).resolve().parents[2]
 METHOD = ROOT / "docs" / "method.md"

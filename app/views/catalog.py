@@ -7,7 +7,7 @@ from custom_state import read_devices_from_url, write_devices_to_url
 from ui import catalog_frame, catalog_or_stop, csv_download, filter_table
 from url_guard import warn_unused_params
 
-from core.cli_catalog import TABLES, catalog_counts
+from llmcap.cli.catalog import TABLES, catalog_counts
 
 # Columns offered as multiselect filters in each table.
 FACETS = {

@@ -1,6 +1,6 @@
 """Estimate page (the default, at /): one scenario's fit, latency, throughput, memory, roofline and curves.
 
-Inputs sit in the sidebar and in the URL query string (core.urlstate parses and writes it); every number
+Inputs sit in the sidebar and in the URL query string (llmcap.app.state.urlstate parses and writes it); every number
 shown comes from core (estimate, curve, roofline, slo; load and operating_point for the request-rate mode,
 cost and energy) through the cached calls in ui.py.
 """
@@ -28,17 +28,17 @@ from ui import (
     write_query,
 )
 
-from core.catalog import Catalog
-from core.estimate import Estimate
-from core.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
-from core.load import LoadEstimate, LoadSpec, Slo
-from core.operating_point import CostResult, EnergyResult, PointCosts, Pricing
-from core.output import to_frame
-from core.roofline import ceilings, operator_points, phase_points
-from core.scenario import ENGINES
-from core.slo import slo_checks
-from core.trace import TraceError, parse_trace
-from core.urlstate import (
+from llmcap.catalog.loader import Catalog
+from llmcap.estimate.single import Estimate
+from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
+from llmcap.economics.operating_point import CostResult, EnergyResult, PointCosts, Pricing
+from llmcap.io.output import to_frame
+from llmcap.perf.roofline import ceilings, operator_points, phase_points
+from llmcap.scenario import ENGINES
+from llmcap.estimate.slo import slo_checks
+from llmcap.load.trace import TraceError, parse_trace
+from llmcap.app.state.urlstate import (
     MAX_CV,
     MAX_RATE_RPS,
     MAX_SLO_MS,
@@ -175,7 +175,7 @@ def on_upload() -> None:
     up = new_upload("upload", UPLOAD_ERROR)
     if up is None:
         return
-    try:  # size cap, UTF-8, hostile JSON (deep nesting, NaN, 5000-digit ints): core.safejson via hfconfig
+    try:  # size cap, UTF-8, hostile JSON (deep nesting, NaN, 5000-digit ints): llmcap.io.safejson via hfconfig
         arch = parse_config_bytes(up.getvalue(), MAX_CONFIG_BYTES, name=up.name)
     except ConfigJsonError as exc:
         st.session_state[UPLOAD_ERROR] = str(exc)
@@ -193,7 +193,7 @@ def on_upload() -> None:
 
 
 def on_trace_upload() -> None:
-    """Parse an uploaded trace CSV (core.trace) into the session, or keep the message saying what is wrong."""
+    """Parse an uploaded trace CSV (llmcap.load.trace) into the session, or keep the message saying what is wrong."""
     up = new_upload("trace_upload", TRACE_ERROR, TRACE)
     if up is None:
         return
@@ -389,7 +389,7 @@ def rate_widgets() -> None:
     sb.checkbox(
         "Simulate each request (slower)",
         key=K + "sim",
-        help="Off: the analytic queueing model (core.queueing; milliseconds; TTFT percentiles narrower and the "
+        help="Off: the analytic queueing model (llmcap.load.queueing; milliseconds; TTFT percentiles narrower and the "
         "maximum rate 10-15% higher than simulated). On: the iteration-level simulator of 10,000 requests, as "
         "`llmcap estimate --rate` (one to several seconds per change). URL key `sim` (0 or 1).",
     )
@@ -419,7 +419,7 @@ def usd(v: float | None) -> str:
 
 
 def load_inputs(inputs: PageInputs) -> tuple[LoadSpec, Slo, Pricing]:
-    """The request-rate traffic, the SLO and the price basis of the page's inputs (what core.load takes)."""
+    """The request-rate traffic, the SLO and the price basis of the page's inputs (what llmcap.load.rate takes)."""
     trace = st.session_state.get(TRACE)
     traffic = LoadSpec(
         rate_rps=inputs.rate_rps,
@@ -519,7 +519,7 @@ def method_caption(le: LoadEstimate) -> None:
     """Which model made the request-rate numbers, under the tiles."""
     if le.method.startswith("analytic"):
         st.caption(
-            "Method: **analytic queueing model** (core.queueing): fast, with narrower TTFT percentiles and a "
+            "Method: **analytic queueing model** (llmcap.load.queueing): fast, with narrower TTFT percentiles and a "
             "maximum rate 10-15% above the simulator's (docs/method.md). Tick *Simulate each request* in the "
             "sidebar for the simulator. Same numbers as `llmcap estimate --rate "
             f"{le.rate_rps:g} --method analytic`."

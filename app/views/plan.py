@@ -1,9 +1,9 @@
 """Plan page (/plan): the cheapest deployments that serve a request rate within the objectives.
 
-Inputs sit in a sidebar form and in the URL (core.plan_url parses and writes it); the search is
-core.planner.plan, cached on the request JSON, with its progress callback driving a progress bar. Shown: the
+Inputs sit in a sidebar form and in the URL (llmcap.app.state.plan_url parses and writes it); the search is
+llmcap.plan.planner.plan, cached on the request JSON, with its progress callback driving a progress bar. Shown: the
 ranked table (each row links to the Estimate page with the same scenario), the rejected families with the
-reason that binds, the two Pareto fronts and, where core.whatif exists, the what-ifs.
+reason that binds, the two Pareto fronts and, where llmcap.plan.whatif exists, the what-ifs.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from plan_charts import change_chart, front_chart
 from pydantic import ValidationError
 from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 
-from core.catalog import Catalog, normalize_id
-from core.output import to_frame
-from core.plan_url import (
+from llmcap.catalog.loader import Catalog, normalize_id
+from llmcap.io.output import to_frame
+from llmcap.app.state.plan_url import (
     AUTO_KV,
     MAX_PLAN_DEVICES,
     MAX_TOP,
@@ -37,10 +37,10 @@ from core.plan_url import (
     plan_request,
     whatif_changes,
 )
-from core.planner import Plan, PlanRequest, plan
-from core.scenario import ENGINES, MAX_TOKENS
-from core.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
-from core.urlstate import (
+from llmcap.plan.planner import Plan, PlanRequest, plan
+from llmcap.scenario import ENGINES, MAX_TOKENS
+from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
+from llmcap.app.state.urlstate import (
     MAX_RATE_RPS,
     MAX_SLO_MS,
     MAX_USD_PER_GPU_HOUR,
@@ -49,7 +49,7 @@ from core.urlstate import (
     Choices,
     choices_from_catalog,
 )
-from core.whatif import sensitivity, what_ifs
+from llmcap.plan.whatif import sensitivity, what_ifs
 
 K = "plan_"  # widget keys on this page
 LAST_QUERY = K + "last_query"
@@ -288,7 +288,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_plan(request_json: str, custom_key: str, _catalog: Catalog) -> Plan:
-    """core.planner.plan for a request (its JSON and the session's custom entries are the cache key).
+    """llmcap.plan.planner.plan for a request (its JSON and the session's custom entries are the cache key).
 
     The progress bar is drawn here so that Streamlit replays it on a cache hit (inside a container the
     caller empties) instead of failing to find an element drawn outside the cached call.
@@ -411,14 +411,14 @@ def pareto_section(result: Plan) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_whatifs(request_json: str, custom_key: str, changes_json: str, _base: Plan, _catalog: Catalog) -> list:
-    """core.whatif.what_ifs for the base plan of `request_json` (the key) under the changes."""
+    """llmcap.plan.whatif.what_ifs for the base plan of `request_json` (the key) under the changes."""
     changes = tuple((name, update) for name, update in json.loads(changes_json))
     return what_ifs(_base, _catalog, changes)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_sensitivity(request_json: str, custom_key: str, _base: Plan, _catalog: Catalog) -> list:
-    """core.whatif.sensitivity for the base plan of `request_json` (the key)."""
+    """llmcap.plan.whatif.sensitivity for the base plan of `request_json` (the key)."""
     return sensitivity(_base, _catalog)
 
 
@@ -471,7 +471,7 @@ def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tupl
     )  # fmt: skip
     st.caption(
         "Each what-if re-plans over the device types of the top three deployments with one input changed "
-        "(core.whatif) and compares the cheapest $/hour with the recommendation's. Whole instances, so small "
+        "(llmcap.plan.whatif) and compares the cheapest $/hour with the recommendation's. Whole instances, so small "
         "changes often cost nothing until a replica or instance is added."
     )
     if not inputs.sensitivity:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
 
-from core.cli import main as llmcap
+from llmcap.cli.main import main as llmcap
 
 SHARED = "/?model=meta-llama/Llama-3.1-8B-Instruct&hw=h100-sxm&tp=1&w=fp8&kv=fp8&isl=1024&osl=256&conc=16"
 CLI_ARGS = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "h100-sxm", "--tp", "1",
@@ -94,7 +94,7 @@ def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page
     assert_no_errors(page)
     expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
     assert_rate_tiles(page, cli_rate(capsys, 12, "analytic"))  # the page's default method
-    expect(page.get_by_text("Method: analytic queueing model (core.queueing): fast")).to_be_visible()
+    expect(page.get_by_text("Method: analytic queueing model (llmcap.load.queueing): fast")).to_be_visible()
     for heading in ("Latency at this request rate", "Memory", "Roofline", "Per-operator table"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
     screenshot(page, "estimate-rate.png")
@@ -108,7 +108,7 @@ def test_rate_link_matches_the_cli_and_the_rate_widget_writes_the_url(page: Page
     assert_rate_tiles(page, cli_rate(capsys, 12, "simulate"))
     page.get_by_text("Simulate each request (slower)").click()
     page.wait_for_function("() => location.search.includes('sim=0')", timeout=RENDER_TIMEOUT_MS)
-    expect(page.get_by_text("Method: analytic queueing model (core.queueing): fast")).to_be_visible(
+    expect(page.get_by_text("Method: analytic queueing model (llmcap.load.queueing): fast")).to_be_visible(
         timeout=RENDER_TIMEOUT_MS
     )
 

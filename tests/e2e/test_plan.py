@@ -1,4 +1,4 @@
-"""The Plan page in headless chromium: a shared link plans, its CSV equals core.planner.plan, a new request shows
+"""The Plan page in headless chromium: a shared link plans, its CSV equals llmcap.plan.planner.plan, a new request shows
 the progress bar and rewrites the URL, a row's Estimate link opens that scenario, bad values warn; screenshot kept."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
 
-from core.catalog import load_catalog
-from core.plan_url import parse_plan_query, plan_request
-from core.planner import plan
-from core.urlstate import choices_from_catalog
+from llmcap.catalog.loader import load_catalog
+from llmcap.app.state.plan_url import parse_plan_query, plan_request
+from llmcap.plan.planner import plan
+from llmcap.app.state.urlstate import choices_from_catalog
 
 SHARED = (
     "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=10&ttft=2000&tpot=100&pct=90&hw=all&disagg=1"

@@ -1,0 +1,1 @@
+"""The llmcap dashboard (Streamlit): pages, widgets and charts over the library. Needs the `app` extra."""

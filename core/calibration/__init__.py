@@ -1,0 +1,1 @@
+"""Measured data, validation against it, calibration of efficiency parameters."""

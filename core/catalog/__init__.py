@@ -1,0 +1,1 @@
+"""Catalogs: schema, loader, custom entries, catalog tables and the engine support matrix."""

@@ -1,0 +1,1 @@
+"""The llmcap command line: argument parsing and printing; each command calls the library."""

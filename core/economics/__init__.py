@@ -1,0 +1,1 @@
+"""Cost and energy at an operating point."""

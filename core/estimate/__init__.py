@@ -1,0 +1,1 @@
+"""Estimation: resolve ids, the vectorized evaluation, closed-loop serving, one scenario, compare."""

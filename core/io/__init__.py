@@ -1,0 +1,1 @@
+"""Input and output: safe JSON, table output, scenario files."""

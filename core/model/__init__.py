@@ -1,0 +1,1 @@
+"""Model architectures and Hugging Face config.json parsing."""

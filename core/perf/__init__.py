@@ -1,0 +1,1 @@
+"""Per-operator performance: shapes, operator table, efficiency, step timing, memory, roofline."""
