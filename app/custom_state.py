@@ -8,12 +8,9 @@ as `dev=`; everything, models included, travels in the downloadable scenario fil
 from __future__ import annotations
 
 import streamlit as st
-from ui import get_catalog
-
-from llmcap.model.architecture import Architecture
-from llmcap.catalog.loader import Catalog
 from llmcap.catalog.custom import with_custom
-from llmcap.scenario import Scenario
+from llmcap.catalog.loader import Catalog
+from llmcap.catalog.schema import Device
 from llmcap.io.scenario_io import (
     MAX_URL_DEVICES_CHARS,
     ScenarioFile,
@@ -22,7 +19,9 @@ from llmcap.io.scenario_io import (
     encode_devices,
     load_scenario_file,
 )
-from llmcap.catalog.schema import Device
+from llmcap.model.architecture import Architecture
+from llmcap.scenario import Scenario
+from ui import get_catalog
 
 DEVICES_KEY = "custom_devices"
 MODELS_KEY = "custom_models"

@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 import streamlit as st
-
-from llmcap.model.architecture import Architecture
+from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
 from llmcap.catalog.loader import Catalog, CatalogError, load_catalog
+from llmcap.catalog.schema import Device
 from llmcap.cli.catalog import catalog_rows
+from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import Estimate, estimate
+from llmcap.io.output import csv_safe, to_frame
 from llmcap.load.rate import (
     LoadEstimate,
     LoadSpec,
@@ -30,13 +32,10 @@ from llmcap.load.rate import (
     operating_point,
     prepare,
 )
-from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
-from llmcap.io.output import csv_safe, to_frame
-from llmcap.scenario import Scenario
-from llmcap.catalog.schema import Device
 from llmcap.load.simulate import SimResult
 from llmcap.load.trace import Trace
-from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
+from llmcap.model.architecture import Architecture
+from llmcap.scenario import Scenario
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -102,7 +101,7 @@ def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
     )
 
 
-# -- URL state: each page parses and writes its own keys (llmcap.app.state.urlstate, llmcap.app.state.plan_url); these move them ----------
+# -- URL state: each page parses and writes its own keys (state.urlstate, state.plan_url); these move them ----------
 
 
 def sync_from_url(last_key: str, parse: Callable[[dict], tuple], push: Callable[[object], None]) -> list[str]:

@@ -1,6 +1,6 @@
 """A warning for each URL query parameter a page does not read, so a mistyped or foreign link is never silent.
 
-The Estimate and Plan pages warn about unknown keys through their parsers (llmcap.app.state.urlstate, llmcap.app.state.plan_url);
+The Estimate and Plan pages warn about unknown keys through their parsers (app.state.urlstate, app.state.plan_url);
 the Compare, Catalog and Accuracy pages read a few keys each and call `warn_unused_params` with them.
 """
 

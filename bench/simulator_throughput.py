@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from llmcap.estimate.resolve import resolve
-from llmcap.scenario import Scenario
 from llmcap.load.simstats import summarize
 from llmcap.load.simulate import deployment, simulate
+from llmcap.scenario import Scenario
 
 N = 100_000
 

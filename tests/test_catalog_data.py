@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from llmcap.catalog.loader import normalize_id
 from llmcap.catalog.schema import (
     MATH_TYPES,

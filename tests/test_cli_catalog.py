@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli.main import main
 from llmcap.io.output import render

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from llmcap.cli.main import main
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"

@@ -1,17 +1,14 @@
-"""llmcap.estimate.compare (side-by-side rows, vary-one-parameter), llmcap.io.scenario_io (URL and file forms), llmcap.catalog.custom."""
+"""estimate.compare (side-by-side rows, vary-one-parameter), io.scenario_io (URL and file forms), catalog.custom."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import AXES, evaluate_rows, parse_values, vary_rows
-from llmcap.catalog.custom import with_custom
 from llmcap.estimate.single import estimate
-from llmcap.model.hfconfig import parse_config
-from llmcap.scenario import Scenario
 from llmcap.io.scenario_io import (
     MAX_SCENARIOS,
     decode_devices,
@@ -23,6 +20,8 @@ from llmcap.io.scenario_io import (
     encode_scenarios,
     load_scenario_file,
 )
+from llmcap.model.hfconfig import parse_config
+from llmcap.scenario import Scenario
 
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
 BASE = Scenario(model=LLAMA8, hardware="h100-sxm", weight_format="fp8", kv_format="fp8", engine="vllm", concurrency=16)

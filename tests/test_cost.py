@@ -7,8 +7,8 @@ import datetime as dt
 
 import numpy as np
 import pytest
-
 from llmcap.catalog.loader import UnknownIdError, load_catalog
+from llmcap.catalog.schema import CloudOffering
 from llmcap.economics.cost import (
     CostError,
     cheapest,
@@ -21,7 +21,6 @@ from llmcap.economics.cost import (
     unit_costs,
     user_cost,
 )
-from llmcap.catalog.schema import CloudOffering
 
 
 def offer(oid: str, per_instance: int, usd_per_hour: float, provider: str = "TestCloud", superseded=False):

@@ -1,16 +1,15 @@
-"""llmcap.estimate.curve, llmcap.perf.roofline and llmcap.estimate.slo: the Estimate page's charts and SLO check take their numbers here."""
+"""estimate.curve, perf.roofline and estimate.slo: the Estimate page's charts and SLO check take their numbers here."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import estimate
+from llmcap.estimate.slo import slo_checks
 from llmcap.perf.roofline import attainable_tflops, ceilings, operator_points, phase_points, ridge_flops_per_byte
 from llmcap.scenario import Scenario
-from llmcap.estimate.slo import slo_checks
 
 CATALOG = load_catalog()
 SCN = Scenario(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8", kv_format="fp8",

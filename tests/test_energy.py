@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.energy import (
     carbon_intensity,

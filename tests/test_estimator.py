@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.single import estimate
 from llmcap.perf.operators import causal_pairs, mean_window_context
@@ -165,8 +164,8 @@ def test_block_evaluation_matches_single_rows():
 
 def test_step_time_is_the_sum_of_its_operator_rows():
     """The block step timer (empty operators skipped) adds up the timed operator table."""
-    from llmcap.perf.operators import decode_step, prefill_step
     from llmcap.estimate.resolve import resolve
+    from llmcap.perf.operators import decode_step, prefill_step
     from llmcap.perf.timing import step_time, time_rows
 
     for model, tp, ep in ((LLAMA8, 2, 1), ("Qwen/Qwen3-30B-A3B", 4, 4), ("google/gemma-2-9b-it", 1, 1)):

@@ -7,11 +7,10 @@ import dataclasses
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.single import estimate
-from llmcap.scenario import Scenario
 from llmcap.estimate.sweep import build_input, evaluate
+from llmcap.scenario import Scenario
 
 CAT = load_catalog()
 MODELS = sorted(CAT.models)

@@ -14,11 +14,8 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from llmcap.catalog.loader import load_catalog
-from llmcap.model.hfconfig import MAX_LAYERS, parse_config
 from llmcap.io.safejson import MAX_DEPTH, JsonError, load_json
-from llmcap.scenario import Scenario
 from llmcap.io.scenario_io import (
     CMP_FIELDS,
     MAX_DEVICES_JSON_BYTES,
@@ -32,6 +29,8 @@ from llmcap.io.scenario_io import (
     encode_scenarios,
     load_scenario_file,
 )
+from llmcap.model.hfconfig import MAX_LAYERS, parse_config
+from llmcap.scenario import Scenario
 
 FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 CATALOG = load_catalog()
@@ -275,7 +274,7 @@ def test_dev_round_trip_and_hostile_values():
         decode_devices(_packed(_dumps([{**L4.model_dump(mode="json"), "memory_gb": math.inf}]).encode()))
 
 
-# -- llmcap.io.safejson -----------------------------------------------------------------------------------------------------
+# -- io.safejson -----------------------------------------------------------------------------------------------------
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300), json_values.map(_dumps)))
 def test_load_json_returns_finite_json_or_a_json_error(data):

@@ -1,4 +1,4 @@
-"""Fuzzing llmcap.app.state.urlstate.parse_query with 10,000 hostile queries: it never raises, every bad value is named in a
+"""Fuzzing app.state.urlstate.parse_query with 10,000 hostile queries: it never raises, every bad value is named in a
 warning, and whatever it returns is a valid PageInputs that builds a valid Scenario and survives a round trip.
 
 The oracle is independent of the parser: each query mixes values built to be valid (catalog ids, in-range
@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from llmcap.app.state.urlstate import (
+    KEYS,
+    MAX_VALUE_CHARS,
+    PASSTHROUGH_KEYS,
+    PERCENTILES,
+    PageInputs,
+    parse_query,
+    to_query,
+)
+from llmcap.scenario import MAX_DEVICES, Scenario
 from url_oracle import (
     CHOICE_SETS,
     CHOICES,
@@ -21,9 +31,6 @@ from url_oracle import (
     KNOWN_KEYS,
     is_good,
 )
-
-from llmcap.scenario import MAX_DEVICES, Scenario
-from llmcap.app.state.urlstate import KEYS, MAX_VALUE_CHARS, PASSTHROUGH_KEYS, PERCENTILES, PageInputs, parse_query, to_query
 
 FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 junk = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=24))

@@ -16,10 +16,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
+from llmcap.catalog.schema import ModelMeta
 from llmcap.model.architecture import Architecture
 from llmcap.model.hfconfig import ConfigError, parse_config
-from llmcap.catalog.schema import ModelMeta
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "catalogs" / "models"

@@ -1,4 +1,4 @@
-"""llmcap.load.rate (open-loop estimate of one scenario) and llmcap.economics.operating_point (cost and energy at a point)."""
+"""load.rate (open-loop estimate of one scenario) and economics.operating_point (cost and energy at a point)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
-
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.cost import CostError
+from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
 from llmcap.estimate.single import PhaseResult, estimate
 from llmcap.load.rate import (
     LoadError,
@@ -23,9 +22,9 @@ from llmcap.load.rate import (
     max_rate,
     prepare,
 )
-from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
-from llmcap.scenario import Scenario
 from llmcap.load.trace import parse_trace
+from llmcap.scenario import Scenario
+from pydantic import ValidationError
 
 CATALOG = load_catalog()
 SCN = Scenario(

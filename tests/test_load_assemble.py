@@ -1,9 +1,8 @@
-"""llmcap.load.rate.assemble: one entry for both methods, equal to estimate_load, with a clear error for a missing part."""
+"""load.rate.assemble: one entry for both methods, equal to estimate_load, with a clear error for a missing part."""
 
 from __future__ import annotations
 
 import pytest
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.rate import (
     LoadError,

@@ -15,13 +15,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import evaluate_rows
 from llmcap.estimate.single import estimate
+from llmcap.estimate.sweep import build_input, evaluate
 from llmcap.load.queueing import analyze, goodput, load_curve
 from llmcap.scenario import MAX_TOKENS, Scenario
-from llmcap.estimate.sweep import build_input, evaluate
 
 CAT = load_catalog()
 MODELS = sorted(CAT.models)

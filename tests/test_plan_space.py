@@ -1,10 +1,9 @@
 """The planner's search space: layouts the model's shapes allow, tiled into sweep rows."""
 
 import numpy as np
-
 from llmcap.catalog.loader import load_catalog
-from llmcap.plan.space import build_space, layouts, resolve_families
 from llmcap.estimate.sweep import evaluate
+from llmcap.plan.space import build_space, layouts, resolve_families
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -35,8 +34,8 @@ def test_moe_offers_expert_parallel_equal_to_tp():
 
 def test_space_rows_match_single_scenarios():
     """A row of the tiled space gives the same numbers as the sweep of that one scenario."""
-    from llmcap.scenario import Scenario
     from llmcap.estimate.sweep import sweep
+    from llmcap.scenario import Scenario
 
     cat = load_catalog()
     fams, rejected = resolve_families(cat, LLAMA_8B, ["h100-sxm", "l4"], ["fp8", "nope"], [None], ["vllm"])

@@ -1,12 +1,10 @@
-"""llmcap.app.state.plan_url: the Plan page's URL <-> inputs, the planner request they make, and the Estimate link of a row."""
+"""app.state.plan_url: the Plan page's URL <-> inputs, the planner request they make, and the Estimate link of a row."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from llmcap.catalog.loader import load_catalog
 from llmcap.app.state.plan_url import (
     KEYS,
     PlanInputs,
@@ -17,8 +15,9 @@ from llmcap.app.state.plan_url import (
     plan_request,
     whatif_changes,
 )
-from llmcap.plan.planner import Candidate
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
+from llmcap.catalog.loader import load_catalog
+from llmcap.plan.planner import Candidate
 
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)

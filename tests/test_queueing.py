@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from llmcap.estimate.resolve import resolve
-from llmcap.scenario import Scenario
+from llmcap.estimate.sweep import expand, resolved_input
+from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from llmcap.load.simstats import max_rate_sim, summarize
 from llmcap.load.simulate import deployment, simulate
-from llmcap.estimate.sweep import expand, resolved_input
+from llmcap.scenario import Scenario
 
 LLAMA = dict(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8")
 

@@ -9,12 +9,11 @@ import math
 
 import numpy as np
 import pytest
-
 from llmcap.estimate.resolve import resolve
-from llmcap.scenario import Scenario
 from llmcap.load.simstats import goodput_sim, max_rate_sim, slo_attainment, summarize
 from llmcap.load.simulate import SimConfig, deployment, expected_tokens_per_step, simulate
 from llmcap.load.steptable import StepTable, iteration_step
+from llmcap.scenario import Scenario
 
 LLAMA = dict(model="meta-llama/Llama-3.1-8B-Instruct", hardware="h100-sxm", weight_format="fp8")
 

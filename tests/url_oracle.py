@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 import re
 
-from llmcap.catalog.loader import load_catalog, normalize_id
-from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
 from llmcap.app.state.urlstate import (
     MAX_CONCURRENCY,
     MAX_CV,
@@ -19,6 +17,8 @@ from llmcap.app.state.urlstate import (
     PERCENTILES,
     choices_from_catalog,
 )
+from llmcap.catalog.loader import load_catalog, normalize_id
+from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
 
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)

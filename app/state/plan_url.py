@@ -15,12 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import Field, field_validator
-
-from llmcap.catalog.loader import Catalog, normalize_id
-from llmcap.plan.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
-from llmcap.scenario import ENGINES, MAX_TOKENS
-from llmcap.catalog.schema import Frozen
 from llmcap.app.state.urlstate import (
     DEFAULT_GAMMA_CV,
     DEFAULT_MODEL,
@@ -45,6 +39,11 @@ from llmcap.app.state.urlstate import (
     query_texts,
     to_query,
 )
+from llmcap.catalog.loader import Catalog, normalize_id
+from llmcap.catalog.schema import Frozen
+from llmcap.plan.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
+from llmcap.scenario import ENGINES, MAX_TOKENS
+from pydantic import Field, field_validator
 
 AUTO_KV = "auto"  # the weight format's own KV-cache format
 ALL = "all"
@@ -283,7 +282,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
 
 
 def whatif_changes(inputs: PlanInputs) -> tuple[tuple[str, dict[str, float]], ...]:
-    """The page's what-ifs in llmcap.plan.whatif's form: (label, PlanRequest fields to change); a rate is a multiplier."""
+    """The page's what-ifs in plan.whatif's form: (label, PlanRequest fields to change); a rate is a multiplier."""
 
     def signed(pct: float) -> str:
         return f"{pct:+g}%"

@@ -1,6 +1,6 @@
 """Accuracy page: the method in brief, and the estimator against every measured result shipped in catalogs/measured/.
 
-The comparison is `llmcap validate`'s (llmcap.calibration.validate.compare / summarize / worst on llmcap.cli.estimate.default_data),
+The comparison is `llmcap validate`'s (calibration.validate.compare / summarize / worst on cli.estimate.default_data),
 computed once per server process.
 """
 
@@ -14,12 +14,11 @@ import polars as pl
 import streamlit as st
 from chart_export import show_chart
 from custom_state import read_devices_from_url
-from ui import catalog_or_stop, csv_download, get_catalog
-from url_guard import warn_unused_params
-
+from llmcap.calibration.validate import compare, summarize, worst
 from llmcap.cli.estimate import default_data
 from llmcap.io.output import to_frame
-from llmcap.calibration.validate import compare, summarize, worst
+from ui import catalog_or_stop, csv_download, get_catalog
+from url_guard import warn_unused_params
 
 ROOT = Path(__file__).resolve().parents[2]
 METHOD = ROOT / "docs" / "method.md"

@@ -15,29 +15,6 @@ import streamlit as st
 from chart_export import show_chart
 from charts import latency_throughput_chart, memory_bar, memory_frame, roofline_chart
 from custom_state import add_model, custom_devices, custom_models, read_devices_from_url, write_devices_to_url
-from pydantic import ValidationError
-from ui import (
-    cached_closed_costs,
-    cached_curve,
-    cached_estimate,
-    cached_load,
-    catalog_or_stop,
-    csv_download,
-    share_link,
-    sync_from_url,
-    write_query,
-)
-
-from llmcap.catalog.loader import Catalog
-from llmcap.estimate.single import Estimate
-from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
-from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
-from llmcap.economics.operating_point import CostResult, EnergyResult, PointCosts, Pricing
-from llmcap.io.output import to_frame
-from llmcap.perf.roofline import ceilings, operator_points, phase_points
-from llmcap.scenario import ENGINES
-from llmcap.estimate.slo import slo_checks
-from llmcap.load.trace import TraceError, parse_trace
 from llmcap.app.state.urlstate import (
     MAX_CV,
     MAX_RATE_RPS,
@@ -51,6 +28,28 @@ from llmcap.app.state.urlstate import (
     choices_from_catalog,
     parse_query,
     to_query,
+)
+from llmcap.catalog.loader import Catalog
+from llmcap.economics.operating_point import CostResult, EnergyResult, PointCosts, Pricing
+from llmcap.estimate.single import Estimate
+from llmcap.estimate.slo import slo_checks
+from llmcap.io.output import to_frame
+from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
+from llmcap.load.trace import TraceError, parse_trace
+from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from llmcap.perf.roofline import ceilings, operator_points, phase_points
+from llmcap.scenario import ENGINES
+from pydantic import ValidationError
+from ui import (
+    cached_closed_costs,
+    cached_curve,
+    cached_estimate,
+    cached_load,
+    catalog_or_stop,
+    csv_download,
+    share_link,
+    sync_from_url,
+    write_query,
 )
 
 K = "est_"  # widget keys on this page

@@ -15,12 +15,6 @@ import polars as pl
 import streamlit as st
 from chart_export import show_chart
 from custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
-from plan_charts import change_chart, front_chart
-from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
-
-from llmcap.catalog.loader import Catalog, normalize_id
-from llmcap.io.output import to_frame
 from llmcap.app.state.plan_url import (
     AUTO_KV,
     MAX_PLAN_DEVICES,
@@ -37,9 +31,6 @@ from llmcap.app.state.plan_url import (
     plan_request,
     whatif_changes,
 )
-from llmcap.plan.planner import Plan, PlanRequest, plan
-from llmcap.scenario import ENGINES, MAX_TOKENS
-from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.app.state.urlstate import (
     MAX_RATE_RPS,
     MAX_SLO_MS,
@@ -49,7 +40,15 @@ from llmcap.app.state.urlstate import (
     Choices,
     choices_from_catalog,
 )
+from llmcap.catalog.loader import Catalog, normalize_id
+from llmcap.io.output import to_frame
+from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
+from llmcap.plan.planner import Plan, PlanRequest, plan
 from llmcap.plan.whatif import sensitivity, what_ifs
+from llmcap.scenario import ENGINES, MAX_TOKENS
+from plan_charts import change_chart, front_chart
+from pydantic import ValidationError
+from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 
 K = "plan_"  # widget keys on this page
 LAST_QUERY = K + "last_query"

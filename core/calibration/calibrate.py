@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy.optimize import least_squares
-
-from llmcap.catalog.loader import CATALOG_DIR, Catalog, load_catalog
-from llmcap.perf.efficiency import PARAM_NAMES, Efficiency
 from llmcap.calibration.measured import Measurement, metric_arrays, read_measurements
+from llmcap.catalog.loader import Catalog, catalog_dir, load_catalog
 from llmcap.estimate.sweep import build_input, evaluate
+from llmcap.perf.efficiency import PARAM_NAMES, Efficiency
+from scipy.optimize import least_squares
 
 # parameter: (prior, lower, upper, log-scale?)
 PRIORS = {
@@ -49,7 +48,6 @@ ENGINE_PARAMS = (
 CLASS_PARAMS = ("mem_eff_max", "gemm_eff_max", "step_overhead_s")
 PRIOR_WEIGHT = 0.05
 DEFAULT_DATA = ("measured_serving_hopper.csv", "measured_web_calibration.csv")
-MEASURED_DIR = CATALOG_DIR / "measured"
 
 
 class Fit:
@@ -152,11 +150,14 @@ def calibrate(paths: list[Path], catalog: Catalog | None = None, max_nfev: int =
     table["fitted"] = dt.date.today().isoformat()
     table["data"] = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()[:16]} for p in paths]
     table["rows_used"] = len(ok)
-    table["method"] = "scipy least_squares, soft_l1 on log(predicted/measured), weak prior pull; see core/calibration/calibrate.py"
+    table["method"] = (
+        "scipy least_squares, soft_l1 on log(predicted/measured), weak prior pull; see core/calibration/calibrate.py"
+    )
     return table
 
 
-def write_table(table: dict, path: Path = CATALOG_DIR / "efficiency.yaml") -> None:
+def write_table(table: dict, path: Path | None = None) -> None:
+    path = path if path is not None else catalog_dir() / "efficiency.yaml"
     header = (
         "# Efficiency parameters (core/perf/efficiency.py), fitted by `llmcap calibrate` to the measured data listed\n"
         "# under `data` (copies of ../shared/reference in catalogs/measured/). Do not edit by hand: re-run the fit.\n"

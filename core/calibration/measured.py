@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
-
-from llmcap.scenario import ENGINES, Scenario
 from llmcap.estimate.sweep import SweepInput, SweepResult
+from llmcap.scenario import ENGINES, Scenario
+from pydantic import ValidationError
 
 METRICS = (
     "ttft_ms",

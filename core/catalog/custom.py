@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog, CatalogModel, normalize_id
 from llmcap.catalog.schema import Device, ModelMeta
+from llmcap.model.architecture import Architecture
 
 CUSTOM_SOURCE = "user input in the dashboard (not from the catalogs)"
 

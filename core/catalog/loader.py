@@ -21,15 +21,13 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.schema import (
     CarbonIntensity,
     CloudOffering,
@@ -42,7 +40,8 @@ from llmcap.catalog.schema import (
     PurchasePrice,
     Workload,
 )
-
+from llmcap.model.architecture import Architecture
+from pydantic import BaseModel, ValidationError
 
 
 def _shipped_catalog_dir() -> Path:
@@ -55,6 +54,13 @@ def _shipped_catalog_dir() -> Path:
 
 
 CATALOG_DIR = _shipped_catalog_dir()
+CATALOGS_ENV = "LLMCAP_CATALOGS"
+
+
+def catalog_dir() -> Path:
+    """The catalog folder in use: $LLMCAP_CATALOGS when set (`llmcap --catalogs DIR` sets it), else the shipped one."""
+    chosen = os.environ.get(CATALOGS_ENV, "").strip()
+    return Path(chosen).expanduser() if chosen else CATALOG_DIR
 MAX_CATALOG_FILE_BYTES = 5_000_000
 
 M = TypeVar("M", bound=BaseModel)
@@ -314,10 +320,11 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
     aliases = _aliases(models, "catalogs/models", problems)
     for mid, m in models.items():
         for c in m.meta.checkpoints:
+            where = f"{mid}.checkpoints[{c.id}]"
             if c.weights not in formats:
-                problems.append(Problem("catalogs/models", f"{mid}.checkpoints[{c.id}]", f"unknown format '{c.weights}'"))
+                problems.append(Problem("catalogs/models", where, f"unknown format '{c.weights}'"))
             if c.kv is not None and c.kv not in kv:
-                problems.append(Problem("catalogs/models", f"{mid}.checkpoints[{c.id}]", f"unknown KV format '{c.kv}'"))
+                problems.append(Problem("catalogs/models", where, f"unknown KV format '{c.kv}'"))
     catalog = Catalog(
         hardware=hw,
         models=models,
@@ -357,15 +364,20 @@ def _load_power(root: Path, problems: list[Problem]) -> PowerCatalog | None:
     return power
 
 
-def validate_catalog(root: Path | str = CATALOG_DIR) -> list[Problem]:
-    """Every problem in the catalogs under `root` (empty list when all is well)."""
-    return _read_catalog(Path(root))[1]
+def validate_catalog(root: Path | str | None = None) -> list[Problem]:
+    """Every problem in the catalogs under `root` (default: catalog_dir()); empty when all is well."""
+    return _read_catalog(Path(root) if root is not None else catalog_dir())[1]
+
+
+def load_catalog(root: Path | str | None = None) -> Catalog:
+    """The validated catalog under `root` (default: catalog_dir()), loaded once per folder; raises CatalogError
+    listing every problem."""
+    return _load_cached(Path(root) if root is not None else catalog_dir())
 
 
 @functools.cache
-def load_catalog(root: Path | str = CATALOG_DIR) -> Catalog:
-    """The validated catalog; raises CatalogError listing every problem."""
-    catalog, problems = _read_catalog(Path(root))
+def _load_cached(root: Path) -> Catalog:
+    catalog, problems = _read_catalog(root)
     if problems:
         raise CatalogError(problems)
     return catalog

@@ -13,19 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import (
-    CATALOG_DIR,
     Catalog,
     CatalogModel,
     UnknownIdError,
+    catalog_dir,
     load_catalog,
     normalize_id,
     suggest,
     validate_catalog,
 )
-from llmcap.io.output import FORMATS, render, to_json
 from llmcap.catalog.schema import MATH_TYPES, CloudOffering, Device, Format, Workload
+from llmcap.io.output import FORMATS, render, to_json
+from llmcap.model.architecture import Architecture
 
 Row = dict[str, Any]
 
@@ -258,7 +258,7 @@ def _describe_fields(catalog: Catalog, kind: str, entry: Any) -> Row:
 
 def _shown_path(path: Path) -> str:
     try:
-        return str(path.relative_to(CATALOG_DIR.parent))
+        return str(path.relative_to(catalog_dir().parent))
     except ValueError:
         return str(path)
 
@@ -288,7 +288,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
 
     root = argparse.ArgumentParser(add_help=False)
-    root.add_argument("--root", type=Path, help=f"catalog folder (default: {CATALOG_DIR})")
+    root.add_argument("--root", type=Path, help="catalog folder (default: the shipped catalogs or $LLMCAP_CATALOGS)")
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
@@ -325,7 +325,7 @@ def _load(args: argparse.Namespace) -> Catalog:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    root = args.root or CATALOG_DIR
+    root = args.root or catalog_dir()
     problems = validate_catalog(root)
     for p in problems:
         print(p)

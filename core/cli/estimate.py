@@ -9,19 +9,18 @@ import math
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from llmcap.catalog.loader import CATALOG_DIR, load_catalog
+from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
-from llmcap.estimate.single import Estimate, estimate
-from llmcap.model.hfconfig import ConfigError, parse_config
-from llmcap.load.rate import DEFAULT_REQUESTS, METHODS, LoadEstimate, LoadSpec, Slo, estimate_load
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
-from llmcap.io.output import FORMATS, render
-from llmcap.scenario import ENGINES, Scenario
+from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import build_input, evaluate
-from llmcap.perf.timing import BOUNDS
+from llmcap.io.output import FORMATS, render
+from llmcap.load.rate import DEFAULT_REQUESTS, METHODS, LoadEstimate, LoadSpec, Slo, estimate_load
 from llmcap.load.trace import parse_trace
+from llmcap.model.hfconfig import ConfigError, parse_config
+from llmcap.perf.timing import BOUNDS
+from llmcap.scenario import ENGINES, Scenario
+from pydantic import ValidationError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 MAX_PREDICT_BYTES = 50_000_000
@@ -517,7 +516,7 @@ def cmd_predict(args) -> int:
 
 
 def default_data() -> list[Path]:
-    shipped = sorted((CATALOG_DIR / "measured").glob("*.csv"))
+    shipped = sorted((catalog_dir() / "measured").glob("*.csv"))
     return shipped or sorted(REFERENCE_DIR.glob("measured_*.csv"))
 
 
@@ -561,7 +560,7 @@ def cmd_calibrate(args) -> int:
     table = calibrate(paths, load_catalog())
     if args.write:
         write_table(table)
-        print(f"wrote {CATALOG_DIR / 'efficiency.yaml'} from {len(paths)} files, {table['rows_used']} values")
+        print(f"wrote {catalog_dir() / 'efficiency.yaml'} from {len(paths)} files, {table['rows_used']} values")
     else:
         import yaml
 

@@ -15,8 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-from llmcap.catalog.loader import CatalogError, UnknownIdError
+from llmcap.catalog.loader import CATALOGS_ENV, CatalogError, UnknownIdError
 
 PROG = "llmcap"
 COMMAND_MODULES = ("llmcap.cli.catalog", "llmcap.cli.estimate", "llmcap.cli.plan")
@@ -29,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="LLM-inference capacity planner: memory, latency, throughput, cost and deployment plans.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--catalogs",
+        metavar="DIR",
+        type=Path,
+        help=f"read the catalogs from DIR instead of the shipped ones (also ${CATALOGS_ENV})",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -41,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse already reported
         return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    if args.catalogs is not None:
+        if not (args.catalogs / "formats.yaml").is_file():
+            return _fail([f"--catalogs {args.catalogs}: not a catalog folder (no formats.yaml there)"])
+        os.environ[CATALOGS_ENV] = str(args.catalogs.resolve())
     try:
         return int(args.func(args) or 0)
     except UnknownIdError as exc:

@@ -11,7 +11,7 @@ memory-bound, communication and overhead time) and the share of time the engine 
   compute share       s * P_compute / P + (1 - s) * D_compute / D      (D: the decode step at the batch)
   memory share        s * P_memory  / P + (1 - s) * D_memory  / D
 
-The shares feed llmcap.economics.energy.step_power_w (board power) and s splits the bill in llmcap.economics.cost.unit_costs.
+The shares feed economics.energy.step_power_w (board power) and s splits the bill in economics.cost.unit_costs.
 $/hour comes from llmcap.economics.cost: a catalog cloud offering (by provider or offering id, or the cheapest
 current one), a user's $/GPU-hour, or total cost of ownership with the operating point's power.
 """
@@ -22,13 +22,12 @@ import math
 from dataclasses import fields
 from typing import Literal
 
-from pydantic import Field, model_validator
-
 from llmcap.catalog.loader import Catalog, UnknownIdError, load_catalog
+from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.cost import CostError, HourlyCost, cloud_cost, tco_cost, unit_costs, user_cost
 from llmcap.economics.energy import DEFAULT_REGION, estimate_energy
 from llmcap.estimate.single import Estimate, PhaseResult, estimate
-from llmcap.catalog.schema import Device, Frozen
+from pydantic import Field, model_validator
 
 
 class Pricing(Frozen):

@@ -1,6 +1,6 @@
 """Side-by-side scenarios and "vary one parameter" sweeps, as table rows from one `sweep()` call each.
 
-The numbers are the estimator's own (`llmcap.estimate.sweep.evaluate`, the function `llmcap.estimate.single.estimate` runs on
+The numbers are the estimator's own (`estimate.sweep.evaluate`, the function `estimate.single.estimate` runs on
 arrays of length one); this module only lays them out, so a row equals `estimate()` for its scenario.
 """
 
@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
-
 from llmcap.catalog.loader import Catalog
 from llmcap.estimate.single import estimate
-from llmcap.perf.memory import GB
-from llmcap.scenario import MAX_TOKENS, Scenario
-from llmcap.io.scenario_io import validation_text
 from llmcap.estimate.sweep import SweepResult, sweep
+from llmcap.io.scenario_io import validation_text
+from llmcap.perf.memory import GB
 from llmcap.perf.timing import BOUNDS
+from llmcap.scenario import MAX_TOKENS, Scenario
+from pydantic import ValidationError
 
 MS = 1e3
 MAX_POINTS = 64  # values per "vary one parameter" axis

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog
-from llmcap.estimate.resolve import resolve
-from llmcap.scenario import Scenario
 from llmcap.catalog.schema import Device
+from llmcap.estimate.resolve import resolve
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
+from llmcap.model.architecture import Architecture
+from llmcap.scenario import Scenario
 
 MS = 1e3
 CURVE_POINTS = 24

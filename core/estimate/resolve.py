@@ -6,15 +6,14 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.perf.efficiency import efficiency
-from llmcap.perf.operators import Layout
-from llmcap.scenario import Scenario
 from llmcap.catalog.schema import Device, Format, KVFormat
 from llmcap.estimate.serving import MIXED, PREFILL_FIRST, Engine, System
+from llmcap.model.architecture import Architecture
+from llmcap.perf.efficiency import efficiency
+from llmcap.perf.operators import Layout
 from llmcap.perf.shapes import ModelShape, device_spec, effective_math, format_spec
+from llmcap.scenario import Scenario
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog
-from llmcap.perf.memory import GB, kv_bytes_per_sequence
-from llmcap.perf.operators import decode_step, prefill_step
-from llmcap.estimate.resolve import Resolved, layer_check, resolve
-from llmcap.scenario import Scenario
 from llmcap.catalog.schema import Device, Frozen
+from llmcap.estimate.resolve import Resolved, layer_check, resolve
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import SweepResult, evaluate, resolved_input
+from llmcap.model.architecture import Architecture
+from llmcap.perf.memory import GB, kv_bytes_per_sequence
+from llmcap.perf.operators import decode_step, prefill_step
 from llmcap.perf.timing import BOUNDS, time_rows
+from llmcap.scenario import Scenario
+from pydantic import Field
 
 MS = 1e3
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from llmcap.estimate.single import ServingResult
 from llmcap.catalog.schema import Frozen
+from llmcap.estimate.single import ServingResult
 
 
 class SloCheck(Frozen):

@@ -13,13 +13,12 @@ import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
-
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.estimate.resolve import Resolved, layer_check, resolve
+from llmcap.estimate.serving import Engine, System, closed_loop
 from llmcap.perf.memory import kv_bytes_per_sequence, max_concurrency, memory_budget
 from llmcap.perf.operators import Layout
-from llmcap.estimate.resolve import Resolved, layer_check, resolve
 from llmcap.scenario import Scenario
-from llmcap.estimate.serving import Engine, System, closed_loop
 
 
 @dataclass(frozen=True)

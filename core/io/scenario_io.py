@@ -7,7 +7,7 @@
   architectures) in one JSON document, for what is too large for a URL.
 Every decoder raises ValueError with a message naming what is wrong, never a bare pydantic traceback. Input is
 treated as hostile: lengths are capped before decoding, decompression is bounded, JSON goes through
-llmcap.io.safejson (no NaN/Infinity, no deep nesting), and custom models meet llmcap.model.hfconfig's plausibility limits.
+io.safejson (no NaN/Infinity, no deep nesting), and custom models meet model.hfconfig's plausibility limits.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import re
 import zlib
 from typing import Literal
 
-from pydantic import Field, ValidationError
-
+from llmcap.catalog.schema import Device, Frozen
+from llmcap.io.safejson import JsonError, load_json
 from llmcap.model.architecture import Architecture
 from llmcap.model.hfconfig import ConfigError, check_architecture
-from llmcap.io.safejson import JsonError, load_json
 from llmcap.scenario import Scenario
-from llmcap.catalog.schema import Device, Frozen
+from pydantic import Field, ValidationError
 
 MAX_SCENARIOS = 6
 MAX_FILE_BYTES = 5_000_000

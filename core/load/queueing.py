@@ -1,6 +1,6 @@
 """Open-loop serving, analytic and vectorized over many configurations: a flow-equivalent server.
 
-The closed-loop model (llmcap.estimate.serving.closed_loop, through llmcap.estimate.sweep.evaluate) gives, for n requests in
+The closed-loop model (estimate.serving.closed_loop, through estimate.sweep.evaluate) gives, for n requests in
 a replica, the time to first token TTFT(n), the time per output token TPOT(n) and so the rate at which
 requests complete, X(n) = n / E2E(n). Open-loop arrivals at rate lambda then make the number in the
 replica a birth-death process (Chandy, Herzog and Woo 1975, "Parametric analysis of queuing networks":
@@ -37,11 +37,10 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
-
-from llmcap.perf.operators import decode_step, prefill_step
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import SweepInput, evaluate, expand
+from llmcap.perf.operators import decode_step, prefill_step
+from scipy.special import ndtri
 
 LOG_SPAN = 64.0  # > log of any concurrency, so shifted rows never interleave in _at
 GRID = 48  # concurrency points per configuration (log-spaced from 1 to n_max)

@@ -41,24 +41,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, ValidationError
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.energy import DEFAULT_REGION
-from llmcap.estimate.single import Estimate, estimate
 from llmcap.economics.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
+from llmcap.estimate.resolve import resolve
+from llmcap.estimate.single import Estimate, estimate
+from llmcap.estimate.sweep import resolved_input
 from llmcap.load.queueing import GRID, LoadCurve, QueueResult, analyze, attainment, load_curve
 from llmcap.load.queueing import goodput as analytic_goodput_rps
-from llmcap.estimate.resolve import resolve
-from llmcap.scenario import Scenario
-from llmcap.catalog.schema import Device, Frozen
 from llmcap.load.simstats import goodput_sim, max_rate_sim, slo_attainment
 from llmcap.load.simulate import SimConfig, SimResult, deployment, simulate
 from llmcap.load.steptable import StepTable
-from llmcap.estimate.sweep import resolved_input
 from llmcap.load.trace import Trace
 from llmcap.load.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
+from llmcap.model.architecture import Architecture
+from llmcap.scenario import Scenario
+from pydantic import Field, ValidationError
 
 DEFAULT_REQUESTS = 10_000
 SEARCH_REQUESTS = 3_000

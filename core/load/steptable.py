@@ -26,9 +26,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
-
-from llmcap.perf.operators import Step, decode_step
 from llmcap.estimate.serving import System, per_stage_batch
+from llmcap.perf.operators import Step, decode_step
 
 R_MIN = 1e-3  # below this ratio of prompt to decode pairs the prompt's attention is negligible
 

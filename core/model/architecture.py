@@ -7,9 +7,8 @@ per kind of layer, multiplied by the number of such layers.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-
 from llmcap.catalog.schema import Frozen
+from pydantic import Field, model_validator
 
 
 class MLA(Frozen):

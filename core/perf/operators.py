@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from llmcap.perf.shapes import LINEAR_STATE_BYTES, FormatSpec, ModelShape
 
 

@@ -10,9 +10,8 @@ under the roof is the efficiency model's (and, for a phase, the per-step overhea
 from __future__ import annotations
 
 import numpy as np
-
-from llmcap.estimate.single import Estimate
 from llmcap.catalog.schema import Device
+from llmcap.estimate.single import Estimate
 
 
 def attainable_tflops(intensity_flops_per_byte: np.ndarray, peak_tflops: float, mem_bw_gbps: float) -> np.ndarray:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.schema import Device, Format, KVFormat, MathFallback
+from llmcap.model.architecture import Architecture
 
 LINEAR_STATE_BYTES = 4.0  # Mamba / Gated-DeltaNet state is kept in fp32 (configs' mamba_ssm_cache_dtype)
 

@@ -21,9 +21,8 @@ import os
 import sys
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-
 from llmcap.catalog.schema import Frozen
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 
 class Mix(Frozen):

@@ -21,17 +21,16 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from pydantic import Field, model_validator
-
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.catalog.schema import Frozen, Workload
 from llmcap.economics.cost import CostError, cheapest, offerings_for, tco_cost
 from llmcap.economics.energy import device_power, step_power_w
+from llmcap.estimate.sweep import evaluate, expand
+from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from llmcap.plan.pareto import pareto_front
 from llmcap.plan.space import Space, build_space, resolve_families
-from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve
 from llmcap.scenario import ENGINES
-from llmcap.catalog.schema import Frozen, Workload
-from llmcap.estimate.sweep import evaluate, expand
+from pydantic import Field, model_validator
 
 Progress = Callable[[float, str], None]
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")

@@ -17,14 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-
-from llmcap.model.architecture import Architecture
 from llmcap.catalog.loader import Catalog
-from llmcap.perf.operators import Layout
 from llmcap.estimate.resolve import Resolved, resolve
-from llmcap.scenario import Scenario
 from llmcap.estimate.serving import Engine
 from llmcap.estimate.sweep import SweepInput, _concat_tree, expand, resolved_input
+from llmcap.model.architecture import Architecture
+from llmcap.perf.operators import Layout
+from llmcap.scenario import Scenario
 
 TP_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
 PP_OPTIONS = (1, 2, 4, 8)

@@ -11,8 +11,8 @@ device types of the base plan's leading candidates.
 from __future__ import annotations
 
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.plan.planner import Plan, PlanRequest, plan
 from llmcap.catalog.schema import Frozen
+from llmcap.plan.planner import Plan, PlanRequest, plan
 
 LEADERS = 3
 DEFAULT_WHATIFS = (
