@@ -9,6 +9,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 import polars as pl
+
 from llmcap.estimate.single import MemoryResult
 from llmcap.perf.roofline import attainable_tflops
 

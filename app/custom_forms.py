@@ -18,13 +18,14 @@ from custom_state import (
     scenario_file_text,
     scenario_file_uploader,
 )
+from pydantic import ValidationError
+from ui import get_catalog
+
 from llmcap.catalog.schema import MATH_TYPES, Device
 from llmcap.io.scenario_io import check_model_name, validation_text
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
 from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
-from pydantic import ValidationError
-from ui import get_catalog
 
 TRACES_KEY = "custom_traces"  # name -> llmcap.load.trace.Trace
 KINDS = ("datacenter_gpu", "consumer_gpu", "accelerator", "apple_soc", "edge", "cpu")

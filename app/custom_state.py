@@ -8,6 +8,8 @@ as `dev=`; everything, models included, travels in the downloadable scenario fil
 from __future__ import annotations
 
 import streamlit as st
+from ui import get_catalog
+
 from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device
@@ -21,7 +23,6 @@ from llmcap.io.scenario_io import (
 )
 from llmcap.model.architecture import Architecture
 from llmcap.scenario import Scenario
-from ui import get_catalog
 
 DEVICES_KEY = "custom_devices"
 MODELS_KEY = "custom_models"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 import polars as pl
+
 from llmcap.plan.planner import PlanRequest
 
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")

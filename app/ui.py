@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 import streamlit as st
+
 from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
 from llmcap.catalog.loader import Catalog, CatalogError, load_catalog
 from llmcap.catalog.schema import Device
-from llmcap.cli.catalog import catalog_rows
+from llmcap.catalog.tables import catalog_rows
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import Estimate, estimate

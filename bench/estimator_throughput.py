@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
 from llmcap.catalog.loader import load_catalog  # noqa: E402
 from llmcap.cli.main import main as cli_main  # noqa: E402
 from llmcap.estimate.sweep import build_input, evaluate, expand  # noqa: E402

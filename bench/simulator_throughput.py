@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from llmcap.estimate.resolve import resolve
 from llmcap.load.simstats import summarize
 from llmcap.load.simulate import deployment, simulate

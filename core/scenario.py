@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from llmcap.catalog.schema import Frozen
 from pydantic import Field, model_validator
+
+from llmcap.catalog.schema import Frozen
 
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp", "generic")
 MAX_TOKENS = 10_000_000

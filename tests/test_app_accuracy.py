@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from llmcap.calibration.validate import compare, summarize, worst
-from llmcap.cli.estimate import default_data
 from streamlit.testing.v1 import AppTest
+
+from llmcap.calibration.measured import default_data
+from llmcap.calibration.validate import compare, summarize, worst
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 

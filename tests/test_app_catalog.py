@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
+
 from llmcap.catalog.loader import CatalogError, Problem, load_catalog
-from llmcap.cli.catalog import TABLES, catalog_counts
+from llmcap.catalog.tables import TABLES, catalog_counts
 from llmcap.estimate.single import estimate
 from llmcap.io.scenario_io import decode_devices, dump_scenario_file, encode_devices
 from llmcap.model.hfconfig import parse_config
 from llmcap.scenario import Scenario
-from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 APP = APP_DIR / "streamlit_app.py"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from streamlit.testing.v1 import AppTest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import vary_rows
 from llmcap.estimate.single import estimate
 from llmcap.io.scenario_io import decode_scenarios, dump_scenario_file, encode_devices, encode_scenarios
 from llmcap.scenario import Scenario
-from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"

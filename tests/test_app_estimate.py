@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from streamlit.testing.v1 import AppTest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.economics.operating_point import Pricing, closed_loop_costs
 from llmcap.estimate.single import estimate
 from llmcap.load.rate import LoadSpec, Slo, estimate_load
 from llmcap.scenario import Scenario
-from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 CATALOG = load_catalog()

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from streamlit.testing.v1 import AppTest
+
 from llmcap.app.state.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
 from llmcap.catalog.loader import load_catalog
 from llmcap.plan.planner import plan
 from llmcap.plan.whatif import what_ifs
-from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from llmcap.catalog.loader import normalize_id
 from llmcap.catalog.schema import (
     MATH_TYPES,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from llmcap.catalog.schema import Device
 
 REPO = Path(__file__).resolve().parents[1]

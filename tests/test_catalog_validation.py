@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from llmcap.catalog.loader import CATALOG_DIR, CatalogError, Problem, load_catalog, validate_catalog
 from llmcap.cli.main import main
 
@@ -132,8 +133,9 @@ def test_cli_validate_clean_copy_prints_counts(root, capsys):
 def test_catalog_facts_must_be_finite():
     import math
 
-    from llmcap.catalog.loader import load_catalog
     from pydantic import ValidationError
+
+    from llmcap.catalog.loader import load_catalog
 
     d = load_catalog().device("h100-sxm")
     for bad in (math.inf, math.nan):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli.main import main
 from llmcap.io.output import render

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from llmcap.catalog.loader import CATALOG_DIR, load_catalog
 from llmcap.cli.main import main
 from llmcap.estimate.single import estimate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli.main import main
 from llmcap.economics.operating_point import Pricing

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from llmcap.cli.main import main
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"

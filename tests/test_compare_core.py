@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import AXES, evaluate_rows, parse_values, vary_rows

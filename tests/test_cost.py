@@ -7,6 +7,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.catalog.schema import CloudOffering
 from llmcap.economics.cost import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import estimate

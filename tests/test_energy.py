@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.energy import (
     carbon_intensity,

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.single import estimate
 from llmcap.perf.operators import causal_pairs, mean_window_context

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.single import estimate
 from llmcap.estimate.sweep import build_input, evaluate

@@ -14,6 +14,7 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.io.safejson import MAX_DEPTH, JsonError, load_json
 from llmcap.io.scenario_io import (

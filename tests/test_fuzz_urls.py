@@ -10,16 +10,6 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from llmcap.app.state.urlstate import (
-    KEYS,
-    MAX_VALUE_CHARS,
-    PASSTHROUGH_KEYS,
-    PERCENTILES,
-    PageInputs,
-    parse_query,
-    to_query,
-)
-from llmcap.scenario import MAX_DEVICES, Scenario
 from url_oracle import (
     CHOICE_SETS,
     CHOICES,
@@ -31,6 +21,17 @@ from url_oracle import (
     KNOWN_KEYS,
     is_good,
 )
+
+from llmcap.app.state.urlstate import (
+    KEYS,
+    MAX_VALUE_CHARS,
+    PASSTHROUGH_KEYS,
+    PERCENTILES,
+    PageInputs,
+    parse_query,
+    to_query,
+)
+from llmcap.scenario import MAX_DEVICES, Scenario
 
 FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 junk = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=24))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llmcap.catalog.schema import ModelMeta
 from llmcap.model.architecture import Architecture
 from llmcap.model.hfconfig import ConfigError, parse_config

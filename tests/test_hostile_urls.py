@@ -13,12 +13,13 @@ import random
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
+from url_oracle import CHOICE_SETS, FLAG_KEYS, FLOAT_RANGES, HOSTILE, INT_RANGES, KNOWN_KEYS, is_good
+
 from llmcap.app.state.urlstate import KEYS, MAX_VALUE_CHARS
 from llmcap.estimate.compare import AXES, MAX_POINTS
 from llmcap.io.scenario_io import encode_devices, encode_scenarios
 from llmcap.scenario import Scenario
-from streamlit.testing.v1 import AppTest
-from url_oracle import CHOICE_SETS, FLAG_KEYS, FLOAT_RANGES, HOSTILE, INT_RANGES, KNOWN_KEYS, is_good
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 SEED = 20_261_122

@@ -7,6 +7,8 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.cost import CostError
 from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
@@ -24,7 +26,6 @@ from llmcap.load.rate import (
 )
 from llmcap.load.trace import parse_trace
 from llmcap.scenario import Scenario
-from pydantic import ValidationError
 
 CATALOG = load_catalog()
 SCN = Scenario(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.rate import (
     LoadError,

@@ -1,6 +1,7 @@
 """The Mélange integer program on mixes small enough to solve by hand."""
 
 import pytest
+
 from llmcap.plan.mix_ip import solve_mix
 
 

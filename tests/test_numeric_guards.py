@@ -15,6 +15,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import evaluate_rows
 from llmcap.estimate.single import estimate

@@ -1,6 +1,7 @@
 """The planner's search space: layouts the model's shapes allow, tiled into sweep rows."""
 
 import numpy as np
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.sweep import evaluate
 from llmcap.plan.space import build_space, layouts, resolve_families

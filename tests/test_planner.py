@@ -1,6 +1,7 @@
 """The planner: hand-checkable cases, objectives met by every candidate, monotonicity, reasons."""
 
 import pytest
+
 from llmcap.plan.planner import PlanRequest, plan
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
@@ -101,6 +102,7 @@ def test_wait_quantile_is_exact_for_mm1():
     # M/M/1 (ca = cs = 1): P(W > t) = rho exp(-(1 - rho) t / S). rho 0.8, S 1 s, p90:
     # t = ln(0.8 / 0.1) / 0.2 = 10.397 s; P(W > 0) = 0.8, so the 10th percentile wait is 0
     import numpy as np
+
     from llmcap.plan.disagg import _wait_quantile, pool_percentile
 
     assert _wait_quantile(np.array([0.8]), np.array([1.0]), 1.0, 1.0, 90.0)[0] == pytest.approx(10.3972, rel=1e-4)
@@ -138,6 +140,7 @@ def test_disaggregation_loses_for_short_prompts():
 
 def test_lognormal_buckets_average_to_the_mean():
     import numpy as np
+
     from llmcap.plan.mix import lognormal_buckets
 
     assert lognormal_buckets(500.0, 0.0, 3).tolist() == [500.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.sweep import expand, resolved_input
 from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_curve

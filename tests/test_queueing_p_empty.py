@@ -7,6 +7,7 @@ for an arrival cv ca, so the chain is geometric in rho^beta and P(empty) = 1 - r
 
 import numpy as np
 import pytest
+
 from llmcap.load.queueing import GRID, LoadCurve, analyze
 
 

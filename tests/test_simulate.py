@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+
 from llmcap.estimate.resolve import resolve
 from llmcap.load.simstats import goodput_sim, max_rate_sim, slo_attainment, summarize
 from llmcap.load.simulate import SimConfig, deployment, expected_tokens_per_step, simulate

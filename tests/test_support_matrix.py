@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from llmcap.catalog.loader import CATALOG_DIR, load_catalog
 from llmcap.catalog.schema import Device
 from llmcap.catalog.support import (
@@ -21,7 +23,6 @@ from llmcap.catalog.support import (
     supported_engines,
     supported_formats,
 )
-from pydantic import ValidationError
 
 ARCHS = {
     "h100-sxm": "hopper",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from llmcap.load.trace import TraceError, parse_trace
 
 TRACES = Path(__file__).parent / "data" / "traces"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.catalog.schema import LengthDistribution
 from llmcap.load.trace import parse_trace

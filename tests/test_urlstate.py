@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llmcap.app.state.urlstate import KEYS, PERCENTILES, PageInputs, choices_from_catalog, parse_query, to_query
 from llmcap.catalog.loader import load_catalog
 from llmcap.scenario import Scenario

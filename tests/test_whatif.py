@@ -1,6 +1,7 @@
 """What-ifs and sensitivity of the recommendation's cost."""
 
 import pytest
+
 from llmcap.plan.planner import PlanRequest, plan
 from llmcap.plan.whatif import sensitivity, what_ifs
 

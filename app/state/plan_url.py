@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import Field, field_validator
+
 from llmcap.app.state.urlstate import (
     DEFAULT_GAMMA_CV,
     DEFAULT_MODEL,
@@ -43,7 +45,6 @@ from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
 from llmcap.plan.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
 from llmcap.scenario import ENGINES, MAX_TOKENS
-from pydantic import Field, field_validator
 
 AUTO_KV = "auto"  # the weight format's own KV-cache format
 ALL = "all"

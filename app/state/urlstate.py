@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import Field
+
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS, Scenario
-from pydantic import Field
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 DEFAULT_HARDWARE = "h100-sxm"

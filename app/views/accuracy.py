@@ -14,11 +14,12 @@ import polars as pl
 import streamlit as st
 from chart_export import show_chart
 from custom_state import read_devices_from_url
-from llmcap.calibration.validate import compare, summarize, worst
-from llmcap.cli.estimate import default_data
-from llmcap.io.output import to_frame
 from ui import catalog_or_stop, csv_download, get_catalog
 from url_guard import warn_unused_params
+
+from llmcap.calibration.measured import default_data
+from llmcap.calibration.validate import compare, summarize, worst
+from llmcap.io.output import to_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 METHOD = ROOT / "docs" / "method.md"

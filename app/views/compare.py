@@ -20,14 +20,15 @@ from custom_state import (
     scenario_file_uploader,
     write_devices_to_url,
 )
+from pydantic import ValidationError
+from ui import catalog_or_stop, csv_download
+from url_guard import warn_unused_params
+
 from llmcap.catalog.loader import Catalog, UnknownIdError, normalize_id
 from llmcap.estimate.compare import AXES, evaluate_rows, label, parse_values, vary_rows
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_SCENARIOS, decode_scenarios, encode_scenarios, validation_text
 from llmcap.scenario import ENGINES, Scenario
-from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download
-from url_guard import warn_unused_params
 
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
 DEFAULTS = [

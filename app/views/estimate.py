@@ -15,6 +15,19 @@ import streamlit as st
 from chart_export import show_chart
 from charts import latency_throughput_chart, memory_bar, memory_frame, roofline_chart
 from custom_state import add_model, custom_devices, custom_models, read_devices_from_url, write_devices_to_url
+from pydantic import ValidationError
+from ui import (
+    cached_closed_costs,
+    cached_curve,
+    cached_estimate,
+    cached_load,
+    catalog_or_stop,
+    csv_download,
+    share_link,
+    sync_from_url,
+    write_query,
+)
+
 from llmcap.app.state.urlstate import (
     MAX_CV,
     MAX_RATE_RPS,
@@ -39,18 +52,6 @@ from llmcap.load.trace import TraceError, parse_trace
 from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
 from llmcap.perf.roofline import ceilings, operator_points, phase_points
 from llmcap.scenario import ENGINES
-from pydantic import ValidationError
-from ui import (
-    cached_closed_costs,
-    cached_curve,
-    cached_estimate,
-    cached_load,
-    catalog_or_stop,
-    csv_download,
-    share_link,
-    sync_from_url,
-    write_query,
-)
 
 K = "est_"  # widget keys on this page
 LAST_QUERY = K + "last_query"  # the query this page last wrote: a different URL means a new link was opened

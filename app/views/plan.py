@@ -15,6 +15,10 @@ import polars as pl
 import streamlit as st
 from chart_export import show_chart
 from custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
+from plan_charts import change_chart, front_chart
+from pydantic import ValidationError
+from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
+
 from llmcap.app.state.plan_url import (
     AUTO_KV,
     MAX_PLAN_DEVICES,
@@ -46,9 +50,6 @@ from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.plan.planner import Plan, PlanRequest, plan
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES, MAX_TOKENS
-from plan_charts import change_chart, front_chart
-from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 
 K = "plan_"  # widget keys on this page
 LAST_QUERY = K + "last_query"

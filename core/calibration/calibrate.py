@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from scipy.optimize import least_squares
+
 from llmcap.calibration.measured import Measurement, metric_arrays, read_measurements
 from llmcap.catalog.loader import Catalog, catalog_dir, load_catalog
 from llmcap.estimate.sweep import build_input, evaluate
 from llmcap.perf.efficiency import PARAM_NAMES, Efficiency
-from scipy.optimize import least_squares
 
 # parameter: (prior, lower, upper, log-scale?)
 PRIORS = {

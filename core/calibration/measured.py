@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
+
+from llmcap.catalog.loader import catalog_dir
 from llmcap.estimate.sweep import SweepInput, SweepResult
 from llmcap.scenario import ENGINES, Scenario
-from pydantic import ValidationError
 
 METRICS = (
     "ttft_ms",
@@ -27,6 +29,15 @@ METRICS = (
     "decode_tokens_per_s_per_seq",
 )
 MAX_MEASURED_BYTES = 50_000_000
+# ../shared/reference beside a checkout (core/calibration/measured.py -> the folder above the repository)
+REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference"
+
+
+def default_data() -> list[Path]:
+    """The measured CSVs `llmcap validate` and `calibrate` read by default: the copies shipped in
+    catalogs/measured/, else ../shared/reference's measured_*.csv."""
+    shipped = sorted((catalog_dir() / "measured").glob("*.csv"))
+    return shipped or sorted(REFERENCE_DIR.glob("measured_*.csv"))
 
 
 @dataclass(frozen=True)

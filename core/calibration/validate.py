@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from llmcap.calibration.measured import Measurement, metric_arrays, read_measurements
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.sweep import build_input, evaluate

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
 from llmcap.catalog.schema import (
     CarbonIntensity,
     CloudOffering,
@@ -41,7 +43,6 @@ from llmcap.catalog.schema import (
     Workload,
 )
 from llmcap.model.architecture import Architecture
-from pydantic import BaseModel, ValidationError
 
 
 def _shipped_catalog_dir() -> Path:

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
-from llmcap.catalog.schema import Device, DeviceKind, Frozen, MathType
 from pydantic import Field, model_validator
+
+from llmcap.catalog.schema import Device, DeviceKind, Frozen, MathType
 
 SUPPORT_FILE = "support.yaml"
 GENERIC = "generic"

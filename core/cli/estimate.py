@@ -9,35 +9,21 @@ import math
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from llmcap.calibration.measured import default_data
 from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
+from llmcap.estimate.predict import predict_rows, validation_text
 from llmcap.estimate.single import Estimate, estimate
-from llmcap.estimate.sweep import build_input, evaluate
 from llmcap.io.output import FORMATS, render
 from llmcap.load.rate import DEFAULT_REQUESTS, METHODS, LoadEstimate, LoadSpec, Slo, estimate_load
 from llmcap.load.trace import parse_trace
 from llmcap.model.hfconfig import ConfigError, parse_config
-from llmcap.perf.timing import BOUNDS
 from llmcap.scenario import ENGINES, Scenario
-from pydantic import ValidationError
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 MAX_PREDICT_BYTES = 50_000_000
-PREDICT_COLUMNS = (
-    "status",
-    "message",
-    "ttft_ms",
-    "tpot_ms",
-    "e2e_ms",
-    "output_tokens_per_s",
-    "prefill_tokens_per_s",
-    "prefill_bound",
-    "decode_bound",
-    "weights_gb_per_device",
-    "kv_gb_per_device",
-    "max_concurrency",
-)
 
 
 def _concurrency(text: str) -> int | str:
@@ -152,11 +138,7 @@ def _scenario_from_args(args) -> Scenario:
             concurrency=args.concurrency if args.concurrency is not None else 1,
         )
     except ValidationError as exc:
-        raise ValueError(_validation_text(exc)) from None
-
-
-def _validation_text(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'scenario'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(validation_text(exc)) from None
 
 
 def load_config_file(path: Path):
@@ -416,84 +398,6 @@ def load_text(le: LoadEstimate) -> str:
     return "\n".join(lines)
 
 
-def _row_scenario(row: dict) -> Scenario:
-    def get(key: str, default: str | None = None) -> str | None:
-        v = (row.get(key) or "").strip()
-        return v or default
-
-    conc = get("concurrency", "1")
-    return Scenario(
-        model=get("model") or "",
-        hardware=get("hardware") or "",
-        engine=get("engine", "generic"),
-        tp=int(get("tp", "1")),
-        pp=int(get("pp", "1")),
-        ep=int(get("ep", "1")),
-        replicas=int(get("replicas", "1")),
-        weight_format=get("weight_format", "bf16"),
-        kv_format=get("kv_format"),
-        input_len=int(get("input_len") or "0"),
-        output_len=int(get("output_len") or "0"),
-        concurrency="max" if conc.lower() == "max" else int(conc),
-    )
-
-
-def predict_rows(rows: list[dict]) -> list[dict]:
-    """Predictions for scenario rows; a bad row gets status `error` and a message, the rest go on."""
-    results: list[dict] = [dict(r) for r in rows]
-    scenarios: list[Scenario] = []
-    index: list[int] = []
-    for i, row in enumerate(rows):
-        try:
-            scenarios.append(_row_scenario(row))
-            index.append(i)
-        except (ValidationError, ValueError) as exc:
-            text = _validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
-            results[i].update(status="error", message=text)
-    if scenarios:
-        inp, errors = build_input(scenarios)
-        res = evaluate(inp)
-        j = 0
-        for i, scn, err in zip(index, scenarios, errors, strict=True):
-            if err is not None:
-                results[i].update(status="error", message=err)
-                continue
-            results[i].update(_prediction(res, j, scn))
-            j += 1
-    return [{**r, **{c: r.get(c, "") for c in PREDICT_COLUMNS}} for r in results]
-
-
-def _prediction(res, j: int, scn: Scenario) -> dict:
-    gb = 1e9
-    fits = bool(res.fits[j])
-    out = {
-        "status": "ok" if fits else "does_not_fit",
-        "weights_gb_per_device": round(float(res.weights_bytes[j]) / gb, 3),
-        "kv_gb_per_device": round(float(res.kv_bytes_per_seq[j] * res.running[j]) / gb, 3) if fits else 0.0,
-        "max_concurrency": int(res.max_concurrency[j] * scn.replicas),
-        "prefill_bound": BOUNDS[int(res.prefill_bound[j])],
-        "decode_bound": BOUNDS[int(res.decode_bound[j])],
-    }
-    if not fits:
-        room = float(res.kv_room_bytes[j]) / gb
-        need = float(res.kv_bytes_per_seq[j]) / gb
-        out["message"] = (
-            f"weights and runtime exceed usable memory by {-room:.1f} GB per device"
-            if room <= 0
-            else f"one {scn.input_len + scn.output_len}-token sequence needs {need:.2f} GB KV; {room:.2f} GB left"
-        )
-        return out
-    out.update(
-        message="",
-        ttft_ms=round(float(res.ttft_s[j]) * 1e3, 3),
-        tpot_ms=round(float(res.tpot_s[j]) * 1e3, 4),
-        e2e_ms=round(float(res.e2e_s[j]) * 1e3, 2),
-        output_tokens_per_s=round(float(res.output_tokens_per_s[j]), 2),
-        prefill_tokens_per_s=round(scn.input_len / float(res.prefill_s[j]), 1),
-    )
-    return out
-
-
 def cmd_predict(args) -> int:
     path: Path = args.inp
     try:
@@ -513,11 +417,6 @@ def cmd_predict(args) -> int:
     bad = sum(r["status"] != "ok" for r in out)
     print(f"wrote {len(out)} rows to {args.out} ({bad} not ok)", file=sys.stderr)
     return 0
-
-
-def default_data() -> list[Path]:
-    shipped = sorted((catalog_dir() / "measured").glob("*.csv"))
-    return shipped or sorted(REFERENCE_DIR.glob("measured_*.csv"))
 
 
 def cmd_validate(args) -> int:

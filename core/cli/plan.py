@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
@@ -13,7 +15,6 @@ from llmcap.load.traffic import replay_trace, summarize
 from llmcap.plan.planner import DEFAULT_WEIGHTS, Plan, PlanRequest, plan, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES
-from pydantic import ValidationError
 
 TABLE_COLUMNS = (
     "hardware",

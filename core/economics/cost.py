@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import CloudOffering, Device, Frozen, PurchasePrice
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+
 from llmcap.catalog.loader import Catalog, UnknownIdError, load_catalog, normalize_id, suggest
 from llmcap.catalog.schema import CarbonIntensity, Device, Frozen, PowerProfile
 

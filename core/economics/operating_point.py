@@ -22,12 +22,13 @@ import math
 from dataclasses import fields
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from llmcap.catalog.loader import Catalog, UnknownIdError, load_catalog
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.cost import CostError, HourlyCost, cloud_cost, tco_cost, unit_costs, user_cost
 from llmcap.economics.energy import DEFAULT_REGION, estimate_energy
 from llmcap.estimate.single import Estimate, PhaseResult, estimate
-from pydantic import Field, model_validator
 
 
 class Pricing(Frozen):

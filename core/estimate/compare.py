@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
+
 from llmcap.catalog.loader import Catalog
 from llmcap.estimate.single import estimate
 from llmcap.estimate.sweep import SweepResult, sweep
@@ -17,7 +19,6 @@ from llmcap.io.scenario_io import validation_text
 from llmcap.perf.memory import GB
 from llmcap.perf.timing import BOUNDS
 from llmcap.scenario import MAX_TOKENS, Scenario
-from pydantic import ValidationError
 
 MS = 1e3
 MAX_POINTS = 64  # values per "vary one parameter" axis

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device
 from llmcap.estimate.resolve import resolve

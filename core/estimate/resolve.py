@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Device, Format, KVFormat
 from llmcap.estimate.serving import MIXED, PREFILL_FIRST, Engine, System

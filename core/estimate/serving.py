@@ -25,6 +25,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.perf.efficiency import Efficiency
 from llmcap.perf.operators import Layout, Step, decode_step, mean_window_context, prefill_step
 from llmcap.perf.shapes import DeviceSpec, FormatSpec, ModelShape

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device, Frozen
-from llmcap.estimate.resolve import Resolved, layer_check, resolve
+from llmcap.estimate.fit import not_fit_message
+from llmcap.estimate.resolve import Resolved, resolve
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
-from llmcap.estimate.sweep import SweepResult, evaluate, resolved_input
+from llmcap.estimate.sweep import evaluate, resolved_input
 from llmcap.model.architecture import Architecture
 from llmcap.perf.memory import GB, kv_bytes_per_sequence
 from llmcap.perf.operators import decode_step, prefill_step
 from llmcap.perf.timing import BOUNDS, time_rows
 from llmcap.scenario import Scenario
-from pydantic import Field
 
 MS = 1e3
 
@@ -160,21 +162,6 @@ def _parts(parts: np.ndarray, batch: float, tokens: float) -> PhaseResult:
     )
 
 
-def _not_fit_message(scn: Scenario, res: SweepResult, memory: MemoryResult) -> str:
-    usable = memory.capacity_gb - memory.reserved_gb
-    if memory.weights_gb + memory.activations_gb + memory.overhead_gb >= usable:
-        return (
-            f"weights need {memory.weights_gb:.1f} GB per device but only {usable:.1f} GB is usable "
-            f"({memory.activations_gb:.1f} GB activations and {memory.overhead_gb:.1f} GB runtime also needed); "
-            f"short by {memory.overflow_gb:.1f} GB per device"
-        )
-    room = max(_f(res.kv_room_bytes) / GB, 0.0)
-    return (
-        f"one sequence of {scn.input_len + scn.output_len} tokens needs {memory.kv_gb_per_sequence:.2f} GB of KV cache "
-        f"per device; {room:.2f} GB is left; short by {memory.overflow_gb:.2f} GB per device"
-    )
-
-
 def estimate(
     scn: Scenario, catalog: Catalog | None = None, *, arch: Architecture | None = None, device: Device | None = None
 ) -> Estimate:
@@ -212,11 +199,8 @@ def estimate(
         memory=memory,
         notes=notes,
     )
-    problem = layer_check(r.arch, scn)
-    if problem:
-        return Estimate(status="does_not_fit", message=problem, **base)
     if not bool(res.fits[0]):
-        return Estimate(status="does_not_fit", message=_not_fit_message(scn, res, memory), **base)
+        return Estimate(status="does_not_fit", message=not_fit_message(scn, r.arch, res), **base)
     if per_replica > running:
         notes.append(f"only {int(running)} of {int(per_replica)} requests per replica fit in KV memory; the rest wait")
     rps = _f(res.requests_per_s)

@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
+
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import Resolved, layer_check, resolve
 from llmcap.estimate.serving import Engine, System, closed_loop

@@ -20,12 +20,13 @@ import re
 import zlib
 from typing import Literal
 
+from pydantic import Field, ValidationError
+
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.io.safejson import JsonError, load_json
 from llmcap.model.architecture import Architecture
 from llmcap.model.hfconfig import ConfigError, check_architecture
 from llmcap.scenario import Scenario
-from pydantic import Field, ValidationError
 
 MAX_SCENARIOS = 6
 MAX_FILE_BYTES = 5_000_000

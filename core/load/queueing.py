@@ -37,10 +37,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
+
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import SweepInput, evaluate, expand
 from llmcap.perf.operators import decode_step, prefill_step
-from scipy.special import ndtri
 
 LOG_SPAN = 64.0  # > log of any concurrency, so shifted rows never interleave in _at
 GRID = 48  # concurrency points per configuration (log-spaced from 1 to n_max)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field, ValidationError
+
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.energy import DEFAULT_REGION
@@ -57,7 +59,6 @@ from llmcap.load.trace import Trace
 from llmcap.load.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
 from llmcap.model.architecture import Architecture
 from llmcap.scenario import Scenario
-from pydantic import Field, ValidationError
 
 DEFAULT_REQUESTS = 10_000
 SEARCH_REQUESTS = 3_000

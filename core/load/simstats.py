@@ -8,6 +8,7 @@ over those with more than one output token). Utilization = engine busy time / (r
 from __future__ import annotations
 
 import numpy as np
+
 from llmcap.catalog.schema import Frozen
 from llmcap.load.simulate import SimResult, simulate
 

@@ -48,11 +48,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from llmcap.catalog.schema import Frozen
 from llmcap.estimate.resolve import Resolved
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
 from llmcap.load.steptable import Lookups, StepTable
-from pydantic import Field
 
 
 def expected_tokens_per_step(k: int, alpha: float) -> float:

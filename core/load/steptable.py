@@ -26,6 +26,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.estimate.serving import System, per_stage_batch
 from llmcap.perf.operators import Step, decode_step
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from llmcap.catalog.schema import Frozen, LengthDistribution, Workload
 from llmcap.load.trace import Trace
-from pydantic import Field
 
 ArrivalFamily = Literal["poisson", "gamma"]
 Lengths = LengthDistribution | int | float

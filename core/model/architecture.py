@@ -7,8 +7,9 @@ per kind of layer, multiplied by the number of such layers.
 
 from __future__ import annotations
 
-from llmcap.catalog.schema import Frozen
 from pydantic import Field, model_validator
+
+from llmcap.catalog.schema import Frozen
 
 
 class MLA(Frozen):

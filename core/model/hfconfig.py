@@ -84,9 +84,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmcap.io.safejson import load_json
 from llmcap.model.architecture import MLA, Architecture, MoE
-from pydantic import ValidationError
 
 __all__ = ["ConfigError", "ConfigJsonError", "check_architecture", "parse_config", "parse_config_bytes"]
 

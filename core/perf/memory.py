@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.perf.operators import Layout, kv_shard
 from llmcap.perf.shapes import LINEAR_STATE_BYTES, DeviceSpec, FormatSpec, ModelShape
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.perf.shapes import LINEAR_STATE_BYTES, FormatSpec, ModelShape
 
 

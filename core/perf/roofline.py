@@ -10,6 +10,7 @@ under the roof is the efficiency model's (and, for a phase, the per-step overhea
 from __future__ import annotations
 
 import numpy as np
+
 from llmcap.catalog.schema import Device
 from llmcap.estimate.single import Estimate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.catalog.schema import Device, Format, KVFormat, MathFallback
 from llmcap.model.architecture import Architecture
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from llmcap.perf.efficiency import Efficiency, gemm_rows_factor
 from llmcap.perf.operators import Layout, OpRow, OpTerms, Step, operator_terms, pp_handoff_bytes
 from llmcap.perf.shapes import DeviceSpec, FormatSpec, ModelShape

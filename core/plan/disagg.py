@@ -23,6 +23,8 @@ Pools are sized independently (ceil(rate / capacity) instances each) and billed 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtri
+
 from llmcap.catalog.loader import Catalog
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import evaluate, expand
@@ -30,7 +32,6 @@ from llmcap.perf.memory import kv_bytes_per_sequence
 from llmcap.perf.operators import decode_step
 from llmcap.plan.planner import Candidate, PlanRequest, device_watts, family_prices
 from llmcap.plan.space import Space
-from scipy.special import ndtri
 
 BATCH_GRID = 40
 BISECT = 40

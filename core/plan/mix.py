@@ -18,6 +18,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.special import ndtri
+from scipy.stats import norm
+
 from llmcap.catalog.loader import Catalog
 from llmcap.load.queueing import analyze, load_curve
 from llmcap.plan.mix_ip import solve_mix
@@ -31,8 +34,6 @@ from llmcap.plan.planner import (
     replica_goodput,
 )
 from llmcap.plan.space import Family, build_space
-from scipy.special import ndtri
-from scipy.stats import norm
 
 INPUT_BUCKETS, OUTPUT_BUCKETS = 3, 2
 TYPES_PER_FAMILY = 2

@@ -21,8 +21,9 @@ import os
 import sys
 
 import numpy as np
-from llmcap.catalog.schema import Frozen
 from scipy.optimize import Bounds, LinearConstraint, milp
+
+from llmcap.catalog.schema import Frozen
 
 
 class Mix(Frozen):

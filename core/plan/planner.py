@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field, model_validator
+
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Frozen, Workload
 from llmcap.economics.cost import CostError, cheapest, offerings_for, tco_cost
@@ -30,7 +32,6 @@ from llmcap.load.queueing import LoadCurve, analyze, attainment, goodput, load_c
 from llmcap.plan.pareto import pareto_front
 from llmcap.plan.space import Space, build_space, resolve_families
 from llmcap.scenario import ENGINES
-from pydantic import Field, model_validator
 
 Progress = Callable[[float, str], None]
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")

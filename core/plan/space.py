@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+
 from llmcap.catalog.loader import Catalog
 from llmcap.estimate.resolve import Resolved, resolve
 from llmcap.estimate.serving import Engine

@@ -7,13 +7,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import Page, expect
+
+from llmcap.calibration.measured import default_data
 from llmcap.calibration.validate import compare, summarize
 from llmcap.catalog.loader import load_catalog
-from llmcap.cli.estimate import default_data
 from llmcap.estimate.single import estimate
 from llmcap.io.scenario_io import decode_devices, decode_scenarios, encode_scenarios
 from llmcap.scenario import Scenario
-from playwright.sync_api import Page, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

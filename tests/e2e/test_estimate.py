@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from llmcap.cli.main import main as llmcap
 from playwright.sync_api import Page, expect
 from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
+
+from llmcap.cli.main import main as llmcap
 
 SHARED = "/?model=meta-llama/Llama-3.1-8B-Instruct&hw=h100-sxm&tp=1&w=fp8&kv=fp8&isl=1024&osl=256&conc=16"
 CLI_ARGS = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "h100-sxm", "--tp", "1",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from llmcap.catalog.loader import load_catalog
 from playwright.sync_api import Page, expect
+
+from llmcap.catalog.loader import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

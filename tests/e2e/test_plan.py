@@ -9,12 +9,13 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
+from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
+
 from llmcap.app.state.plan_url import parse_plan_query, plan_request
 from llmcap.app.state.urlstate import choices_from_catalog
 from llmcap.catalog.loader import load_catalog
 from llmcap.plan.planner import plan
-from playwright.sync_api import Page, expect
-from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
 
 SHARED = (
     "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=10&ttft=2000&tpot=100&pct=90&hw=all&disagg=1"

@@ -1,0 +1,109 @@
+"""Batch prediction: every row of a scenarios table through one vectorized evaluation (`llmcap predict`).
+
+Rows are dicts of strings (a CSV's columns); each becomes a Scenario, all are evaluated together by
+llmcap.estimate.sweep, and each row gets PREDICT_COLUMNS: status ok / does_not_fit / error with a message.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.estimate.fit import not_fit_message
+from llmcap.estimate.sweep import SweepResult, build_input, evaluate
+from llmcap.perf.timing import BOUNDS
+from llmcap.scenario import Scenario
+
+PREDICT_COLUMNS = (
+    "status",
+    "message",
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "output_tokens_per_s",
+    "prefill_tokens_per_s",
+    "prefill_bound",
+    "decode_bound",
+    "weights_gb_per_device",
+    "kv_gb_per_device",
+    "max_concurrency",
+)
+
+
+def validation_text(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each field."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'scenario'}: {e['msg']}" for e in exc.errors())
+
+
+def _row_scenario(row: dict) -> Scenario:
+    def get(key: str, default: str | None = None) -> str | None:
+        v = (row.get(key) or "").strip()
+        return v or default
+
+    conc = get("concurrency", "1")
+    return Scenario(
+        model=get("model") or "",
+        hardware=get("hardware") or "",
+        engine=get("engine", "generic"),
+        tp=int(get("tp", "1")),
+        pp=int(get("pp", "1")),
+        ep=int(get("ep", "1")),
+        replicas=int(get("replicas", "1")),
+        weight_format=get("weight_format", "bf16"),
+        kv_format=get("kv_format"),
+        input_len=int(get("input_len") or "0"),
+        output_len=int(get("output_len") or "0"),
+        concurrency="max" if conc.lower() == "max" else int(conc),
+    )
+
+
+def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]:
+    """Predictions for scenario rows (CSV columns as strings); a bad row gets status `error` and a message,
+    a row that does not fit gets `does_not_fit` and llmcap.estimate.fit's reason; the rest go on."""
+    catalog = catalog or load_catalog()
+    results: list[dict] = [dict(r) for r in rows]
+    scenarios: list[Scenario] = []
+    index: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            scenarios.append(_row_scenario(row))
+            index.append(i)
+        except (ValidationError, ValueError) as exc:
+            text = validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
+            results[i].update(status="error", message=text)
+    if scenarios:
+        inp, errors = build_input(scenarios, catalog)
+        res = evaluate(inp)
+        j = 0
+        for i, scn, err in zip(index, scenarios, errors, strict=True):
+            if err is not None:
+                results[i].update(status="error", message=err)
+                continue
+            results[i].update(_prediction(res, j, scn, catalog))
+            j += 1
+    return [{**r, **{c: r.get(c, "") for c in PREDICT_COLUMNS}} for r in results]
+
+
+def _prediction(res: SweepResult, j: int, scn: Scenario, catalog: Catalog) -> dict:
+    gb = 1e9
+    fits = bool(res.fits[j])
+    out = {
+        "status": "ok" if fits else "does_not_fit",
+        "weights_gb_per_device": round(float(res.weights_bytes[j]) / gb, 3),
+        "kv_gb_per_device": round(float(res.kv_bytes_per_seq[j] * res.running[j]) / gb, 3) if fits else 0.0,
+        "max_concurrency": int(res.max_concurrency[j] * scn.replicas),
+        "prefill_bound": BOUNDS[int(res.prefill_bound[j])],
+        "decode_bound": BOUNDS[int(res.decode_bound[j])],
+    }
+    if not fits:
+        out["message"] = not_fit_message(scn, catalog.model(scn.model).arch, res, j)
+        return out
+    out.update(
+        message="",
+        ttft_ms=round(float(res.ttft_s[j]) * 1e3, 3),
+        tpot_ms=round(float(res.tpot_s[j]) * 1e3, 4),
+        e2e_ms=round(float(res.e2e_s[j]) * 1e3, 2),
+        output_tokens_per_s=round(float(res.output_tokens_per_s[j]), 2),
+        prefill_tokens_per_s=round(scn.input_len / float(res.prefill_s[j]), 1),
+    )
+    return out
