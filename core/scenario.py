@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from llmcap.catalog.loader import engine_ids
 from llmcap.catalog.schema import Frozen
 
-ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp", "generic")
+ENGINES = engine_ids()  # catalogs/engines.yaml, the only list of engines
 MAX_TOKENS = 10_000_000
 MAX_DEVICES = 4096
 
@@ -24,10 +25,17 @@ class Scenario(Frozen):
     replicas: int = Field(default=1, ge=1, le=100_000)
     weight_format: str = Field(default="bf16", max_length=40)
     kv_format: str | None = Field(default=None, max_length=40)
-    engine: Literal["vllm", "sglang", "trtllm", "llama.cpp", "generic"] = "generic"
+    engine: str = Field(default="generic", max_length=40, description="an engine id of catalogs/engines.yaml")
     input_len: int = Field(default=1024, ge=1, le=MAX_TOKENS)
     output_len: int = Field(default=256, ge=1, le=MAX_TOKENS)
     concurrency: int | Literal["max"] = 1
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine '{engine}'; known: {', '.join(ENGINES)}")
+        return engine
 
     @model_validator(mode="after")
     def _layout(self) -> Scenario:

@@ -105,6 +105,9 @@ FP4_ALLOWED = {
     "mi355x",
 }
 
+# FP4 tensor math: NVIDIA Blackwell (datacenter sm100, RTX/workstation sm120, Thor) and AMD CDNA4 only.
+FP4_ARCHS = {"blackwell", "blackwell-rtx", "blackwell-thor", "cdna4"}
+
 CSV_PEAK_COLUMNS = {
     "fp32": "fp32_tflops",
     "bf16": "bf16_dense_tflops",
@@ -175,8 +178,27 @@ def test_required_ids_present():
     assert not missing, f"missing ids: {missing}"
 
 
-def test_at_least_55_devices():
-    assert len(_devices()) >= 55
+def test_at_least_110_devices():
+    assert len(_devices()) >= 110
+
+
+def test_every_device_names_its_architecture():
+    missing = [d.id for d in _devices().values() if not d.arch]
+    assert not missing, f"no arch: {missing}"
+
+
+APPLE_VARIANTS = [  # every M1-M4 chip by GPU core count (issue 13)
+    "m1-7c", "m1-8c", "m1-pro-14c", "m1-pro-16c", "m1-max-24c", "m1-max-32c", "m1-ultra-48c", "m1-ultra-64c",
+    "m2-8c", "m2-10c", "m2-pro-16c", "m2-pro-19c", "m2-max-30c", "m2-max-38c", "m2-ultra-60c", "m2-ultra-76c",
+    "m3-8c", "m3-10c", "m3-pro-14c", "m3-pro-18c", "m3-max-30c", "m3-max-40c", "m3-ultra-60c", "m3-ultra-80c",
+    "m4-8c", "m4-10c", "m4-pro-16c", "m4-pro-20c", "m4-max-32c", "m4-max-40c",
+]  # fmt: skip
+
+
+def test_every_apple_chip_variant_is_there():
+    missing = [i for i in APPLE_VARIANTS if i not in _devices()]
+    assert not missing, missing
+    assert all(_devices()[i].arch == f"apple-{i.split('-')[0]}" for i in APPLE_VARIANTS)
 
 
 def test_sources_non_empty():
@@ -204,14 +226,18 @@ def test_no_fp8_on_ampere_or_older_nvidia():
     devices = _devices()
     for device_id in NO_FP8_IDS:
         assert "fp8" not in devices[device_id].peak_tflops, device_id
+    for device in devices.values():
+        if device.vendor == "NVIDIA" and device.arch in {"volta", "turing", "ampere"}:
+            assert "fp8" not in device.peak_tflops, device.id
 
 
 def test_fp4_only_where_native():
     devices = _devices()
     assert "fp4" in devices["b200-sxm"].peak_tflops
+    assert FP4_ALLOWED <= set(devices)
     for device in devices.values():
         if "fp4" in device.peak_tflops:
-            assert device.id in FP4_ALLOWED, f"{device.id} has fp4 but is not Blackwell/CDNA4"
+            assert device.arch in FP4_ARCHS, f"{device.id} has fp4 but is not Blackwell/CDNA4 ({device.arch})"
 
 
 def test_ada_parts_have_fp8():

@@ -62,7 +62,7 @@ class PageInputs(Frozen):
     replicas: int = Field(default=1, ge=1, le=100_000)
     weight_format: str = "bf16"
     kv_format: str | None = None
-    engine: Literal["vllm", "sglang", "trtllm", "llama.cpp", "generic"] = "generic"
+    engine: str = Field(default="generic", max_length=40, description="an engine id of catalogs/engines.yaml")
     workload: str | None = None
     input_len: int = Field(default=1024, ge=1, le=MAX_TOKENS)
     output_len: int = Field(default=256, ge=1, le=MAX_TOKENS)

@@ -230,7 +230,8 @@ def _index(entries: list[M], rel: str, problems: list[Problem], attr: str = "id"
 
 
 def _load_models(root: Path, problems: list[Problem]) -> dict[str, CatalogModel]:
-    from llmcap.model.hfconfig import ConfigError, parse_config
+    from llmcap.model.hf_limits import ConfigError
+    from llmcap.model.hfconfig import parse_config
 
     models: dict[str, CatalogModel] = {}
     for meta_path in sorted((root / "models").glob("*/*/model.yaml")):
@@ -363,6 +364,23 @@ def _load_power(root: Path, problems: list[Problem]) -> PowerCatalog | None:
     if "default" not in kinds:
         problems.append(Problem(rel, "profiles", "a 'default' profile is required"))
     return power
+
+
+def engine_ids(root: Path | str | None = None) -> tuple[str, ...]:
+    """Engine ids of catalogs/engines.yaml, in file order: the one list every front end offers."""
+    return _engine_ids(Path(root) if root is not None else catalog_dir())
+
+
+@functools.cache
+def _engine_ids(root: Path) -> tuple[str, ...]:
+    try:
+        doc = yaml.safe_load((root / "engines.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError([Problem("catalogs/engines.yaml", "-", f"cannot read: {exc}")]) from None
+    engines = doc.get("engines") if isinstance(doc, dict) else None
+    if not isinstance(engines, dict) or not engines:
+        raise CatalogError([Problem("catalogs/engines.yaml", "engines", "no engines listed")])
+    return tuple(str(e) for e in engines)
 
 
 def validate_catalog(root: Path | str | None = None) -> list[Problem]:
