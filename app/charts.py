@@ -1,7 +1,7 @@
 """Altair chart builders for the dashboard: data in (polars frames or core results), `alt.Chart` out.
 
 No numbers are computed here beyond arranging core's results for plotting; the roofline's roof comes
-from llmcap.perf.roofline. Each builder returns a chart that renders in Streamlit and exports with vl-convert.
+from llmcap.estimate.roofline. Each builder returns a chart that renders in Streamlit and exports with vl-convert.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from llmcap.estimate.roofline import attainable_tflops
 from llmcap.estimate.single import MemoryResult
-from llmcap.perf.roofline import attainable_tflops
 
 # Memory parts in stacking order, with their colours (free last, in a pale colour).
 MEMORY_PARTS = {

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import streamlit as st
-from custom_state import (
+from pydantic import ValidationError
+
+from llmcap.app.custom_state import (
     DEVICES_KEY,
     MODELS_KEY,
     add_devices,
@@ -18,14 +20,14 @@ from custom_state import (
     scenario_file_text,
     scenario_file_uploader,
 )
-from pydantic import ValidationError
-from ui import get_catalog
-
+from llmcap.app.ui import get_catalog
 from llmcap.catalog.schema import MATH_TYPES, Device
-from llmcap.io.scenario_io import check_model_name, validation_text
+from llmcap.io.scenario_io import check_model_name
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
-from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from llmcap.model.hf_limits import ConfigError, ConfigJsonError
+from llmcap.model.hfconfig import parse_config_bytes
+from llmcap.scenario import validation_text
 
 TRACES_KEY = "custom_traces"  # name -> llmcap.load.trace.Trace
 KINDS = ("datacenter_gpu", "consumer_gpu", "accelerator", "apple_soc", "edge", "cpu")

@@ -8,8 +8,8 @@ as `dev=`; everything, models included, travels in the downloadable scenario fil
 from __future__ import annotations
 
 import streamlit as st
-from ui import get_catalog
 
+from llmcap.app.ui import get_catalog
 from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device

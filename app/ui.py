@@ -1,7 +1,7 @@
 """Helpers shared by the dashboard pages: the cached catalog, its tables, filters and downloads, the URL state.
 
-`from ui import ...` works in every page because Streamlit puts the entry script's folder on sys.path.
-Which facts each table shows is decided in core (llmcap.cli.catalog), not here.
+Pages import it as `llmcap.app.ui` (one module object, so its caches are shared by every page).
+Which facts each table shows is decided in the library (llmcap.catalog.tables), not here.
 """
 
 from __future__ import annotations

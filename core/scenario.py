@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from llmcap.catalog.loader import engine_ids
 from llmcap.catalog.schema import Frozen
@@ -56,3 +56,8 @@ class Scenario(Frozen):
     @property
     def devices(self) -> int:
         return self.tp * self.pp * self.replicas
+
+
+def validation_text(exc: ValidationError, whole: str = "value") -> str:
+    """A pydantic error as one line, `field: message` per error (`whole` names an error of the whole object)."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or whole}: {e['msg']}" for e in exc.errors())

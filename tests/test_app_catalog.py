@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,11 +72,8 @@ def test_text_and_vendor_filters_narrow_the_hardware_table():
 
 
 def test_catalog_problems_show_as_an_error_not_a_traceback(monkeypatch):
-    sys.path.insert(0, str(APP_DIR))
-    try:
-        import ui
-    finally:
-        sys.path.remove(str(APP_DIR))
+    from llmcap.app import ui
+
     problem = Problem("catalogs/hardware/nvidia.yaml", "[h100-sxm].memory_gb", "Input should be greater than 0")
 
     def broken():

@@ -7,9 +7,9 @@ import pytest
 
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
+from llmcap.estimate.roofline import attainable_tflops, ceilings, operator_points, phase_points, ridge_flops_per_byte
 from llmcap.estimate.single import estimate
 from llmcap.estimate.slo import slo_checks
-from llmcap.perf.roofline import attainable_tflops, ceilings, operator_points, phase_points, ridge_flops_per_byte
 from llmcap.scenario import Scenario
 
 CATALOG = load_catalog()

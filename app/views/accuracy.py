@@ -12,11 +12,11 @@ import altair as alt
 import numpy as np
 import polars as pl
 import streamlit as st
-from chart_export import show_chart
-from custom_state import read_devices_from_url
-from ui import catalog_or_stop, csv_download, get_catalog
-from url_guard import warn_unused_params
 
+from llmcap.app.chart_export import show_chart
+from llmcap.app.custom_state import read_devices_from_url
+from llmcap.app.ui import catalog_or_stop, csv_download, get_catalog
+from llmcap.app.url_guard import warn_unused_params
 from llmcap.calibration.measured import default_data
 from llmcap.calibration.validate import compare, summarize, worst
 from llmcap.io.output import to_frame

@@ -2,11 +2,11 @@
 and the user's own devices, models and traces (kept in the session; devices also in the URL as `dev=`)."""
 
 import streamlit as st
-from custom_forms import custom_entries_section
-from custom_state import read_devices_from_url, write_devices_to_url
-from ui import catalog_frame, catalog_or_stop, csv_download, filter_table
-from url_guard import warn_unused_params
 
+from llmcap.app.custom_forms import custom_entries_section
+from llmcap.app.custom_state import read_devices_from_url, write_devices_to_url
+from llmcap.app.ui import catalog_frame, catalog_or_stop, csv_download, filter_table
+from llmcap.app.url_guard import warn_unused_params
 from llmcap.catalog.tables import TABLES, catalog_counts
 
 # Columns offered as multiselect filters in each table.

@@ -10,8 +10,10 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 import streamlit as st
-from chart_export import show_chart
-from custom_state import (
+from pydantic import ValidationError
+
+from llmcap.app.chart_export import show_chart
+from llmcap.app.custom_state import (
     custom_devices,
     custom_models,
     extended_catalog,
@@ -20,15 +22,13 @@ from custom_state import (
     scenario_file_uploader,
     write_devices_to_url,
 )
-from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download
-from url_guard import warn_unused_params
-
+from llmcap.app.ui import catalog_or_stop, csv_download
+from llmcap.app.url_guard import warn_unused_params
 from llmcap.catalog.loader import Catalog, UnknownIdError, normalize_id
 from llmcap.estimate.compare import AXES, evaluate_rows, label, parse_values, vary_rows
 from llmcap.io.output import to_frame
-from llmcap.io.scenario_io import MAX_SCENARIOS, decode_scenarios, encode_scenarios, validation_text
-from llmcap.scenario import ENGINES, Scenario
+from llmcap.io.scenario_io import MAX_SCENARIOS, decode_scenarios, encode_scenarios
+from llmcap.scenario import ENGINES, Scenario, validation_text
 
 LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
 DEFAULTS = [

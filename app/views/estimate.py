@@ -44,13 +44,13 @@ from llmcap.app.state.urlstate import (
 )
 from llmcap.catalog.loader import Catalog
 from llmcap.economics.operating_point import CostResult, EnergyResult, PointCosts, Pricing
+from llmcap.estimate.roofline import ceilings, operator_points, phase_points
 from llmcap.estimate.single import Estimate
 from llmcap.estimate.slo import slo_checks
 from llmcap.io.output import to_frame
 from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
-from llmcap.perf.roofline import ceilings, operator_points, phase_points
 from llmcap.scenario import ENGINES
 
 K = "est_"  # widget keys on this page

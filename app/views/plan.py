@@ -13,12 +13,11 @@ import urllib.parse
 
 import polars as pl
 import streamlit as st
-from chart_export import show_chart
-from custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
-from plan_charts import change_chart, front_chart
 from pydantic import ValidationError
-from ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 
+from llmcap.app.chart_export import show_chart
+from llmcap.app.custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
+from llmcap.app.plan_charts import change_chart, front_chart
 from llmcap.app.state.plan_url import (
     AUTO_KV,
     MAX_PLAN_DEVICES,
@@ -44,6 +43,7 @@ from llmcap.app.state.urlstate import (
     Choices,
     choices_from_catalog,
 )
+from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices

@@ -15,13 +15,14 @@ from llmcap.calibration.measured import default_data
 from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
-from llmcap.estimate.predict import predict_rows, validation_text
+from llmcap.estimate.predict import predict_rows
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import FORMATS, render
 from llmcap.load.rate import DEFAULT_REQUESTS, METHODS, LoadEstimate, LoadSpec, Slo, estimate_load
 from llmcap.load.trace import parse_trace
-from llmcap.model.hfconfig import ConfigError, parse_config
-from llmcap.scenario import ENGINES, Scenario
+from llmcap.model.hf_limits import ConfigError
+from llmcap.model.hfconfig import parse_config
+from llmcap.scenario import ENGINES, Scenario, validation_text
 
 MAX_PREDICT_BYTES = 50_000_000
 
@@ -138,7 +139,7 @@ def _scenario_from_args(args) -> Scenario:
             concurrency=args.concurrency if args.concurrency is not None else 1,
         )
     except ValidationError as exc:
-        raise ValueError(validation_text(exc)) from None
+        raise ValueError(validation_text(exc, "scenario")) from None
 
 
 def load_config_file(path: Path):

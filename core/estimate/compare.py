@@ -15,10 +15,9 @@ from pydantic import ValidationError
 from llmcap.catalog.loader import Catalog
 from llmcap.estimate.single import estimate
 from llmcap.estimate.sweep import SweepResult, sweep
-from llmcap.io.scenario_io import validation_text
 from llmcap.perf.memory import GB
 from llmcap.perf.timing import BOUNDS
-from llmcap.scenario import MAX_TOKENS, Scenario
+from llmcap.scenario import MAX_TOKENS, Scenario, validation_text
 
 MS = 1e3
 MAX_POINTS = 64  # values per "vary one parameter" axis

@@ -12,7 +12,7 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.fit import not_fit_message
 from llmcap.estimate.sweep import SweepResult, build_input, evaluate
 from llmcap.perf.timing import BOUNDS
-from llmcap.scenario import Scenario
+from llmcap.scenario import Scenario, validation_text
 
 PREDICT_COLUMNS = (
     "status",
@@ -28,11 +28,6 @@ PREDICT_COLUMNS = (
     "kv_gb_per_device",
     "max_concurrency",
 )
-
-
-def validation_text(exc: ValidationError) -> str:
-    """A pydantic error as one line naming each field."""
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'scenario'}: {e['msg']}" for e in exc.errors())
 
 
 def _row_scenario(row: dict) -> Scenario:
@@ -69,7 +64,7 @@ def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]
             scenarios.append(_row_scenario(row))
             index.append(i)
         except (ValidationError, ValueError) as exc:
-            text = validation_text(exc) if isinstance(exc, ValidationError) else str(exc)
+            text = validation_text(exc, "scenario") if isinstance(exc, ValidationError) else str(exc)
             results[i].update(status="error", message=text)
     if scenarios:
         inp, errors = build_input(scenarios, catalog)

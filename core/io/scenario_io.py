@@ -25,8 +25,8 @@ from pydantic import Field, ValidationError
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.io.safejson import JsonError, load_json
 from llmcap.model.architecture import Architecture
-from llmcap.model.hfconfig import ConfigError, check_architecture
-from llmcap.scenario import Scenario
+from llmcap.model.hf_limits import ConfigError, check_architecture
+from llmcap.scenario import Scenario, validation_text
 
 MAX_SCENARIOS = 6
 MAX_FILE_BYTES = 5_000_000
@@ -52,11 +52,6 @@ CMP_FIELDS = (
 )
 INT_TEXT = re.compile(r"[+-]?[0-9]{1,12}")
 CUSTOM_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,99}$")
-
-
-def validation_text(exc: ValidationError) -> str:
-    """One line per pydantic error, `field: message`."""
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
 
 
 # -- scenarios in a URL -------------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""`llmcap serve`: start the dashboard from the installed package, from any directory.
+
+The dashboard is the `app` extra (streamlit, altair, vl-convert); without it the command says how to install
+it. Streamlit runs as a child process on the entry script shipped inside the package (llmcap/app), with the
+project's server settings (.streamlit/config.toml beside the script) and the address and port given here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llmcap.catalog.loader import CATALOGS_ENV
+
+APP_EXTRA_HINT = "the dashboard needs the app extra: pip install 'llmcap[app]'"
+
+
+def entry_script() -> Path | None:
+    """The dashboard's entry script inside the installed package, or None when llmcap.app is not installed."""
+    spec = importlib.util.find_spec("llmcap.app")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    script = Path(next(iter(spec.submodule_search_locations))) / "streamlit_app.py"
+    return script if script.is_file() else None
+
+
+def streamlit_command(script: Path, host: str, port: int) -> list[str]:
+    """The command line that serves `script` on host:port with this interpreter's streamlit."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="start the dashboard (needs the app extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, local only)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: choose a port between 1 and 65535")
+    script = entry_script()
+    if script is None or importlib.util.find_spec("streamlit") is None:
+        raise ValueError(APP_EXTRA_HINT)
+    print(f"llmcap dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    if os.environ.get(CATALOGS_ENV):
+        print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
+    try:
+        return subprocess.call(streamlit_command(script, args.host, args.port))
+    except KeyboardInterrupt:
+        return 0
