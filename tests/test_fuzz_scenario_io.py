@@ -30,7 +30,8 @@ from llmcap.io.scenario_io import (
     encode_scenarios,
     load_scenario_file,
 )
-from llmcap.model.hfconfig import MAX_LAYERS, parse_config
+from llmcap.model.hf_limits import MAX_LAYERS
+from llmcap.model.hfconfig import parse_config
 from llmcap.scenario import Scenario
 
 FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))

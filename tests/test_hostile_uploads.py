@@ -20,7 +20,8 @@ from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMULA_PREFIXES, csv_safe, render, to_frame
 from llmcap.io.scenario_io import MAX_FILE_BYTES, load_scenario_file
 from llmcap.load.trace import MAX_TRACE_BYTES, TraceError, parse_trace
-from llmcap.model.hfconfig import MAX_CONFIG_BYTES, ConfigError, ConfigJsonError, parse_config, parse_config_bytes
+from llmcap.model.hf_limits import MAX_CONFIG_BYTES, ConfigError, ConfigJsonError
+from llmcap.model.hfconfig import parse_config, parse_config_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app" / "streamlit_app.py"

@@ -50,7 +50,8 @@ from llmcap.estimate.slo import slo_checks
 from llmcap.io.output import to_frame
 from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
 from llmcap.load.trace import TraceError, parse_trace
-from llmcap.model.hfconfig import ConfigError, ConfigJsonError, parse_config_bytes
+from llmcap.model.hf_limits import ConfigError, ConfigJsonError
+from llmcap.model.hfconfig import parse_config_bytes
 from llmcap.scenario import ENGINES
 
 K = "est_"  # widget keys on this page
