@@ -48,7 +48,8 @@ from llmcap.estimate.roofline import ceilings, operator_points, phase_points
 from llmcap.estimate.single import Estimate
 from llmcap.estimate.slo import slo_checks
 from llmcap.io.output import to_frame
-from llmcap.load.rate import LoadEstimate, LoadSpec, Slo
+from llmcap.load.rate import LoadEstimate
+from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.model.hf_limits import ConfigError, ConfigJsonError
 from llmcap.model.hfconfig import parse_config_bytes

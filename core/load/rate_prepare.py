@@ -1,0 +1,212 @@
+"""Preparation for serving at a rate (llmcap.load.rate steps 1-2): the requests at 1 req/s, the scenario's
+estimate, and the method's set-up (the simulator's step table or the analytic load curve); cacheable,
+as nothing here depends on the rate or the SLO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import ValidationError
+
+from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.catalog.schema import Device
+from llmcap.estimate.resolve import resolve
+from llmcap.estimate.single import Estimate, estimate
+from llmcap.estimate.sweep import resolved_input
+from llmcap.load.queueing import LoadCurve, load_curve
+from llmcap.load.rate_types import METHODS, LoadError, LoadSpec, Method, TrafficSummary
+from llmcap.load.simulate import SimConfig, deployment
+from llmcap.load.steptable import StepTable
+from llmcap.load.trace import Trace
+from llmcap.load.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
+from llmcap.model.architecture import Architecture
+from llmcap.scenario import Scenario
+
+# -- preparation (cacheable: everything that does not depend on the rate or the SLO) -------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The scenario (lengths set from the traffic), its estimate, requests at 1 req/s and the method's set-up:
+    the simulator's step table and settings, or the analytic model's load curve and variabilities."""
+
+    scenario: Scenario
+    estimate: Estimate
+    unit: Requests  # arrivals at a mean rate of 1 req/s
+    summary: TrafficSummary
+    default_rate_rps: float | None  # a replayed trace's own rate
+    table: StepTable | None  # simulate; None when the scenario does not fit
+    cfg: SimConfig | None
+    method: Method = "simulate"
+    curve: LoadCurve | None = None  # analytic; None when the scenario does not fit
+    arrival_cv: float = 1.0
+    output_cv: float = 0.0
+
+    @property
+    def fits(self) -> bool:
+        return self.table is not None or self.curve is not None
+
+
+def check_method(method: str, traffic: LoadSpec) -> None:
+    """LoadError unless `method` is known and can model `traffic`'s engine options."""
+    if method not in METHODS:
+        raise LoadError(f"unknown method {method!r}: choose {' or '.join(METHODS)}")
+    if method == "analytic":
+        if traffic.spec_k > 0:
+            raise LoadError("speculative decoding is modelled only by the simulator: use method simulate")
+        if traffic.on_full == "reject":
+            raise LoadError(
+                "rejection when the KV cache is full is modelled only by the simulator: use method simulate"
+            )
+
+
+def prepare(
+    scn: Scenario,
+    traffic: LoadSpec,
+    *,
+    method: Method = "simulate",
+    trace: Trace | None = None,
+    catalog: Catalog | None = None,
+    arch: Architecture | None = None,
+    device: Device | None = None,
+) -> Prepared:
+    """Draw the requests, estimate the scenario and build the simulator's step table, or (analytic) the load
+    curve (raises LoadError)."""
+    check_method(method, traffic)
+    catalog = catalog or load_catalog()
+    unit, summary, own_rate = _unit_requests(scn, traffic, trace, catalog)
+    if traffic.workload is not None or trace is not None:
+        scn = scn.model_copy(
+            update={
+                "input_len": max(1, round(summary.mean_input_tokens)),
+                "output_len": max(1, round(summary.mean_output_tokens)),
+            }
+        )
+    est = estimate(scn, catalog, arch=arch, device=device)
+    if not est.fits:
+        return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
+    r = resolve(scn, catalog, arch=arch, device=device)
+    if method == "analytic":
+        curve = load_curve(resolved_input(r))
+        if not bool(curve.fits[0]):
+            raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
+        return Prepared(
+            scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
+            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens),
+        )  # fmt: skip
+    longest = float(np.max(unit.input_tokens + unit.output_tokens))
+    try:
+        table, cfg = deployment(
+            r,
+            input_len=summary.mean_input_tokens,
+            output_len=summary.mean_output_tokens,
+            max_context=max(min(longest, float(r.arch.max_context)), 2.0),
+            on_full=traffic.on_full,
+            prefix_hit=summary.prefix_hit,
+            spec_k=traffic.spec_k,
+            spec_alpha=traffic.spec_alpha,
+            draft_cost=traffic.draft_cost,
+        )
+    except ValidationError as exc:
+        raise LoadError(
+            "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
+        ) from None
+    return Prepared(scn, est, unit, summary, own_rate, table, cfg)
+
+
+def _cv(values: np.ndarray) -> float:
+    """Coefficient of variation (population std / mean; 0 for constant or empty values)."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean()) if v.size else 0.0
+    return float(v.std() / mean) if mean > 0 else 0.0
+
+
+def _arrival_cv(unit: Requests, summary: TrafficSummary) -> float:
+    """Inter-arrival cv: the traffic's (Poisson 1, gamma its cv), or a replayed trace's gaps."""
+    if summary.cv is not None:
+        return float(summary.cv)
+    return _cv(np.diff(np.sort(unit.arrival_s)))
+
+
+def _unit_requests(
+    scn: Scenario, traffic: LoadSpec, trace: Trace | None, catalog: Catalog
+) -> tuple[Requests, TrafficSummary, float | None]:
+    n = traffic.requests
+    notes: list[str] = []
+    own_rate = None
+    try:
+        if trace is not None and traffic.workload is not None:
+            raise LoadError("give a workload preset or a trace, not both")
+        if trace is not None and traffic.rate_rps is None:
+            if trace.rows < 2 or trace.span_s <= 0:
+                raise LoadError("the trace cannot be replayed: its requests all share one timestamp; give a rate")
+            count = min(trace.rows, n)
+            req = replay_trace(trace, n=count, prefix_cache_hit=traffic.prefix_hit or 0.0)
+            own_rate = req.rate_rps
+            if own_rate <= 0:
+                raise LoadError("the first requests of the trace share one timestamp; give a rate")
+            unit_t = req.arrival_s * own_rate
+            req = Requests(unit_t, req.input_tokens, req.output_tokens, req.prefix_cache_hit, req.source, req.notes)
+            arrival, cv = "trace", None
+            if count < trace.rows:
+                notes.append(f"the first {count:,} of the trace's {trace.rows:,} requests are replayed")
+        elif traffic.rate_rps is None:
+            raise LoadError("give a request rate (or a trace to replay at its own timestamps)")
+        elif traffic.workload is not None:
+            wl = catalog.workload(traffic.workload)
+            req = workload_requests(wl, 1.0, n=n, arrival=traffic.arrival, cv=traffic.cv, seed=traffic.seed)
+            arrival = traffic.arrival or wl.arrival.family
+            cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if arrival == wl.arrival.family else 1.0)
+            if traffic.prefix_hit is not None:
+                req = Requests(req.arrival_s, req.input_tokens, req.output_tokens, traffic.prefix_hit, req.source)
+        else:
+            arrival = traffic.arrival or "poisson"
+            cv = traffic.cv if traffic.cv is not None else 1.0
+            req = requests(
+                1.0,
+                n=n,
+                arrival=arrival,
+                cv=cv,
+                input_tokens=scn.input_len,
+                output_tokens=scn.output_len,
+                trace=trace,
+                prefix_cache_hit=traffic.prefix_hit or 0.0,
+                seed=traffic.seed,
+            )
+    except TrafficError as exc:
+        raise LoadError(str(exc)) from None
+    if arrival == "poisson":
+        cv = 1.0
+    if trace is not None:
+        notes.extend(trace.notes)
+    hit = min(req.prefix_cache_hit, 0.99)
+    if arrival == "trace":
+        source = f"replay of a {trace.format} trace at its own timestamps"
+    else:
+        process = "Poisson arrivals" if arrival == "poisson" else f"gamma arrivals (cv {cv:g})"
+        if trace is not None:
+            lengths = f"lengths drawn from a {trace.format} trace"
+        elif traffic.workload is not None:
+            lengths = f"lengths of workload preset {traffic.workload}"
+        else:
+            lengths = f"{scn.input_len:,} input / {scn.output_len:,} output tokens"
+        source = f"{process}, {lengths}"
+    summary = TrafficSummary(
+        source=source,
+        arrival=arrival,
+        cv=cv,
+        requests=req.n,
+        mean_input_tokens=float(np.mean(req.input_tokens)),
+        mean_output_tokens=float(np.mean(req.output_tokens)),
+        prefix_hit=hit,
+        notes=notes + list(req.notes),
+    )
+    return req, summary, own_rate
+
+
+def _need_fit(prep: Prepared, method: Method = "simulate") -> None:
+    if prep.method != method:
+        raise LoadError(f"these requests were prepared for the {prep.method} method, not {method}")
+    if not prep.fits:
+        raise LoadError(f"the scenario does not fit: {prep.estimate.message}")
