@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from llmcap.plan.planner import PlanRequest
+from llmcap.plan.request import PlanRequest
 
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 

@@ -18,7 +18,7 @@ from llmcap.app.state.plan_url import (
 )
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
 from llmcap.catalog.loader import load_catalog
-from llmcap.plan.planner import Candidate
+from llmcap.plan.request import Candidate
 
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)

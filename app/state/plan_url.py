@@ -43,7 +43,7 @@ from llmcap.app.state.urlstate import (
 )
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
-from llmcap.plan.planner import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
+from llmcap.plan.request import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
 from llmcap.scenario import ENGINES, MAX_TOKENS
 
 AUTO_KV = "auto"  # the weight format's own KV-cache format

@@ -30,7 +30,8 @@ from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import evaluate, expand
 from llmcap.perf.memory import kv_bytes_per_sequence
 from llmcap.perf.operators import decode_step
-from llmcap.plan.planner import Candidate, PlanRequest, device_watts, family_prices
+from llmcap.plan.pricing import device_watts, family_prices
+from llmcap.plan.request import Candidate, PlanRequest
 from llmcap.plan.space import Space
 
 BATCH_GRID = 40

@@ -23,16 +23,10 @@ from scipy.stats import norm
 
 from llmcap.catalog.loader import Catalog
 from llmcap.load.queueing import analyze, load_curve
+from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, curve_rows, replica_goodput
 from llmcap.plan.mix_ip import solve_mix
-from llmcap.plan.planner import (
-    COARSE_GRID,
-    COARSE_ITERATIONS,
-    Candidate,
-    PlanRequest,
-    curve_rows,
-    deployment_price,
-    replica_goodput,
-)
+from llmcap.plan.pricing import deployment_price
+from llmcap.plan.request import Candidate, PlanRequest
 from llmcap.plan.space import Family, build_space
 
 INPUT_BUCKETS, OUTPUT_BUCKETS = 3, 2

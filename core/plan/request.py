@@ -1,0 +1,126 @@
+"""What the planner is asked (PlanRequest, a workload preset's traffic fields) and what it answers: ranked
+candidates, rejected families with the reason, Pareto points (llmcap.plan.planner)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from llmcap.catalog.schema import Frozen, Workload
+from llmcap.scenario import ENGINES
+
+DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")
+
+
+class PlanRequest(Frozen):
+    """What must be served, within which objectives and constraints."""
+
+    model: str = Field(min_length=1)
+    rate_rps: float = Field(gt=0, le=1e6)
+    input_len: float = Field(ge=1, le=10_000_000, description="mean prompt tokens")
+    output_len: float = Field(ge=1, le=10_000_000, description="mean output tokens")
+    input_cv: float = Field(default=0.0, ge=0, le=20)
+    output_cv: float = Field(default=0.0, ge=0, le=20)
+    arrival_cv: float = Field(default=1.0, gt=0, le=50, description="1 = Poisson")
+    workload: str | None = None
+    ttft_ms: float = Field(gt=0, le=1e7)
+    tpot_ms: float = Field(gt=0, le=1e7)
+    slo_pct: float = Field(default=90.0, gt=0, lt=100)
+    e2e_ms: float | None = Field(default=None, gt=0)
+    min_output_tokens_per_s: float | None = Field(default=None, ge=0)
+    hardware: tuple[str, ...] | None = None  # None: every device in the catalog
+    provider: str | None = None
+    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=1e4)
+    max_devices: int = Field(default=64, ge=1, le=4096)
+    max_usd_per_hour: float | None = Field(default=None, gt=0)
+    weights: tuple[str, ...] = DEFAULT_WEIGHTS
+    kv: tuple[str | None, ...] = (None,)
+    engines: tuple[str, ...] = ("vllm",)
+    allow_disagg: bool = False
+    allow_mixed: bool = False
+    top: int = Field(default=10, ge=1, le=1000)
+    region: str = "us-east-virginia"
+    # what-if knobs (1.0 = as catalogued)
+    mem_bw_scale: float = Field(default=1.0, gt=0, le=100)
+    compute_scale: float = Field(default=1.0, gt=0, le=100)
+    price_scale: float = Field(default=1.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _engines(self) -> PlanRequest:
+        bad = [e for e in self.engines if e not in ENGINES]
+        if bad:
+            raise ValueError(f"unknown engine(s) {', '.join(bad)}; known: {', '.join(ENGINES)}")
+        return self
+
+
+def workload_traffic(wl: Workload) -> dict[str, float | str]:
+    """PlanRequest traffic fields of a workload preset: mean lengths, their cvs, arrival burstiness."""
+    return dict(
+        workload=wl.id,
+        input_len=wl.input_tokens.mean,
+        output_len=wl.output_tokens.mean,
+        input_cv=wl.input_tokens.cv,
+        output_cv=wl.output_tokens.cv,
+        arrival_cv=wl.arrival.cv,
+    )
+
+
+class Candidate(Frozen):
+    hardware: str
+    devices: int
+    tp: int
+    pp: int
+    ep: int
+    replicas: int
+    weight_format: str
+    kv_format: str
+    engine: str
+    max_seqs: int
+    mode: str  # "aggregated", "disaggregated xP:yD" or "mixed"
+    ttft_ms_p50: float
+    ttft_ms_p90: float
+    tpot_ms_p50: float
+    tpot_ms_p90: float
+    e2e_ms_p90: float
+    slo_attainment: float
+    goodput_rps: float
+    max_rate_rps: float
+    utilization: float
+    usd_per_hour: float
+    usd_per_million_output_tokens: float
+    joules_per_output_token: float | None
+    output_tokens_per_s_per_device: float
+    price_basis: str
+    detail: str = ""
+
+
+class Rejected(Frozen):
+    hardware: str
+    weight_format: str
+    kv_format: str
+    engine: str
+    reason: str  # does not fit | TTFT | TPOT | devices | budget | e2e | throughput | no price | invalid
+    detail: str
+
+
+class ParetoPoint(Frozen):
+    front: str  # "throughput" (tokens/s per device vs per user) or "cost" ($/M tokens vs p90 e2e)
+    hardware: str
+    tp: int
+    pp: int
+    ep: int
+    weight_format: str
+    max_seqs: int
+    x: float
+    y: float
+    x_label: str
+    y_label: str
+
+
+class Plan(Frozen):
+    request: PlanRequest
+    candidates: list[Candidate]
+    rejected: list[Rejected]
+    pareto: list[ParetoPoint]
+    evaluated: int
+    elapsed_s: float
+    notes: list[str] = Field(default_factory=list)
