@@ -43,6 +43,8 @@ from llmcap.catalog.schema import (
     Workload,
 )
 from llmcap.model.architecture import Architecture
+from llmcap.model.hf_limits import ConfigError
+from llmcap.model.hfconfig import parse_config
 
 
 def _shipped_catalog_dir() -> Path:
@@ -230,9 +232,6 @@ def _index(entries: list[M], rel: str, problems: list[Problem], attr: str = "id"
 
 
 def _load_models(root: Path, problems: list[Problem]) -> dict[str, CatalogModel]:
-    from llmcap.model.hf_limits import ConfigError
-    from llmcap.model.hfconfig import parse_config
-
     models: dict[str, CatalogModel] = {}
     for meta_path in sorted((root / "models").glob("*/*/model.yaml")):
         rel = _rel(meta_path, root)

@@ -20,7 +20,9 @@ import dataclasses
 import time
 
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.plan.disagg import disaggregated
 from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, Progress, evaluate_space
+from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
 from llmcap.plan.request import Candidate, ParetoPoint, Plan, PlanRequest, Rejected
 from llmcap.plan.space import Space, build_space, resolve_families
@@ -70,13 +72,9 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
             progress(0.8, f"refining {short.size} configurations")
             candidates = rank(evaluate_space(space.take(short), req, catalog, lambda _f, _m: None), req)
         if req.allow_disagg:
-            from llmcap.plan.disagg import disaggregated
-
             progress(0.85, "disaggregated prefill/decode")
             candidates += disaggregated(space, req, catalog)
         if req.allow_mixed:
-            from llmcap.plan.mix import mixed
-
             progress(0.92, "device mix")
             candidates += mixed(families, req, catalog)
         candidates = sorted(candidates, key=lambda c: (c.usd_per_hour, c.ttft_ms_p90))[: req.top]
