@@ -21,9 +21,9 @@ from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import csv_safe, to_frame
 from llmcap.load.rate import LoadEstimate, assemble, not_fit
-from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_simulate import Simulated, goodput, max_rate, operating_point
+from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.simulate import SimResult
 from llmcap.load.trace import Trace
 from llmcap.model.architecture import Architecture

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from llmcap.catalog.loader import load_catalog
-from llmcap.plan.request import PlanRequest
 from llmcap.plan.planner import plan
+from llmcap.plan.request import PlanRequest
 
 REQUESTS = {
     "Llama-3.1-8B chat": PlanRequest(

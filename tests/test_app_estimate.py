@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from llmcap.catalog.loader import load_catalog
 from llmcap.economics.operating_point import Pricing, closed_loop_costs
 from llmcap.estimate.single import estimate
-from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.rate import estimate_load
+from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.scenario import Scenario
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"

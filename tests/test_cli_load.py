@@ -9,8 +9,8 @@ import pytest
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli.main import main
 from llmcap.economics.operating_point import Pricing
-from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.rate import estimate_load
+from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.scenario import Scenario
 
 BASE = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "h100-sxm", "--weights", "fp8",

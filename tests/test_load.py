@@ -13,11 +13,11 @@ from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.cost import CostError
 from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
 from llmcap.estimate.single import PhaseResult, estimate
-from llmcap.load.rate_types import LoadError, LoadSpec, Slo
-from llmcap.load.rate_analytic import analytic_goodput, analytic_max_rate
 from llmcap.load.rate import estimate_load
-from llmcap.load.rate_simulate import goodput, max_rate
+from llmcap.load.rate_analytic import analytic_goodput, analytic_max_rate
 from llmcap.load.rate_prepare import prepare
+from llmcap.load.rate_simulate import goodput, max_rate
+from llmcap.load.rate_types import LoadError, LoadSpec, Slo
 from llmcap.load.trace import parse_trace
 from llmcap.scenario import Scenario
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from llmcap.catalog.loader import load_catalog
-from llmcap.load.rate_types import LoadError, LoadSpec, Slo
-from llmcap.load.rate_simulate import Simulated, goodput, max_rate, operating_point
 from llmcap.load.rate import assemble, estimate_load
 from llmcap.load.rate_prepare import prepare
+from llmcap.load.rate_simulate import Simulated, goodput, max_rate, operating_point
+from llmcap.load.rate_types import LoadError, LoadSpec, Slo
 from llmcap.scenario import Scenario
 
 CATALOG = load_catalog()

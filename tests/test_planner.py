@@ -2,8 +2,8 @@
 
 import pytest
 
-from llmcap.plan.request import PlanRequest
 from llmcap.plan.planner import plan
+from llmcap.plan.request import PlanRequest
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from llmcap.plan.request import PlanRequest
 from llmcap.plan.planner import plan
+from llmcap.plan.request import PlanRequest
 from llmcap.plan.whatif import sensitivity, what_ifs
 
 

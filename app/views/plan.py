@@ -47,8 +47,8 @@ from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_u
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
-from llmcap.plan.request import Plan, PlanRequest
 from llmcap.plan.planner import plan
+from llmcap.plan.request import Plan, PlanRequest
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES, MAX_TOKENS
 

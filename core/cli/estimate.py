@@ -18,8 +18,8 @@ from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_co
 from llmcap.estimate.predict import predict_rows
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import FORMATS, render
-from llmcap.load.rate_types import DEFAULT_REQUESTS, METHODS, LoadSpec, Slo
 from llmcap.load.rate import LoadEstimate, estimate_load
+from llmcap.load.rate_types import DEFAULT_REQUESTS, METHODS, LoadSpec, Slo
 from llmcap.load.trace import parse_trace
 from llmcap.model.hf_limits import ConfigError
 from llmcap.model.hfconfig import parse_config

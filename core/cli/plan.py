@@ -12,8 +12,8 @@ from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
-from llmcap.plan.request import DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
 from llmcap.plan.planner import plan
+from llmcap.plan.request import DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES
 

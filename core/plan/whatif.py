@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Frozen
-from llmcap.plan.request import Plan, PlanRequest
 from llmcap.plan.planner import plan
+from llmcap.plan.request import Plan, PlanRequest
 
 LEADERS = 3
 DEFAULT_WHATIFS = (
