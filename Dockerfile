@@ -7,16 +7,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/llmcap
 
-# Dependencies first (this layer is reused while only app/ or catalogs/ change). Editable install:
-# core/catalog/loader.py finds catalogs/ beside the core/ package, so the source tree stays where it is.
+# The build maps core/ -> llmcap, app/ -> llmcap.app and catalogs/ -> llmcap/catalogs, so all three are needed
+# before the (editable, app-extra) install; it is held to the exact pins of requirements.lock.
 COPY pyproject.toml requirements.lock README.md ./
 COPY core ./core
-RUN pip install --no-cache-dir "pip==$(sed -n 's/^pip==//p' requirements.lock)" \
- && pip install --no-cache-dir -c requirements.lock --build-constraint requirements.lock -e .
-
+COPY app ./app
 COPY catalogs ./catalogs
 COPY .streamlit ./.streamlit
-COPY app ./app
+RUN pip install --no-cache-dir "pip==$(sed -n 's/^pip==//p' requirements.lock)" \
+ && pip install --no-cache-dir -c requirements.lock --build-constraint requirements.lock -e '.[app]'
 
 RUN groupadd --gid 10001 llmcap && useradd --uid 10001 --gid 10001 --create-home llmcap
 USER 10001:10001
@@ -24,4 +23,4 @@ USER 10001:10001
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen(\"http://127.0.0.1:8501/_stcore/health\", timeout=4).status != 200)"]
-ENTRYPOINT ["streamlit", "run", "app/streamlit_app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+ENTRYPOINT ["llmcap", "serve", "--host", "0.0.0.0", "--port", "8501"]

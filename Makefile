@@ -34,7 +34,7 @@ $(BIN)/python:
 # The stamps are rebuilt when pyproject.toml or the lock is newer, so repeated runs skip pip.
 $(RUN_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(PIP) install pip==$(PIP_VERSION)
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e '.[app]'
 	touch $@
 
 $(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
@@ -43,7 +43,7 @@ $(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)
-	$(BIN)/streamlit run app/streamlit_app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/llmcap serve --host $(HOST) --port $(PORT)
 
 # Debian's chromium for the browser tests (Playwright cannot download its own browser here).
 chromium:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from llmcap.catalog.schema import (
     CarbonIntensity,
+    Checkpoint,
     CloudOffering,
     Device,
     Format,
@@ -42,6 +43,7 @@ from llmcap.catalog.schema import (
     PurchasePrice,
     Workload,
 )
+from llmcap.catalog.support import SupportMatrix, load_support, matrix_problems
 from llmcap.model.architecture import Architecture
 from llmcap.model.hf_limits import ConfigError
 from llmcap.model.hfconfig import parse_config
@@ -127,6 +129,8 @@ class Catalog:
     efficiency: dict[str, Any]
     model_aliases: dict[str, str] = field(default_factory=dict)
     power: PowerCatalog | None = None
+    support: SupportMatrix | None = None
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)  # lower-case checkpoint id -> checkpoint
 
     # -- look-ups -----------------------------------------------------------------
     def device(self, wanted: str) -> Device:
@@ -142,6 +146,15 @@ class Catalog:
         if key is not None:
             return self.models[key]
         raise UnknownIdError("model", wanted, suggest(wanted.strip().lower(), self.model_aliases, self.models))
+
+    def checkpoint(self, wanted: str) -> Checkpoint | None:
+        """The published checkpoint a model name denotes (its format preselected), or None for a base id or alias."""
+        return self.checkpoints.get(wanted.strip().lower())
+
+    def default_weights(self, model: str) -> str:
+        """The weight format a model name implies: its checkpoint's format, else bf16."""
+        ckpt = self.checkpoint(model)
+        return ckpt.weights if ckpt is not None else "bf16"
 
     def format(self, wanted: str) -> Format:
         key = normalize_id(wanted)
@@ -319,6 +332,7 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
 
     models = _load_models(root, problems)
     aliases = _aliases(models, "catalogs/models", problems)
+    support = _load_support_matrix(root, engines, formats, kv, problems)
     for mid, m in models.items():
         for c in m.meta.checkpoints:
             where = f"{mid}.checkpoints[{c.id}]"
@@ -340,8 +354,30 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
         efficiency=efficiency if isinstance(efficiency, dict) else {},
         model_aliases=aliases,
         power=power,
+        support=support,
+        checkpoints={c.id.lower(): c for m in models.values() for c in m.meta.checkpoints},
     )
     return catalog, problems
+
+
+def _load_support_matrix(
+    root: Path, engines: Any, formats: dict[str, Format], kv: dict[str, KVFormat], problems: list[Problem]
+) -> SupportMatrix | None:
+    """catalogs/support.yaml, checked against the engines and formats it names (None, with problems, if invalid)."""
+    rel = "catalogs/support.yaml"
+    try:
+        matrix = load_support(root)
+    except FileNotFoundError:
+        problems.append(Problem(rel, "-", "file missing"))
+        return None
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        problems.append(Problem(rel, "-", str(exc).splitlines()[0]))
+        return None
+    engine_ids = engines.get("engines", {}) if isinstance(engines, dict) else {}
+    format_engines = {k: f.engines for k, f in formats.items()}
+    for text in matrix_problems(matrix, engine_ids, formats, kv, format_engines):
+        problems.append(Problem(rel, "rules", text))
+    return matrix
 
 
 def _load_power(root: Path, problems: list[Problem]) -> PowerCatalog | None:

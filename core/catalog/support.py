@@ -145,19 +145,14 @@ def _join(items: Sequence[str], limit: int = 12) -> str:
 def _where(matrix: SupportMatrix, engine: str, vendor: str | None = None) -> str:
     """Where an engine runs, from its rules: 'NVIDIA ampere, ada, hopper; AMD cdna3' (kinds for arch-less rules).
 
-    With `vendor`, only that vendor's rules (when the engine has any for it). Arch rules limited to some
-    device kinds show them: 'NVIDIA ampere [datacenter_gpu, consumer_gpu]'.
+    With `vendor`, only that vendor's rules (when the engine has any for it).
     """
     rules = [r for r in matrix.rules if r.engine == engine]
     own = [r for r in rules if vendor is not None and r.vendor.casefold() == vendor.casefold()]
     rules = own or rules
     covered: dict[str, list[str]] = {}
     for r in rules:
-        if r.archs is None:
-            items = list(r.kinds or ("any device",))
-        else:
-            kinds = f" [{', '.join(r.kinds)}]" if r.kinds else ""
-            items = [f"{a}{kinds}" for a in r.archs]
+        items = list(r.kinds or ("any device",)) if r.archs is None else list(r.archs)
         covered.setdefault(r.vendor, []).extend(items)
     return "; ".join(
         f"{'any vendor' if vendor == ANY_VENDOR else vendor} {', '.join(dict.fromkeys(items))}"

@@ -16,6 +16,7 @@ from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
 from llmcap.estimate.predict import predict_rows
+from llmcap.estimate.resolve import UnsupportedError
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import FORMATS, render
 from llmcap.load.rate import LoadEstimate, estimate_load
@@ -208,6 +209,18 @@ def _flag_text(exc: ValidationError, flags: dict[str, str]) -> str:
 
 
 def cmd_estimate(args) -> int:
+    """Exit 0 when the scenario fits, 1 when it does not fit or the engine does not run it (2: bad input)."""
+    try:
+        return _estimate(args)
+    except UnsupportedError as exc:
+        if args.format == "json":
+            print(json.dumps({"fits": False, "status": "unsupported", "message": str(exc)}, indent=2))
+        else:
+            print(f"unsupported: {exc}")
+        return 1
+
+
+def _estimate(args) -> int:
     open_loop = args.rate is not None or args.trace is not None
     if open_loop and args.concurrency is not None:
         raise ValueError("give --rate (open loop) or --concurrency (closed loop), not both")

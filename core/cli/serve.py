@@ -8,6 +8,7 @@ project's server settings (.streamlit/config.toml beside the script) and the add
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -37,6 +38,14 @@ def streamlit_command(script: Path, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _streamlit_importable() -> bool:
+    try:
+        importlib.import_module("streamlit")
+    except ImportError:
+        return False
+    return True
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="start the dashboard (needs the app extra)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, local only)")
@@ -48,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: choose a port between 1 and 65535")
     script = entry_script()
-    if script is None or importlib.util.find_spec("streamlit") is None:
+    if script is None or not _streamlit_importable():
         raise ValueError(APP_EXTRA_HINT)
     print(f"llmcap dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     if os.environ.get(CATALOGS_ENV):

@@ -1,7 +1,8 @@
 """Batch prediction: every row of a scenarios table through one vectorized evaluation (`llmcap predict`).
 
 Rows are dicts of strings (a CSV's columns); each becomes a Scenario, all are evaluated together by
-llmcap.estimate.sweep, and each row gets PREDICT_COLUMNS: status ok / does_not_fit / error with a message.
+llmcap.estimate.sweep, and each row gets PREDICT_COLUMNS: status ok / does_not_fit / unsupported (the engine does
+not run it: catalogs/support.yaml) / error, with a message.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.fit import not_fit_message
-from llmcap.estimate.sweep import SweepResult, build_input, evaluate
+from llmcap.estimate.sweep import UNSUPPORTED, SweepResult, build_input, evaluate
 from llmcap.perf.timing import BOUNDS
 from llmcap.scenario import Scenario, validation_text
 
@@ -71,6 +72,9 @@ def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]
         res = evaluate(inp)
         j = 0
         for i, scn, err in zip(index, scenarios, errors, strict=True):
+            if err is not None and err.startswith(UNSUPPORTED):
+                results[i].update(status="unsupported", message=err.removeprefix(UNSUPPORTED))
+                continue
             if err is not None:
                 results[i].update(status="error", message=err)
                 continue

@@ -9,6 +9,7 @@ import numpy as np
 
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Device, Format, KVFormat
+from llmcap.catalog.support import Verdict, check_support
 from llmcap.estimate.serving import MIXED, PREFILL_FIRST, Engine, System
 from llmcap.model.architecture import Architecture
 from llmcap.perf.efficiency import efficiency
@@ -52,6 +53,24 @@ def engine_config(catalog: Catalog, engine: str) -> EngineConfig:
     )
 
 
+class UnsupportedError(ValueError):
+    """The engine does not run this combination (catalogs/support.yaml); the message says why and what would."""
+
+
+def support_verdict(catalog: Catalog, engine: str, device: Device, weights: str, kv: str | None) -> Verdict | None:
+    """The support matrix's verdict on a combination; raises UnsupportedError with its reason and suggestion.
+
+    None when it cannot be checked: no matrix, or a device without an `arch` (a user's custom device), which
+    then runs the format's own math as before.
+    """
+    if catalog.support is None or device.arch is None:
+        return None
+    verdict = check_support(catalog.support, engine, device, weights, kv)
+    if not verdict.supported:
+        raise UnsupportedError(f"{verdict.reason}; {verdict.suggestion}" if verdict.suggestion else verdict.reason)
+    return verdict
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A scenario with its catalog objects and numeric arrays."""
@@ -65,6 +84,8 @@ class Resolved:
     math: str  # math precision after fallback
     engine: EngineConfig
     system: System
+    engine_math: str = ""  # math path the engine's kernels take for the weights (support matrix), before fallback
+    notes: tuple[str, ...] = ()  # what the user should know: a generic what-if, an unchecked custom device
 
 
 @functools.lru_cache(maxsize=4096)
@@ -73,12 +94,12 @@ def _shape(arch: Architecture) -> ModelShape:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parts(catalog: Catalog, device_json: str, fmt_id: str, kv_id: str, engine: str):
+def _parts(catalog: Catalog, device_json: str, fmt_id: str, kv_id: str, engine: str, math: str):
     device = Device.model_validate_json(device_json)
     fmt, kv = catalog.format(fmt_id), catalog.kv_format(kv_id)
-    dev = device_spec(device, fmt, catalog.math_fallback)
+    dev = device_spec(device, fmt, catalog.math_fallback, math)
     eff = efficiency(catalog.efficiency, device.kind, engine)
-    return fmt, kv, dev, format_spec(fmt, kv), eff, effective_math(device, fmt.math, catalog.math_fallback)
+    return fmt, kv, dev, format_spec(fmt, kv), eff, effective_math(device, math, catalog.math_fallback)
 
 
 def resolve(
@@ -95,8 +116,15 @@ def resolve(
     fmt = catalog.format(scn.weight_format)
     if fmt.engines is not None and scn.engine not in fmt.engines and scn.engine != "generic":
         raise ValueError(f"format '{fmt.id}' runs on {', '.join(fmt.engines)}, not {scn.engine}")
-    kv_id = scn.kv_format or fmt.kv_default
-    fmt, kv, dev, fspec, eff, math = _parts(catalog, device.model_dump_json(), fmt.id, kv_id, scn.engine)
+    verdict = support_verdict(catalog, scn.engine, device, fmt.id, scn.kv_format)
+    engine_math = verdict.math if verdict is not None and verdict.math else fmt.math
+    kv_id = scn.kv_format or (verdict.kv_auto if verdict is not None else None) or fmt.kv_default
+    notes: list[str] = []
+    if verdict is not None and verdict.warning:
+        notes.append(verdict.warning)
+    if verdict is None and catalog.support is not None and device.arch is None:
+        notes.append(f"{device.name} names no architecture (arch): engine support was not checked")
+    fmt, kv, dev, fspec, eff, math = _parts(catalog, device.model_dump_json(), fmt.id, kv_id, scn.engine, engine_math)
     shape = _shape(arch)
     layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
     return Resolved(
@@ -109,6 +137,8 @@ def resolve(
         math=math,
         engine=engine_config(catalog, scn.engine),
         system=System(shape=shape, dev=dev, fmt=fspec, layout=layout, eff=eff),
+        engine_math=engine_math,
+        notes=tuple(notes),
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device, Frozen
+from llmcap.catalog.support import label
 from llmcap.estimate.fit import not_fit_message
 from llmcap.estimate.resolve import Resolved, resolve
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
@@ -168,9 +169,11 @@ def estimate(
     """Estimate one scenario. Never raises for a scenario that does not fit: it says what overflows."""
     r = resolve(scn, catalog, arch=arch, device=device)
     res = evaluate(resolved_input(r))
-    notes: list[str] = []
-    if r.math != r.fmt.math:
-        notes.append(f"{r.device.name} has no native {r.fmt.math} math: products run in {r.math}")
+    notes: list[str] = list(r.notes)
+    if r.engine_math != r.fmt.math:
+        notes.append(f"{label(scn.engine)} runs {r.fmt.id} weights with {r.engine_math} math on {r.device.name}")
+    if r.math != r.engine_math:
+        notes.append(f"{r.device.name} has no native {r.engine_math} math: products run in {r.math}")
     per_replica = _f(res.concurrency)
     running = _f(res.running)
     fit_conc = _f(res.max_concurrency)

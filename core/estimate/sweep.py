@@ -15,11 +15,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.estimate.resolve import Resolved, layer_check, resolve
+from llmcap.estimate.resolve import Resolved, UnsupportedError, layer_check, resolve
 from llmcap.estimate.serving import Engine, System, closed_loop
 from llmcap.perf.memory import kv_bytes_per_sequence, max_concurrency, memory_budget
 from llmcap.perf.operators import Layout
 from llmcap.scenario import Scenario
+
+UNSUPPORTED = "unsupported: "  # prefix of a build_input error the support matrix raised
 
 
 @dataclass(frozen=True)
@@ -209,24 +211,30 @@ def _concat_tree(items: list):
 def build_input(scenarios: list[Scenario], catalog: Catalog | None = None) -> tuple[SweepInput, list[str | None]]:
     """Arrays for many scenarios, each distinct (model, hardware, formats, engine) resolved once.
 
-    errors[i] says why scenario i could not be resolved; the arrays hold the others, in order.
+    errors[i] says why scenario i could not be resolved (starting with UNSUPPORTED where the engine does not run
+    the combination); the arrays hold the others, in order.
     """
     catalog = catalog or load_catalog()
-    cache: dict[tuple, Resolved] = {}
+    cache: dict[tuple, Resolved | str] = {}
     parts: list[SweepInput] = []
     errors: list[str | None] = []
     for scn in scenarios:
         key = (scn.model, scn.hardware, scn.weight_format, scn.kv_format, scn.engine)
-        try:
-            if key not in cache:
+        if key not in cache:
+            try:
                 cache[key] = resolve(scn, catalog)
-            base = cache[key]
-            layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
-            r = dataclasses.replace(base, scenario=scn, system=dataclasses.replace(base.system, layout=layout))
-            parts.append(resolved_input(r))
-            errors.append(None)
-        except (KeyError, ValueError) as exc:
-            errors.append(str(exc))
+            except UnsupportedError as exc:
+                cache[key] = UNSUPPORTED + str(exc)
+            except (KeyError, ValueError) as exc:
+                cache[key] = str(exc)
+        base = cache[key]
+        if isinstance(base, str):
+            errors.append(base)
+            continue
+        layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
+        r = dataclasses.replace(base, scenario=scn, system=dataclasses.replace(base.system, layout=layout))
+        parts.append(resolved_input(r))
+        errors.append(None)
     if not parts:
         raise ValueError("no scenario could be resolved: " + "; ".join(e for e in errors if e))
     return _concat_tree(parts), errors

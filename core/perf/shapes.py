@@ -140,9 +140,14 @@ def driver_memory_gb(device: Device) -> float:
     return device.memory_gb
 
 
-def device_spec(device: Device, fmt: Format, fallbacks: dict[str, MathFallback]) -> DeviceSpec:
-    """DeviceSpec for running `fmt` on `device` (peak after fallback)."""
-    math = effective_math(device, fmt.math, fallbacks)
+def device_spec(
+    device: Device, fmt: Format, fallbacks: dict[str, MathFallback], math: str | None = None
+) -> DeviceSpec:
+    """DeviceSpec for running `fmt` on `device` with `math` (default: the format's own math), peak after fallback.
+
+    `math` is the path the engine's kernels take for these weights (the support matrix), e.g. bf16 for a
+    weight-only format or for llama.cpp's int8 MMQ kernels on mxfp4."""
+    math = effective_math(device, math or fmt.math, fallbacks)
     half = effective_math(device, "bf16", fallbacks)
     mem_gb = device.usable_memory_gb or driver_memory_gb(device)
     link = device.scaleup.gbps_per_direction * 1e9 if device.scaleup and device.scaleup.gbps_per_direction else None
