@@ -156,6 +156,11 @@ class Catalog:
         ckpt = self.checkpoint(model)
         return ckpt.weights if ckpt is not None else "bf16"
 
+    def default_kv(self, model: str) -> str | None:
+        """The KV format a checkpoint declares (e.g. ModelOpt FP8 KV), else None (the format's and engine's)."""
+        ckpt = self.checkpoint(model)
+        return ckpt.kv if ckpt is not None else None
+
     def format(self, wanted: str) -> Format:
         key = normalize_id(wanted)
         if key in self.formats:

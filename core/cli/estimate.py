@@ -45,8 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hardware", required=True)
     for name in ("tp", "pp", "ep", "replicas"):
         p.add_argument(f"--{name}", type=int, default=1)
-    p.add_argument("--weights", default="bf16", help="weight format id (llmcap catalog list formats)")
-    p.add_argument("--kv", default=None, help="KV-cache format id (default: the weight format's)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weight format id (llmcap catalog list formats; default: the checkpoint's format, e.g. nvfp4 for "
+        "nvidia/...-FP4, else bf16)",
+    )
+    p.add_argument("--kv", default=None, help="KV-cache format id (default: the checkpoint's, else the engine's)")
     p.add_argument("--engine", default="generic", choices=ENGINES)
     p.add_argument("--input-len", type=int, help="prompt tokens (not needed with --workload or --trace)")
     p.add_argument("--output-len", type=int, help="generated tokens (not needed with --workload or --trace)")
@@ -109,6 +114,12 @@ OPEN_LOOP_ONLY = (
 )  # fmt: skip
 
 
+def _catalog_default(model: str, which: str) -> str | None:
+    """The format a catalog checkpoint id implies (bf16 weights and no KV choice for anything else)."""
+    cat = load_catalog()
+    return cat.default_weights(model) if which == "weights" else cat.default_kv(model)
+
+
 def _scenario_from_args(args) -> Scenario:
     model = args.model or (str(args.model_config) if args.model_config else None)
     if not model:
@@ -133,8 +144,8 @@ def _scenario_from_args(args) -> Scenario:
             pp=args.pp,
             ep=args.ep,
             replicas=args.replicas,
-            weight_format=args.weights,
-            kv_format=args.kv,
+            weight_format=args.weights or _catalog_default(model, "weights"),
+            kv_format=args.kv or _catalog_default(model, "kv"),
             engine=args.engine,
             input_len=args.input_len,
             output_len=args.output_len,

@@ -31,22 +31,25 @@ PREDICT_COLUMNS = (
 )
 
 
-def _row_scenario(row: dict) -> Scenario:
+def _row_scenario(row: dict, catalog: Catalog) -> Scenario:
+    """One CSV row as a Scenario; an empty weight_format / kv_format takes the checkpoint's (else bf16 / auto)."""
+
     def get(key: str, default: str | None = None) -> str | None:
         v = (row.get(key) or "").strip()
         return v or default
 
     conc = get("concurrency", "1")
+    model = get("model") or ""
     return Scenario(
-        model=get("model") or "",
+        model=model,
         hardware=get("hardware") or "",
         engine=get("engine", "generic"),
         tp=int(get("tp", "1")),
         pp=int(get("pp", "1")),
         ep=int(get("ep", "1")),
         replicas=int(get("replicas", "1")),
-        weight_format=get("weight_format", "bf16"),
-        kv_format=get("kv_format"),
+        weight_format=get("weight_format") or catalog.default_weights(model),
+        kv_format=get("kv_format") or catalog.default_kv(model),
         input_len=int(get("input_len") or "0"),
         output_len=int(get("output_len") or "0"),
         concurrency="max" if conc.lower() == "max" else int(conc),
@@ -62,7 +65,7 @@ def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]
     index: list[int] = []
     for i, row in enumerate(rows):
         try:
-            scenarios.append(_row_scenario(row))
+            scenarios.append(_row_scenario(row, catalog))
             index.append(i)
         except (ValidationError, ValueError) as exc:
             text = validation_text(exc, "scenario") if isinstance(exc, ValidationError) else str(exc)
