@@ -140,8 +140,10 @@ def test_validate_reports_figures(capsys):
 def test_calibration_is_reproducible():
     """Re-running the fit on the shipped data gives the committed parameters."""
     from llmcap.calibration.calibrate import calibrate
+    from llmcap.calibration.measured import default_data
 
-    paths = sorted((CATALOG_DIR / "measured").glob("*.csv"))
+    paths = default_data()  # what `llmcap calibrate --write` reads: every shipped measured file
+    assert [p.parent for p in paths] == [CATALOG_DIR / "measured"] * 3
     fresh = calibrate(paths, load_catalog())
     committed = yaml.safe_load((CATALOG_DIR / "efficiency.yaml").read_text())
     assert committed["data"] == fresh["data"]

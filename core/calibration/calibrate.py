@@ -18,9 +18,9 @@ import numpy as np
 import yaml
 from scipy.optimize import least_squares
 
-from llmcap.calibration.measured import Measurement, metric_arrays, read_measurements
+from llmcap.calibration.measured import DEFAULT_FILES, Measurement, metric_arrays, read_all
 from llmcap.catalog.loader import Catalog, catalog_dir, load_catalog
-from llmcap.estimate.sweep import build_input, evaluate
+from llmcap.estimate.sweep import SweepInput, SweepResult, build_input, evaluate, expand
 from llmcap.perf.efficiency import PARAM_NAMES, Efficiency
 
 # parameter: (prior, lower, upper, log-scale?)
@@ -48,11 +48,16 @@ ENGINE_PARAMS = (
 )
 CLASS_PARAMS = ("mem_eff_max", "gemm_eff_max", "step_overhead_s")
 PRIOR_WEIGHT = 0.05
-DEFAULT_DATA = ("measured_serving_hopper.csv", "measured_web_calibration.csv")
+DEFAULT_DATA = DEFAULT_FILES
 
 
 class Fit:
-    """The parameter vector and its mapping onto per-row efficiency arrays."""
+    """The parameter vector and its mapping onto per-row efficiency arrays.
+
+    Slots come from the rows fitted: defaults, every engine seen, every device class with data. `index` maps
+    rows (any rows, also ones the fit never saw) to the slot each parameter takes: device class over default,
+    engine over both on datacenter GPUs, as efficiency.efficiency_params merges the written table.
+    """
 
     def __init__(self, kinds: list[str], engines: list[str]):
         self.kinds, self.engines = kinds, engines
@@ -60,6 +65,22 @@ class Fit:
         self.slots += [("engine", e, p) for e in sorted(set(engines)) for p in ENGINE_PARAMS]
         classes = sorted({k for k in kinds if k != "datacenter_gpu"})
         self.slots += [("device_class", k, p) for k in classes for p in CLASS_PARAMS]
+        self.row_slots = self.index(kinds, engines)
+
+    def index(self, kinds: list[str], engines: list[str]) -> dict[str, np.ndarray]:
+        """For each parameter, the slot each row takes (levels this fit lacks fall back to the default)."""
+        where = {s: i for i, s in enumerate(self.slots)}
+        out = {}
+        for p in PARAM_NAMES:
+            idx = []
+            for kind, engine in zip(kinds, engines, strict=True):
+                i = where[("default", "", p)]
+                i = where.get(("device_class", kind, p), i)
+                if kind == "datacenter_gpu":
+                    i = where.get(("engine", engine, p), i)
+                idx.append(i)
+            out[p] = np.array(idx, dtype=np.intp)
+        return out
 
     def to_x(self, values: list[float]) -> np.ndarray:
         return np.array([self._fwd(p, v) for (_, _, p), v in zip(self.slots, values, strict=True)])
@@ -82,21 +103,33 @@ class Fit:
         hi = [np.log(PRIORS[p][2]) if PRIORS[p][3] else PRIORS[p][2] for _, _, p in self.slots]
         return np.array(lo), np.array(hi)
 
-    def efficiency(self, values: list[float]) -> Efficiency:
-        """Per-row arrays: default, overridden by device class, then by engine."""
-        n = len(self.kinds)
-        cols = {p: np.full(n, np.nan) for p in PARAM_NAMES}
-        kinds, engines = np.array(self.kinds), np.array(self.engines)
-        for (level, _key, p), v in zip(self.slots, values, strict=True):
-            if level == "default":
-                cols[p] = np.where(np.isnan(cols[p]), v, cols[p])
-        for (level, key, p), v in zip(self.slots, values, strict=True):
-            if level == "device_class":
-                cols[p] = np.where(kinds == key, v, cols[p])
-        for (level, key, p), v in zip(self.slots, values, strict=True):
-            if level == "engine":
-                cols[p] = np.where((engines == key) & (kinds == "datacenter_gpu"), v, cols[p])
-        return Efficiency(**cols)
+    def efficiency(self, values: list[float], rows: dict[str, np.ndarray] | None = None) -> Efficiency:
+        """Per-row arrays for the fitted rows, or for `rows` (an `index` of other rows)."""
+        v = np.asarray(values, dtype=float)
+        rows = self.row_slots if rows is None else rows
+        return Efficiency(**{p: v[rows[p]] for p in PARAM_NAMES})
+
+    def owners(self) -> list[np.ndarray]:
+        """For each slot, the fitted rows whose prediction depends on it."""
+        out = [np.zeros(len(self.kinds), dtype=bool) for _ in self.slots]
+        for idx in self.row_slots.values():
+            for i in np.unique(idx):
+                out[i] |= idx == i
+        return out
+
+    def groups(self, owners: list[np.ndarray]) -> list[list[int]]:
+        """Slots grouped (greedily, in order) so that no two of a group share a row: one evaluation then
+        differentiates a whole group."""
+        out: list[tuple[np.ndarray, list[int]]] = []
+        for j, t in enumerate(owners):
+            for rows, members in out:
+                if not (rows & t).any():
+                    rows |= t
+                    members.append(j)
+                    break
+            else:
+                out.append((t.copy(), [j]))
+        return [members for _, members in out]
 
     def table(self, values: list[float]) -> dict:
         out: dict = {"default": {}, "device_class": {}, "engine": {}}
@@ -111,50 +144,128 @@ class Fit:
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Rows:
+    """Measured rows resolved once (build_input) for fitting and predicting: slice with `take`."""
+
+    ms: list[Measurement]
+    inp: SweepInput
+    kinds: list[str]
+    metrics: list[str]
+    measured: np.ndarray
+
+    @property
+    def engines(self) -> list[str]:
+        return [m.scenario.engine for m in self.ms]
+
+    def take(self, idx: np.ndarray) -> Rows:
+        idx = np.asarray(idx, dtype=np.intp)
+        return Rows(
+            [self.ms[i] for i in idx],
+            expand(self.inp, idx),
+            [self.kinds[i] for i in idx],
+            [self.metrics[i] for i in idx],
+            self.measured[idx],
+        )
+
+
 def load_measurements(paths: list[Path]) -> list[Measurement]:
-    out: list[Measurement] = []
-    for p in paths:
-        rows, _ = read_measurements(p)
-        out += rows
-    return out
+    return read_all(paths)[0]
+
+
+def resolve_rows(ms: list[Measurement], catalog: Catalog) -> tuple[Rows, list[str | None]]:
+    """The rows that resolve, with their inputs built once; errors[i] for each measurement (None: resolved)."""
+    inp, errors = build_input([m.scenario for m in ms], catalog)
+    ok = [m for m, e in zip(ms, errors, strict=True) if e is None]
+    kinds = [catalog.device(m.scenario.hardware).kind for m in ok]
+    return Rows(ok, inp, kinds, [m.metric for m in ok], np.array([m.value for m in ok])), errors
+
+
+def predict(
+    rows: Rows, fit: Fit, values: list[float], slots: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, SweepResult]:
+    """Predicted measured metric of each row with fitted values (NaN where the scenario does not fit).
+
+    `slots`: fit.index(rows.kinds, rows.engines), computed here when not given."""
+    eff = fit.efficiency(values, fit.index(rows.kinds, rows.engines) if slots is None else slots)
+    inp = dataclasses.replace(rows.inp, system=dataclasses.replace(rows.inp.system, eff=eff))
+    res = evaluate(inp)
+    pred = metric_arrays(res, inp, rows.metrics)
+    return np.where(res.fits & np.isfinite(pred) & (pred > 0), pred, np.nan), res
+
+
+def _jacobian(fun, fit: Fit, lo: np.ndarray, hi: np.ndarray):
+    """Forward differences (scipy's 2-point step), one evaluation per group of slots that share no row."""
+    owner = fit.owners()
+    groups = fit.groups(owner)
+    n_data = len(fit.kinds)
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        f0 = fun(x)
+        h = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(x))
+        h = np.where(x + h > hi, -h, h)
+        out = np.zeros((len(f0), len(x)))
+        for members in groups:
+            xs = x.copy()
+            xs[members] += h[members]
+            df = fun(xs) - f0
+            for j in members:
+                col = np.zeros(len(f0))
+                col[:n_data] = np.where(owner[j], df[:n_data], 0.0)
+                col[n_data + j] = df[n_data + j]
+                out[:, j] = col / h[j]
+        return out
+
+    return jac
+
+
+def fit_rows(rows: Rows, max_nfev: int = 400) -> tuple[Fit, list[float]]:
+    """Least-squares fit of the efficiency parameters to `rows` (and nothing else)."""
+    fit = Fit(rows.kinds, rows.engines)
+    x0 = fit.to_x([PRIORS[p][0] for _, _, p in fit.slots])
+    x_prior = x0.copy()
+    lo, hi = fit.bounds()
+    scale = hi - lo
+    last: dict[bytes, np.ndarray] = {}
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        key = x.tobytes()
+        if key not in last:
+            pred, _ = predict(rows, fit, fit.values(x), fit.row_slots)
+            r = np.where(np.isfinite(pred), np.log(pred / rows.measured), 0.0)
+            last.clear()
+            last[key] = np.concatenate([r, PRIOR_WEIGHT * (x - x_prior) / scale])
+        return last[key]
+
+    sol = least_squares(
+        residuals,
+        np.clip(x0, lo, hi),
+        jac=_jacobian(residuals, fit, lo, hi),
+        bounds=(lo, hi),
+        loss="soft_l1",
+        f_scale=0.2,
+        max_nfev=max_nfev,
+    )
+    return fit, fit.values(sol.x)
 
 
 def calibrate(paths: list[Path], catalog: Catalog | None = None, max_nfev: int = 400) -> dict:
     """Fit and return the new efficiency table (with fit metadata)."""
     catalog = catalog or load_catalog()
-    ms = load_measurements(paths)
-    inp, errors = build_input([m.scenario for m in ms], catalog)
-    ok = [m for m, e in zip(ms, errors, strict=True) if e is None]
-    kinds = [catalog.device(m.scenario.hardware).kind for m in ok]
-    engines = [m.scenario.engine for m in ok]
-    metrics = [m.metric for m in ok]
-    measured = np.array([m.value for m in ok])
-    fit = Fit(kinds, engines)
-    prior_vals = []
-    for _, _, p in fit.slots:
-        prior_vals.append(PRIORS[p][0])
-    x0 = fit.to_x(prior_vals)
-    x_prior = x0.copy()
-    scale = np.array([abs(b - a) for a, b in zip(*fit.bounds(), strict=True)])
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        eff = fit.efficiency(fit.values(x))
-        res = evaluate(dataclasses.replace(inp, system=dataclasses.replace(inp.system, eff=eff)))
-        pred = metric_arrays(res, inp, metrics)
-        r = np.where(res.fits & np.isfinite(pred) & (pred > 0), np.log(np.maximum(pred, 1e-12) / measured), 0.0)
-        return np.concatenate([r, PRIOR_WEIGHT * (x - x_prior) / scale])
-
-    lo, hi = fit.bounds()
-    sol = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), loss="soft_l1", f_scale=0.2, max_nfev=max_nfev)
-    values = fit.values(sol.x)
+    rows, _ = resolve_rows(load_measurements(paths), catalog)
+    fit, values = fit_rows(rows, max_nfev)
     table = fit.table(values)
     table["fitted"] = dt.date.today().isoformat()
-    table["data"] = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()[:16]} for p in paths]
-    table["rows_used"] = len(ok)
+    table["data"] = data_hashes(paths)
+    table["rows_used"] = len(rows.ms)
     table["method"] = (
         "scipy least_squares, soft_l1 on log(predicted/measured), weak prior pull; see core/calibration/calibrate.py"
     )
     return table
+
+
+def data_hashes(paths: list[Path]) -> list[dict]:
+    return [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()[:16]} for p in paths]
 
 
 def write_table(table: dict, path: Path | None = None) -> None:

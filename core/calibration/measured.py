@@ -1,9 +1,12 @@
 """Measured serving results in the formats of ../shared/reference (and their copy in catalogs/measured/).
 
 Two layouts are read:
-  * one row per run with `ttft_ms` and `tpot_ms` columns (measured_serving_hopper.csv)
+  * one row per run with `ttft_ms` and `tpot_ms` columns (measured_serving_hopper.csv, measured_serving_more.csv)
   * one row per metric with `metric` and `value` columns (measured_web_calibration.csv)
-Each becomes `Measurement`s: a Scenario, a metric name and the measured value.
+Each becomes `Measurement`s: a Scenario, a metric name and the measured value. measured_serving_more.csv also
+records the run's own layout (`source_attention_dp_size`, `source_moe_tp_size`, `source_moe_ep_size`); those are
+kept on the Measurement, and a row whose layout the Scenario cannot express yet (attention data parallel > 1) is
+skipped with the reason ATTENTION_DP_SKIP.
 """
 
 from __future__ import annotations
@@ -29,15 +32,20 @@ METRICS = (
     "decode_tokens_per_s_per_seq",
 )
 MAX_MEASURED_BYTES = 50_000_000
+# the files `llmcap validate` and `llmcap calibrate` read by default (sorted: the fit records their hashes in order)
+DEFAULT_FILES = ("measured_serving_hopper.csv", "measured_serving_more.csv", "measured_web_calibration.csv")
+ATTENTION_DP_SKIP = "attention data parallel > 1 (the Scenario has no dp field yet)"
 # ../shared/reference beside a checkout (core/calibration/measured.py -> the folder above the repository)
 REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference"
 
 
 def default_data() -> list[Path]:
-    """The measured CSVs `llmcap validate` and `calibrate` read by default: the copies shipped in
-    catalogs/measured/, else ../shared/reference's measured_*.csv."""
-    shipped = sorted((catalog_dir() / "measured").glob("*.csv"))
-    return shipped or sorted(REFERENCE_DIR.glob("measured_*.csv"))
+    """The measured CSVs `llmcap validate` and `calibrate` read by default (DEFAULT_FILES): the copies shipped in
+    catalogs/measured/, else those in ../shared/reference."""
+    shipped = [catalog_dir() / "measured" / name for name in DEFAULT_FILES]
+    if all(p.is_file() for p in shipped):
+        return shipped
+    return [p for p in (REFERENCE_DIR / name for name in DEFAULT_FILES) if p.is_file()]
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,17 @@ class Measurement:
     scenario: Scenario
     metric: str
     value: float
+    # the run's own layout where the source records it (measured_serving_more.csv), else None
+    attention_dp: int | None = None
+    moe_tp: int | None = None
+    moe_ep: int | None = None
+
+
+def _opt_int(row: dict, key: str) -> int | None:
+    """A layout field the source may leave empty; 0 (older dumps) also means not recorded."""
+    raw = (row.get(key) or "").strip()
+    value = int(float(raw)) if raw else 0
+    return value if value > 0 else None
 
 
 def _int(row: dict, key: str, default: int = 1) -> int:
@@ -88,6 +107,10 @@ def read_measurements(path: Path | str) -> tuple[list[Measurement], list[str]]:
         for line, row in enumerate(reader, start=2):
             rid = row.get("id") or f"{path.name}:{line}"
             try:
+                layout = {k: _opt_int(row, f"source_{k}_size") for k in ("attention_dp", "moe_tp", "moe_ep")}
+                if (layout["attention_dp"] or 1) > 1:
+                    skipped.append(f"{rid}: {ATTENTION_DP_SKIP}")
+                    continue
                 scn = _scenario(row)
                 if "metric" in cols:
                     pairs = [(row["metric"].strip(), float(row["value"]))]
@@ -100,8 +123,28 @@ def read_measurements(path: Path | str) -> tuple[list[Measurement], list[str]]:
                 if metric not in METRICS:
                     skipped.append(f"{rid}: unknown metric {metric}")
                 elif value > 0:
-                    out.append(Measurement(rid, row.get("source", ""), scn, metric, value))
+                    out.append(Measurement(rid, row.get("source", ""), scn, metric, value, **layout))
     return out, skipped
+
+
+def read_all(paths: list[Path | str]) -> tuple[list[Measurement], list[str]]:
+    """Measurements of every file, in order, and the skipped-row messages."""
+    out: list[Measurement] = []
+    skipped: list[str] = []
+    for p in paths:
+        rows, bad = read_measurements(p)
+        out += rows
+        skipped += bad
+    return out, skipped
+
+
+def skip_reasons(skipped: list[str]) -> dict[str, int]:
+    """Skipped-row messages ("id: reason") counted by reason."""
+    out: dict[str, int] = {}
+    for msg in skipped:
+        reason = msg.split(": ", 1)[-1]
+        out[reason] = out.get(reason, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def metric_arrays(res: SweepResult, inp: SweepInput, metrics: list[str]) -> np.ndarray:

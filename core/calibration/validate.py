@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmcap.calibration.measured import Measurement, metric_arrays, read_measurements
+from llmcap.calibration.measured import Measurement, metric_arrays, read_all
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.sweep import build_input, evaluate
 
@@ -29,12 +29,7 @@ class Compared:
 def compare(paths: list[Path | str], catalog: Catalog | None = None) -> tuple[list[Compared], list[str]]:
     """Predict every measured row; skipped rows come back as messages."""
     catalog = catalog or load_catalog()
-    ms: list[Measurement] = []
-    skipped: list[str] = []
-    for p in paths:
-        rows, bad = read_measurements(p)
-        ms += rows
-        skipped += bad
+    ms, skipped = read_all(paths)
     if not ms:
         return [], skipped
     inp, errors = build_input([m.scenario for m in ms], catalog)

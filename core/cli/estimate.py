@@ -9,9 +9,14 @@ import math
 import sys
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
-from llmcap.calibration.measured import default_data
+from llmcap.calibration import crossval
+from llmcap.calibration.calibrate import calibrate, write_table
+from llmcap.calibration.measured import default_data, skip_reasons
+from llmcap.calibration.uncertainty import write_table as write_bands
+from llmcap.calibration.validate import compare, summarize, worst
 from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
@@ -69,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, nargs="+", help="measured CSVs (default: catalogs/measured/*.csv)")
     p.add_argument("--worst", type=int, default=10)
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument(
+        "--cv",
+        action="store_true",
+        help="out of sample: refit leaving out each model, then each device, and predict the rows left out",
+    )
+    p.add_argument("--write", action="store_true", help="with --cv: write the error bands to catalogs/uncertainty.yaml")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("calibrate", help="fit efficiency parameters to the measured reference data")
@@ -446,9 +457,11 @@ def cmd_predict(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from llmcap.calibration.validate import compare, summarize, worst
-
     paths = args.data or default_data()
+    if args.write and not args.cv:
+        raise ValueError("--write needs --cv (the error bands come from the cross-validated residuals)")
+    if args.cv:
+        return _validate_cv(args, paths)
     rows, skipped = compare(paths)
     used = [r for r in rows if r.error is not None]
     report = {
@@ -462,6 +475,7 @@ def cmd_validate(args) -> int:
         "by_engine": summarize(rows, "engine"),
         "worst": worst(rows, args.worst),
         "skipped": skipped,
+        "skipped_by_reason": skip_reasons(skipped),
     }
     if args.format == "json":
         print(json.dumps(report, indent=2))
@@ -472,22 +486,53 @@ def cmd_validate(args) -> int:
         )
         return 0
     print(f"{report['compared']} of {report['rows']} measured values compared ({report['not_fit_or_error']} not)")
+    _print_skipped(skipped)
     for title in ("overall", "by_device_class", "by_hardware", "by_engine", "worst"):
         print(f"\n{title.replace('_', ' ')}:")
         print(render(report[title], "table"))
     return 0
 
 
-def cmd_calibrate(args) -> int:
-    from llmcap.calibration.calibrate import calibrate, write_table
+def _print_skipped(skipped: list[str]) -> None:
+    for reason, count in skip_reasons(skipped).items():
+        print(f"skipped {count} rows: {reason}")
 
+
+def _validate_cv(args, paths: list[Path]) -> int:
+    report = crossval.run(paths, load_catalog())
+    if args.write:
+        report["wrote"] = str(write_bands(report["uncertainty"]))
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.format == "csv":
+        print(render(report["summary"], "csv"))
+        return 0
+    print(
+        f"{report['compared']} of {report['rows']} measured values compared out of sample: "
+        f"{report['groups']['leave_model_out']} models and {report['groups']['leave_device_out']} devices left out "
+        f"in turn, each refitted ({report['seconds']} s). Columns: in = in sample, lomo = leave one model out, "
+        "lodo = leave one device out; mape = mean, mdape = median absolute error (%), w25 = share within 25% (%)."
+    )
+    for reason, count in report["skipped_by_reason"].items():
+        print(f"skipped {count} rows: {reason}")
+    for by in crossval.SLICES:
+        print(f"\nby {by.replace('_', ' ')}:")
+        print(render([r for r in report["summary"] if r["slice"] == by], "table"))
+    print("\n80% error bands, nested coverage (each group judged by bands fitted without its rows):")
+    print(render(report["coverage"], "table"))
+    print(f"coverage of the written bands on their own residuals: {report['coverage_in_sample_pct']}%")
+    if args.write:
+        print(f"wrote {report['wrote']} ({len(report['uncertainty']['bands'])} bands)")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
     paths = args.data or default_data()
     table = calibrate(paths, load_catalog())
     if args.write:
         write_table(table)
         print(f"wrote {catalog_dir() / 'efficiency.yaml'} from {len(paths)} files, {table['rows_used']} values")
     else:
-        import yaml
-
         print(yaml.safe_dump(table, sort_keys=False))
     return 0
