@@ -38,13 +38,20 @@ def keys_warned(warnings) -> list[str]:
 def test_landing_defaults_name_catalog_entries_and_round_trip():
     assert PlanInputs() == DEFAULTS  # the catalog has every default id
     assert DEFAULTS.model == LLAMA8 and DEFAULTS.hardware is None
-    assert DEFAULTS.weights == ("bf16", "fp8", "int4") and DEFAULTS.engines == ("vllm",)
+    assert DEFAULTS.weights == ("bf16", "fp8", "int4") and DEFAULTS.engines == ("auto",)
+    assert DEFAULTS.price_basis == "cloud"  # renting, unless owned hardware is asked for
     assert parse({}) == (DEFAULTS, [])
     q = plan_query(DEFAULTS)
     assert q["hw"] == "all" and q["isl"] == "1024" and q["rate"] == "10" and q["pct"] == "90"
     assert "e2e" not in q and "maxusd" not in q and "prov" not in q and "usd" not in q
+    assert q["basis"] == "cloud" and q["engine"] == "auto"
     assert set(q) <= set(KEYS)
     assert parse(q) == (DEFAULTS, [])
+    owned, warnings = parse({"basis": "OWNED"})
+    assert owned.price_basis == "owned" and warnings == []
+    assert plan_request(owned, CATALOG).price_basis == "owned"
+    bad, warnings = parse({"basis": "lease"})
+    assert bad.price_basis == "cloud" and [w.key for w in warnings] == ["basis"]
 
 
 def test_a_full_link_parses_without_warnings():
@@ -244,7 +251,7 @@ def test_estimate_link_carries_preset_burstiness_and_price_basis():
     own = PlanInputs(usd_per_gpu_hour=1.75)
     assert estimate_query(candidate(), own, plan_request(own, CATALOG), HW_IDS)["usd"] == "1.75"
     tco = estimate_query(
-        candidate(price_basis="TCO $1.20/device-hour"), DEFAULTS, plan_request(DEFAULTS, CATALOG), HW_IDS
+        candidate(price_basis="owned (TCO): $1.20/device-hour"), DEFAULTS, plan_request(DEFAULTS, CATALOG), HW_IDS
     )
     assert tco["prov"] == "tco"
 

@@ -2,15 +2,21 @@
 
 import pytest
 
+from llmcap.catalog.loader import load_catalog
+from llmcap.catalog.support import check_support
+from llmcap.economics.cost import tco_cost
 from llmcap.plan.planner import plan
 from llmcap.plan.request import PlanRequest
 
+CAT = load_catalog()
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
 
 
 def _req(**kw):
-    base = dict(model=LLAMA_8B, rate_rps=4.0, input_len=1024, output_len=256, ttft_ms=1500, tpot_ms=60)
+    # one engine keeps these tests about the search itself; the support matrix's own choice is tested below
+    base = dict(model=LLAMA_8B, rate_rps=4.0, input_len=1024, output_len=256, ttft_ms=1500, tpot_ms=60,
+                engines=("vllm",))  # fmt: skip
     base.update(kw)
     return PlanRequest(**base)
 
@@ -174,38 +180,45 @@ def test_mixed_candidate_meets_objectives():
     assert m.devices <= 64 and " + " in m.hardware
 
 
-def test_device_without_cloud_offering_is_priced_by_cost_of_ownership():
-    # the M2 Ultra has a purchase price in the catalog but no cloud offering: the plan falls back to TCO
-    from llmcap.economics.cost import tco_cost
-
-    p = plan(
-        _req(
-            model="Qwen/Qwen3-0.6B",
-            hardware=("m2-ultra-76c",),
-            weights=("bf16",),
-            rate_rps=0.5,
-            ttft_ms=5000,
-            tpot_ms=200,
-        )
-    )
-    assert p.candidates, p.rejected
-    c = p.candidates[0]
-    assert c.price_basis.startswith("TCO")
+def test_owned_hardware_is_an_explicit_choice():
+    # the M2 Ultra has a purchase price in the catalog but no cloud offering
+    small = dict(model="Qwen/Qwen3-0.6B", hardware=("m2-ultra-76c",), weights=("bf16",), rate_rps=0.5,
+                 ttft_ms=5000, tpot_ms=200, engines=("auto",))  # fmt: skip
+    cloud = plan(_req(**small))  # the default basis: cloud on-demand prices only
+    assert cloud.candidates == []
+    assert {r.reason for r in cloud.rejected} == {"no price"}
+    assert all("no cloud price" in r.detail and "--price-basis owned" in r.detail for r in cloud.rejected)
+    owned = plan(_req(**small, price_basis="owned"))
+    assert owned.candidates, owned.rejected
+    c = owned.candidates[0]
+    assert c.price_basis.startswith("owned (TCO)")
     assert c.usd_per_hour == pytest.approx(c.devices * tco_cost("m2-ultra-76c", 1).usd_per_device_hour)
-    # asking for a cloud provider leaves it unpriced
-    assert (
-        plan(
-            _req(
-                model="Qwen/Qwen3-0.6B",
-                hardware=("m2-ultra-76c",),
-                weights=("bf16",),
-                rate_rps=0.5,
-                ttft_ms=5000,
-                tpot_ms=200,
-                provider="AWS",
-            )
-        )
-        .rejected[0]
-        .reason
-        == "no price"
-    )
+    assert {c.engine for c in owned.candidates} <= {"mlx", "llama.cpp"}  # what runs on Apple silicon
+    # asking for a cloud provider leaves it unpriced even with owned hardware allowed
+    assert {r.reason for r in plan(_req(**small, price_basis="both", provider="AWS")).rejected} == {"no price"}
+
+
+def test_both_bases_label_every_row():
+    p = plan(_req(hardware=("h100-sxm", "m3-ultra-80c"), weights=("bf16", "fp8"), engines=("auto",),
+                  price_basis="both", top=100))  # fmt: skip
+    assert p.candidates
+    bases = {c.price_basis.split(":")[0] for c in p.candidates}
+    assert bases <= {"cloud on-demand", "owned (TCO)"}
+    for c in p.candidates:
+        assert c.price_basis.startswith("owned (TCO)") == (c.hardware == "m3-ultra-80c")
+
+
+def test_default_plan_rents_devices_that_a_real_engine_runs():
+    """The default request over the whole catalog: every candidate is a supported combination priced by a cloud
+    offering (no owned hardware ranked beside rentals, no TensorRT-LLM off NVIDIA, no Mac Studio)."""
+    p = plan(PlanRequest(model=LLAMA_8B, rate_rps=10, input_len=1000, output_len=200, ttft_ms=1000, tpot_ms=50,
+                         top=50))  # fmt: skip
+    assert p.candidates
+    for c in p.candidates:
+        if c.mode != "aggregated":
+            continue
+        device = CAT.device(c.hardware)
+        verdict = check_support(CAT.support, c.engine, device, c.weight_format, c.kv_format)
+        assert verdict.supported, (c.hardware, c.engine, c.weight_format, verdict.reason)
+        assert c.engine != "generic" and c.price_basis.startswith("cloud on-demand"), c
+        assert device.kind != "apple_soc"

@@ -43,7 +43,14 @@ from llmcap.app.state.urlstate import (
 )
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
-from llmcap.plan.request import DEFAULT_WEIGHTS, Candidate, PlanRequest, workload_traffic
+from llmcap.plan.request import (
+    AUTO_ENGINES,
+    DEFAULT_WEIGHTS,
+    PRICE_BASES,
+    Candidate,
+    PlanRequest,
+    workload_traffic,
+)
 from llmcap.scenario import ENGINES, MAX_TOKENS
 
 AUTO_KV = "auto"  # the weight format's own KV-cache format
@@ -56,7 +63,8 @@ MAX_HW_CHARS = 4000  # a list of every device id fits
 MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
-    "maxdev", "maxusd", "w", "kv", "engine", "disagg", "mixed", "top", "xbw", "xflops", "xprice", "xrate", "sens",
+    "maxdev", "maxusd", "w", "kv", "engine", "basis", "disagg", "mixed", "top", "xbw", "xflops", "xprice", "xrate",
+    "sens",
 )  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -84,7 +92,8 @@ class PlanInputs(Frozen):
     max_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     weights: tuple[str, ...] = Field(default=DEFAULT_WEIGHTS, min_length=1)
     kv: tuple[str, ...] = Field(default=(AUTO_KV,), min_length=1)
-    engines: tuple[str, ...] = Field(default=("vllm",), min_length=1)
+    engines: tuple[str, ...] = Field(default=(AUTO_ENGINES,), min_length=1)
+    price_basis: str = Field(default="cloud", description="cloud | owned | both (llmcap.plan.request.PRICE_BASES)")
     allow_disagg: bool = False
     allow_mixed: bool = False
     top: int = Field(default=10, ge=1, le=MAX_TOP)
@@ -184,7 +193,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
     def number(lo: float, hi: float, none_word: str | None = None):
         return lambda t: None if none_word and t.strip().lower() == none_word else parse_float(t, lo, hi)
 
-    engines = {e: e for e in ENGINES}
+    engines = {e: e for e in (AUTO_ENGINES, *ENGINES)}
     parsers = {
         "model": one(c.models, lower_text, "model"),
         "workload": lambda t: parse_workload(t, c),
@@ -203,6 +212,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "w": many("w", c.weight_formats, normalize_id, "weight format"),
         "kv": many("kv", {**c.kv_formats, AUTO_KV: AUTO_KV}, normalize_id, "KV-cache format"),
         "engine": many("engine", engines, lower_text, "engine"),
+        "basis": one({b: b for b in PRICE_BASES}, lower_text, "price basis"),
         "disagg": _bool,
         "mixed": _bool,
         "top": lambda t: parse_int(t, 1, MAX_TOP),
@@ -222,7 +232,8 @@ _FIELD = {
     "model": "model", "workload": "workload", "isl": "input_len", "osl": "output_len", "rate": "rate_rps",
     "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile", "e2e": "e2e_ms", "hw": "hardware",
     "prov": "provider", "usd": "usd_per_gpu_hour", "maxdev": "max_devices", "maxusd": "max_usd_per_hour",
-    "w": "weights", "kv": "kv", "engine": "engines", "disagg": "allow_disagg", "mixed": "allow_mixed", "top": "top",
+    "w": "weights", "kv": "kv", "engine": "engines", "basis": "price_basis", "disagg": "allow_disagg",
+    "mixed": "allow_mixed", "top": "top",
     "xbw": "whatif_bw_pct", "xflops": "whatif_compute_pct", "xprice": "whatif_price_pct", "xrate": "whatif_traffic_x",
     "sens": "sensitivity",
 }  # fmt: skip
@@ -275,6 +286,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
     if inputs.max_usd_per_hour is not None:
         q["maxusd"] = number_text(inputs.max_usd_per_hour)
     q.update(w=",".join(inputs.weights), kv=",".join(inputs.kv), engine=",".join(inputs.engines))
+    q["basis"] = inputs.price_basis
     q.update(disagg=_show(inputs.allow_disagg), mixed=_show(inputs.allow_mixed), top=str(inputs.top))
     q.update(xbw=number_text(inputs.whatif_bw_pct), xflops=number_text(inputs.whatif_compute_pct))
     q.update(xprice=number_text(inputs.whatif_price_pct), xrate=number_text(inputs.whatif_traffic_x))
@@ -322,6 +334,7 @@ def plan_request(inputs: PlanInputs, catalog: Catalog) -> PlanRequest:
         weights=inputs.weights,
         kv=tuple(None if k == AUTO_KV else k for k in inputs.kv),
         engines=inputs.engines,
+        price_basis=inputs.price_basis,
         allow_disagg=inputs.allow_disagg,
         allow_mixed=inputs.allow_mixed,
         top=inputs.top,
@@ -342,7 +355,7 @@ def estimate_query(
         return None
     gamma = abs(req.arrival_cv - 1.0) > 1e-9
     provider = req.provider
-    if req.usd_per_gpu_hour is None and c.price_basis.startswith("TCO"):
+    if req.usd_per_gpu_hour is None and c.price_basis.startswith("owned"):
         provider = TCO
     try:
         page = PageInputs(

@@ -48,10 +48,11 @@ from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.plan.planner import plan
-from llmcap.plan.request import Plan, PlanRequest
+from llmcap.plan.request import AUTO_ENGINES, PRICE_BASES, Plan, PlanRequest
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES, MAX_TOKENS
 
+BASIS_LABELS = {"cloud": "Rent (cloud on-demand)", "owned": "Own (TCO)", "both": "Both, labelled"}
 K = "plan_"  # widget keys on this page
 LAST_QUERY = K + "last_query"
 FORM = K + "form"
@@ -120,6 +121,7 @@ def push_to_widgets(inputs: PlanInputs) -> None:
         *WHATIF_FIELDS,
     ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
+    ss[K + "price_basis"] = inputs.price_basis
     ss[K + "workload"] = inputs.workload or "fixed"
     ss[K + "hardware"] = list(inputs.hardware or ())
     ss[K + "provider"] = inputs.provider or ANY
@@ -142,6 +144,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     data["workload"] = None if ss[K + "workload"] == "fixed" else ss[K + "workload"]
     data["hardware"] = tuple(ss[K + "hardware"]) or None
     data["provider"] = None if ss[K + "provider"] == ANY else ss[K + "provider"]
+    data["price_basis"] = ss[K + "price_basis"]
     problems = []
     for name in LIST_FIELDS:
         data[name] = tuple(ss[K + name]) or getattr(base, name)
@@ -226,10 +229,16 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             format_func=lambda h: f"{h}: {devices.get(h, h)}",
             help="Devices to consider; empty = every device. URL key `hw` (`all` or ids, comma-separated).",
         )
+        st.radio(
+            "Price basis", list(PRICE_BASES), key=K + "price_basis", horizontal=True,
+            format_func=lambda b: BASIS_LABELS[b],
+            help="Rent (cloud on-demand prices) or own (total cost of ownership: purchase over its life, power, "
+            "hosting); both ranks them together, each row saying which. URL key `basis`.",
+        )  # fmt: skip
         providers = sorted(choices.providers.values())
         st.selectbox(
             "Cloud provider", [ANY, *providers], key=K + "provider",
-            format_func=lambda p: "any (cheapest offering, else purchase TCO)" if p == ANY else p,
+            format_func=lambda p: "any (cheapest on-demand offering)" if p == ANY else p,
             help="Price devices at this provider's on-demand offerings only. URL key `prov`.",
         )  # fmt: skip
         c1, c2 = st.columns(2)
@@ -255,7 +264,11 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             format_func=lambda f: "auto (the weight format's default)" if f == AUTO_KV else f,
             help="KV-cache formats to try. URL key `kv` (comma-separated).",
         )  # fmt: skip
-        st.multiselect("Engines", list(ENGINES), key=K + "engines", help="Serving engines to try. URL key `engine`.")
+        st.multiselect(
+            "Engines", [AUTO_ENGINES, *ENGINES], key=K + "engines",
+            format_func=lambda e: "auto (each device's engines, from the support matrix)" if e == AUTO_ENGINES else e,
+            help="Serving engines to try; auto = the engines that run on each device. URL key `engine`.",
+        )  # fmt: skip
         st.checkbox(
             "Disaggregated prefill/decode", key=K + "allow_disagg",
             help="Also try separate prefill and decode pools (Splitwise, DistServe). URL key `disagg`.",
@@ -336,6 +349,14 @@ def candidates_frame(result: Plan, inputs: PlanInputs, hardware_ids: dict[str, s
 
 
 def recommendation(result: Plan) -> None:
+    basis = result.request.price_basis
+    if result.request.usd_per_gpu_hour is None and basis == "owned":
+        st.warning("Priced as **owned hardware** (total cost of ownership), not rented: no cloud prices are used.")
+    elif result.request.usd_per_gpu_hour is None and basis == "both":
+        st.warning(
+            "**Owning and renting are ranked together**: rows priced by total cost of ownership say `owned (TCO)` in "
+            "the price basis column; the rest are cloud on-demand prices."
+        )
     best = result.candidates[0]
     one_type = " " not in best.hardware  # a mix or a cross-device pair names several devices
     what = f"{best.devices} × {best.hardware}" if one_type else f"{best.devices} devices: {best.hardware}"

@@ -13,7 +13,7 @@ from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
 from llmcap.plan.planner import plan
-from llmcap.plan.request import DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
+from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, PRICE_BASES, Plan, PlanRequest, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES
 
@@ -25,6 +25,7 @@ TABLE_COLUMNS = (
     "ep",
     "replicas",
     "weight_format",
+    "engine",
     "mode",
     "ttft_ms_p90",
     "tpot_ms_p90",
@@ -32,6 +33,7 @@ TABLE_COLUMNS = (
     "usd_per_hour",
     "usd_per_million_output_tokens",
     "joules_per_output_token",
+    "price_basis",
 )
 
 
@@ -64,7 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-usd-per-hour", type=float)
     p.add_argument("--weights", type=_csv_list, default=DEFAULT_WEIGHTS, help="weight formats, comma-separated")
     p.add_argument("--kv", type=_csv_list, help="KV-cache formats, comma-separated (default: each format's)")
-    p.add_argument("--engines", type=_csv_list, default=("vllm",), help=f"engines among {', '.join(ENGINES)}")
+    p.add_argument(
+        "--engines",
+        type=_csv_list,
+        default=(AUTO_ENGINES,),
+        help=f"engines among {', '.join(ENGINES)}, or {AUTO_ENGINES} (default): each device's engines from the "
+        "support matrix",
+    )
+    p.add_argument(
+        "--price-basis",
+        choices=PRICE_BASES,
+        default="cloud",
+        help="cloud (default): on-demand rental prices; owned: total cost of ownership; both: either, each row "
+        "says which",
+    )
     p.add_argument("--allow-disagg", action="store_true", help="also consider disaggregated prefill/decode pools")
     p.add_argument("--allow-mixed", action="store_true", help="also consider a mix of device types (Mélange)")
     p.add_argument("--what-if", action="store_true", help="add what-ifs and a cost sensitivity table")
@@ -126,6 +141,7 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
             weights=args.weights,
             kv=args.kv or (None,),
             engines=args.engines,
+            price_basis=args.price_basis,
             allow_disagg=args.allow_disagg,
             allow_mixed=args.allow_mixed,
             top=args.top,

@@ -55,7 +55,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
     families, invalid = resolve_families(
         catalog, req.model, hardware, list(req.weights), list(req.kv), list(req.engines)
     )
-    rejected = [Rejected(**label, reason="invalid", detail=why) for label, why in invalid]
+    rejected = [Rejected(**label, reason=why.split(":", 1)[0], detail=why.split(": ", 1)[-1]) for label, why in invalid]
     notes: list[str] = []
     candidates: list[Candidate] = []
     pareto: list[ParetoPoint] = []
@@ -65,7 +65,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         evaluated = len(space)
         progress(0.2, f"{len(space):,} configurations")
         ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, with_power=False)
-        rejected += rejected_families(ev)
+        rejected += rejected_families(ev, req)
         pareto = pareto_points(ev, req)
         short = shortlist(ev, req.top * SHORTLIST_FACTOR)
         if short.size:

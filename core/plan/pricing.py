@@ -15,27 +15,43 @@ from llmcap.plan.space import Space
 def deployment_price(hardware: str, replicas, dpr, req: PlanRequest, catalog: Catalog):
     """$/hour of `replicas` replicas of `dpr` devices (arrays) and its basis, or None when nothing prices it.
 
-    The user's $/GPU-hour when given; else the cheapest offering (whole instances, llmcap.economics.cost.cheapest);
-    else, with no provider asked for, total cost of ownership from the catalog's purchase price
-    (llmcap.economics.cost.tco_cost, its default years, PUE and $/kWh, electricity at TDP).
+    The user's $/GPU-hour when given. Else by the request's price basis: `cloud`, the cheapest on-demand offering
+    (whole instances, llmcap.economics.cost.cheapest); `owned`, total cost of ownership from the catalog's purchase
+    price (llmcap.economics.cost.tco_cost: its default years, PUE and $/kWh, electricity at TDP); `both`, the
+    offering where there is one, else TCO. Renting and owning are never ranked together silently: the basis text
+    of every row starts with "cloud", "owned" or "user".
     """
     devices = np.asarray(replicas, dtype=float) * np.asarray(dpr, dtype=float)
     if req.usd_per_gpu_hour is not None:
         return devices * req.usd_per_gpu_hour * req.price_scale, f"user ${req.usd_per_gpu_hour:g}/GPU-hour"
-    try:
-        offers = offerings_for(hardware, req.provider, catalog=catalog)
-        usd, idx = cheapest(offers, replicas, dpr)
-        best = offers[int(np.bincount(idx).argmax())]
-        return usd * req.price_scale, f"{best.provider} {best.instance}"
-    except CostError:
-        pass
-    if req.provider is None:
+    if req.price_basis in ("cloud", "both"):
+        try:
+            offers = offerings_for(hardware, req.provider, catalog=catalog)
+            usd, idx = cheapest(offers, replicas, dpr)
+            best = offers[int(np.bincount(idx).argmax())]
+            return usd * req.price_scale, f"cloud on-demand: {best.provider} {best.instance}"
+        except CostError:
+            pass
+    if req.price_basis in ("owned", "both") and req.provider is None:
         try:
             per_device = tco_cost(hardware, 1, catalog=catalog).usd_per_device_hour
-            return devices * per_device * req.price_scale, f"TCO ${per_device:.2f}/device-hour"
+            return devices * per_device * req.price_scale, f"owned (TCO): ${per_device:.2f}/device-hour"
         except CostError:
             pass
     return None
+
+
+def no_price_detail(req: PlanRequest) -> str:
+    """Why a device has no price under the request's basis, and what to do about it."""
+    if req.price_basis == "cloud":
+        return (
+            "no cloud price: no on-demand offering in catalogs/prices/cloud.yaml"
+            + (f" from {req.provider}" if req.provider else "")
+            + "; choose owned hardware (--price-basis owned, URL basis=owned) or give a $/GPU-hour"
+        )
+    if req.price_basis == "owned":
+        return "no purchase price in catalogs/prices/purchase.yaml; choose --price-basis cloud or give a $/GPU-hour"
+    return "no cloud offering or purchase price in the catalog; give a $/GPU-hour"
 
 
 def family_prices(space: Space, req: PlanRequest, catalog: Catalog, replicas: np.ndarray) -> tuple:

@@ -7,6 +7,7 @@ import numpy as np
 
 from llmcap.plan.evaluate import REASONS, Evaluated
 from llmcap.plan.pareto import pareto_front
+from llmcap.plan.pricing import no_price_detail
 from llmcap.plan.request import Candidate, ParetoPoint, PlanRequest, Rejected
 from llmcap.plan.space import Space
 
@@ -73,7 +74,7 @@ def rank(ev: Evaluated, req: PlanRequest) -> list[Candidate]:
     return [_candidate(ev, int(i), req) for i in _first_per_key(order, _layout_keys(ev.space))[: req.top]]
 
 
-def rejected_families(ev: Evaluated) -> list[Rejected]:
+def rejected_families(ev: Evaluated, req: PlanRequest) -> list[Rejected]:
     """For each family with no feasible row, the reason that binds its most promising row."""
     sp = ev.space
     out = []
@@ -91,13 +92,13 @@ def rejected_families(ev: Evaluated) -> list[Rejected]:
                 kv_format=fam.kv_format,
                 engine=fam.engine,
                 reason=REASONS[code],
-                detail=_detail(ev, int(best), code),
+                detail=_detail(ev, req, int(best), code),
             )
         )
     return out
 
 
-def _detail(ev: Evaluated, i: int, code: int) -> str:
+def _detail(ev: Evaluated, req: PlanRequest, i: int, code: int) -> str:
     sp = ev.space
     layout = f"tp={int(sp.tp[i])} pp={int(sp.pp[i])} ep={int(sp.ep[i])}"
     if code == 1:
@@ -116,7 +117,7 @@ def _detail(ev: Evaluated, i: int, code: int) -> str:
     if code == 6:
         return f"p90 end-to-end {ev.e2e_p[i, 1] * 1e3:,.0f} ms with {layout}"
     if code == 8:
-        return "no cloud offering or purchase price in the catalog; give --usd-per-gpu-hour"
+        return no_price_detail(req)
     return layout
 
 

@@ -3,12 +3,17 @@ candidates, rejected families with the reason, Pareto points (llmcap.plan.planne
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from llmcap.catalog.schema import Frozen, Workload
 from llmcap.scenario import ENGINES
 
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")
+AUTO_ENGINES = "auto"  # each device's engines from the support matrix (catalogs/support.yaml)
+PriceBasis = Literal["cloud", "owned", "both"]
+PRICE_BASES: tuple[str, ...] = ("cloud", "owned", "both")
 
 
 class PlanRequest(Frozen):
@@ -34,7 +39,12 @@ class PlanRequest(Frozen):
     max_usd_per_hour: float | None = Field(default=None, gt=0)
     weights: tuple[str, ...] = DEFAULT_WEIGHTS
     kv: tuple[str | None, ...] = (None,)
-    engines: tuple[str, ...] = ("vllm",)
+    engines: tuple[str, ...] = (AUTO_ENGINES,)
+    price_basis: PriceBasis = Field(
+        default="cloud",
+        description="cloud: on-demand rental prices only; owned: total cost of ownership only; both: either, each "
+        "row saying which",
+    )
     allow_disagg: bool = False
     allow_mixed: bool = False
     top: int = Field(default=10, ge=1, le=1000)
@@ -46,9 +56,9 @@ class PlanRequest(Frozen):
 
     @model_validator(mode="after")
     def _engines(self) -> PlanRequest:
-        bad = [e for e in self.engines if e not in ENGINES]
+        bad = [e for e in self.engines if e not in ENGINES and e != AUTO_ENGINES]
         if bad:
-            raise ValueError(f"unknown engine(s) {', '.join(bad)}; known: {', '.join(ENGINES)}")
+            raise ValueError(f"unknown engine(s) {', '.join(bad)}; known: {AUTO_ENGINES}, {', '.join(ENGINES)}")
         return self
 
 
@@ -98,7 +108,7 @@ class Rejected(Frozen):
     weight_format: str
     kv_format: str
     engine: str
-    reason: str  # does not fit | TTFT | TPOT | devices | budget | e2e | throughput | no price | invalid
+    reason: str  # does not fit | TTFT | TPOT | devices | budget | e2e | throughput | no price | unsupported | invalid
     detail: str
 
 

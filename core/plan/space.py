@@ -19,11 +19,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from llmcap.catalog.loader import Catalog
-from llmcap.estimate.resolve import Resolved, resolve
+from llmcap.catalog.support import GENERIC, supported_engines
+from llmcap.estimate.resolve import Resolved, UnsupportedError, resolve
 from llmcap.estimate.serving import Engine
 from llmcap.estimate.sweep import SweepInput, _concat_tree, expand, resolved_input
 from llmcap.model.architecture import Architecture
 from llmcap.perf.operators import Layout
+from llmcap.plan.request import AUTO_ENGINES
 from llmcap.scenario import Scenario
 
 TP_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
@@ -87,23 +89,56 @@ def layouts(arch: Architecture, domain: int, max_devices: int, multi_device: boo
     return out
 
 
+def family_engines(catalog: Catalog, hardware: str, engines: list[str]) -> list[str]:
+    """The engines to try on a device: the given ones, with `auto` expanded to the real engines the support matrix
+    runs there (never the generic what-if engine; a device without an arch, e.g. a custom one, gets generic)."""
+    out: list[str] = []
+    for eng in engines:
+        if eng != AUTO_ENGINES:
+            out.append(eng)
+            continue
+        device = catalog.device(hardware)
+        if catalog.support is None or device.arch is None:
+            out.append(GENERIC)
+        else:
+            out += [e for e in supported_engines(catalog.support, device) if e != GENERIC]
+    return list(dict.fromkeys(out))
+
+
 def resolve_families(
     catalog: Catalog, model: str, hardware: list[str], weights: list[str], kv: list[str | None], engines: list[str]
 ) -> tuple[list[Family], list[tuple[dict, str]]]:
-    """Resolve every allowed combination once; the ones that cannot run come back with the reason."""
+    """Resolve every allowed combination once; the ones that cannot run come back with the reason
+    ("unsupported: ..." where the engine does not run it there, "invalid: ..." otherwise). With `auto` engines a
+    format the device's engines do not run is skipped silently: no engine was asked for by name."""
     families, rejected = [], []
+    auto = AUTO_ENGINES in engines
     for hw in hardware:
+        try:
+            hw_engines = family_engines(catalog, hw, engines)
+        except (KeyError, ValueError) as exc:
+            rejected.append(({"hardware": hw, "weight_format": "", "kv_format": "", "engine": ""}, f"invalid: {exc}"))
+            continue
         for w in weights:
             for k in kv:
-                for eng in engines:
+                runs = False
+                for eng in hw_engines:
                     label = {"hardware": hw, "weight_format": w, "kv_format": k or "", "engine": eng}
                     try:
                         scn = Scenario(model=model, hardware=hw, weight_format=w, kv_format=k, engine=eng)
                         r = resolve(scn, catalog)
+                    except UnsupportedError as exc:
+                        if not auto:
+                            rejected.append((label, f"unsupported: {exc}"))
+                        continue
                     except (KeyError, ValueError) as exc:
                         rejected.append((label, f"invalid: {exc}"))
                         continue
+                    runs = True
                     families.append(Family(hw, r.fmt.id, r.kv.id, eng, r))
+                if auto and not runs and hw_engines:
+                    label = {"hardware": hw, "weight_format": w, "kv_format": k or "", "engine": AUTO_ENGINES}
+                    rejected.append((label, f"unsupported: no engine runs {w} weights on {hw} (catalogs/support.yaml)"))
     return families, rejected
 
 
