@@ -396,3 +396,12 @@ def test_trace_upload_sets_the_lengths_and_a_bad_trace_is_an_error():
     at.file_uploader(key="est_trace_upload").set_value(("bad.csv", bad, "text/csv")).run()
     assert not at.exception
     assert any("bad.csv cannot be used" in e.value and "line 3" in e.value for e in at.error)
+
+
+def test_an_unsupported_combination_is_a_warning_naming_the_parameters_not_an_error():
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update({"engine": "trtllm", "hw": "m3-ultra-80c"})
+    at.run()
+    assert not at.exception and not at.error
+    text = " ".join(w.value for w in at.warning)
+    assert "**Engine** `trtllm`" in text and "m3-ultra-80c" in text and "mlx" in text

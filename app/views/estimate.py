@@ -38,6 +38,7 @@ from llmcap.app.estimate_sidebar import sidebar
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
 from llmcap.app.ui import cached_closed_costs, cached_estimate, cached_load, catalog_or_stop, share_link, sync_from_url
 from llmcap.economics.operating_point import PointCosts
+from llmcap.estimate.resolve import UnsupportedError
 from llmcap.load.rate import LoadEstimate
 
 # -- page ---------------------------------------------------------------------------------------------
@@ -66,6 +67,13 @@ try:
 except ValidationError as exc:
     st.error(
         "These inputs do not make a scenario: " + "; ".join(e["msg"] for e in exc.errors()), icon=":material/error:"
+    )
+    st.stop()
+except UnsupportedError as exc:  # the engine does not run this: a choice to change, not a failure
+    st.warning(
+        f"**Engine** `{inputs.engine}` with **weights** `{inputs.weight_format}` on **hardware** `{inputs.hardware}` "
+        f"is not a combination a real deployment runs: {exc}.",
+        icon=":material/block:",
     )
     st.stop()
 except (KeyError, ValueError) as exc:
