@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from llmcap.calibration import crossval, uncertainty
-from llmcap.calibration.calibrate import fit_rows, resolve_rows
+from llmcap.calibration.calibrate import data_hashes, fit_rows, resolve_rows
 from llmcap.calibration.measured import ATTENTION_DP_SKIP, DEFAULT_FILES, default_data, read_all, read_measurements
 from llmcap.catalog.loader import CATALOG_DIR, load_catalog
 from llmcap.cli.main import main
@@ -194,6 +194,8 @@ def test_validate_cv_prints_the_table(subset, capsys, tmp_path, monkeypatch):
 
 
 def test_shipped_band_table_loads():
+    doc = yaml.safe_load((CATALOG_DIR / uncertainty.FILE).read_text())
+    assert doc["data"] == data_hashes(default_data()), "measured data changed: re-run llmcap validate --cv --write"
     table = uncertainty.load_table(CATALOG_DIR / uncertainty.FILE)
     pred = np.array([[10.0, 20.0], [30.0, 40.0]])
     low, high = uncertainty.bands(
