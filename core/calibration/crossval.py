@@ -146,11 +146,13 @@ def _figures(err: np.ndarray) -> tuple[float, float, float]:
 def summarize(cv: CrossVal, by: str) -> list[dict]:
     """MAPE, median absolute error and share within 25% of each scheme, per (slice key, metric).
 
-    Only rows every scheme predicted count, so the columns compare the same rows."""
+    Only rows every scheme predicted count, so the columns compare the same rows. A scheme that predicted nothing
+    (one group only: nothing left to fit on) shows None."""
     names = list(cv.schemes)
     measured = cv.rows.measured
     rel = {s: cv.schemes[s].predicted / measured - 1.0 for s in names}
-    ok = np.logical_and.reduce([np.isfinite(rel[s]) for s in names])
+    active = [s for s in names if np.isfinite(rel[s]).any()]
+    ok = np.logical_and.reduce([np.isfinite(rel[s]) for s in active])
     keys = slice_keys(cv, by)
     metrics = np.array(cv.rows.metrics, dtype=object)
     out = []
@@ -162,7 +164,7 @@ def summarize(cv: CrossVal, by: str) -> list[dict]:
     for key, metric in pairs:
         sel = ok & (keys == key) & (metrics == metric)
         row: dict = {"slice": by, "key": key, "metric": metric, "rows": int(sel.sum())}
-        figs = {s: _figures(rel[s][sel]) for s in names}
+        figs = {s: _figures(rel[s][sel]) if s in active else (None, None, None) for s in names}
         for i, label in enumerate(("mape", "mdape", "w25")):
             for s in names:
                 row[f"{label}_{SHORT[s]}"] = figs[s][i]
