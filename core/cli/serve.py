@@ -1,5 +1,7 @@
 """`llmcap serve`: start the dashboard from the installed package, from any directory.
 
+`--workers N` (N > 1) starts N such processes behind HAProxy on the one address (llmcap.cli.workers).
+
 The dashboard is the `app` extra (streamlit, altair, vl-convert); without it the command says how to install
 it. Streamlit runs as a child process on the entry script shipped inside the package (llmcap/app), with the
 project's server settings (.streamlit/config.toml beside the script) and the address and port given here.
@@ -16,7 +18,9 @@ import sys
 from pathlib import Path
 
 from llmcap.catalog.loader import CATALOGS_ENV
+from llmcap.cli import workers as workers_mod
 
+MAX_WORKERS = 64
 APP_EXTRA_HINT = "the dashboard needs the app extra: pip install 'llmcap[app]'"
 
 
@@ -50,15 +54,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="start the dashboard (needs the app extra)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, local only)")
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="dashboard processes (default: 1); N > 1 runs N behind HAProxy on --host:--port, sessions kept on "
+        "one process by a cookie, health at /healthz (needs haproxy: apt-get install haproxy)",
+    )
     p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: choose a port between 1 and 65535")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers {args.workers}: choose between 1 and {MAX_WORKERS} processes")
     script = entry_script()
     if script is None or not _streamlit_importable():
         raise ValueError(APP_EXTRA_HINT)
+    if args.workers > 1:
+        if os.environ.get(CATALOGS_ENV):
+            print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
+        return workers_mod.serve_workers(
+            args.workers, args.host, args.port, lambda port: streamlit_command(script, workers_mod.LOCAL, port)
+        )
     print(f"llmcap dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     if os.environ.get(CATALOGS_ENV):
         print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
