@@ -9,6 +9,8 @@ LOCK     := requirements.lock
 HOST     ?= 127.0.0.1
 PORT     ?= 8501
 CHROMIUM ?= /usr/bin/chromium
+HAPROXY  ?= haproxy
+WORKERS  ?= 2
 PYTEST_ARGS ?=
 
 PIP_VERSION := $(shell sed -n 's/^pip==//p' $(LOCK))
@@ -18,11 +20,13 @@ PIP_INSTALL := $(PIP) install -c $(LOCK) --build-constraint $(LOCK)
 RUN_STAMP   := $(VENV)/.llmcap-run.stamp
 DEV_STAMP   := $(VENV)/.llmcap-dev.stamp
 
-.PHONY: help run test lint bench chromium lock clean distclean
+.PHONY: help run serve-team test lint bench chromium proxy lock clean distclean
 
 help:
 	@echo "make run     set up .venv and start the dashboard on http://$(HOST):$(PORT)"
-	@echo "make test    set up .venv (with dev tools and chromium), lint, run every test"
+	@echo "make serve-team   $(WORKERS) dashboard processes (WORKERS=N) behind HAProxy on http://$(HOST):$(PORT)"
+	@echo "make test    set up .venv (with dev tools, chromium and haproxy), lint, run every test"
+	@echo "make proxy   install Debian's haproxy for serve --workers (as root; make test does)"
 	@echo "make lint    ruff + hadolint"
 	@echo "make bench   run every bench/*.py and print one table of figures vs targets"
 	@echo "make lock    re-resolve requirements.lock from pyproject.toml"
@@ -45,6 +49,10 @@ $(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/llmcap serve --host $(HOST) --port $(PORT)
 
+# Several dashboard processes behind HAProxy on one address (README: Serving a team).
+serve-team: $(RUN_STAMP) proxy
+	$(BIN)/llmcap serve --workers $(WORKERS) --host $(HOST) --port $(PORT)
+
 # Debian's chromium for the browser tests (Playwright cannot download its own browser here).
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -57,11 +65,23 @@ chromium:
 	  fi; \
 	fi
 
+# Debian's HAProxy for `llmcap serve --workers N` and its tests (in /usr/sbin, which llmcap also searches).
+proxy:
+	@if ! PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $(HAPROXY) >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian haproxy for serve --workers"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+	  else \
+	    echo "note: haproxy is missing and you are not root: serve --workers tests will be skipped" \
+	         "(sudo apt-get install haproxy)"; \
+	  fi; \
+	fi
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/hadolint --no-color Dockerfile
 
-test: $(DEV_STAMP) chromium lint
+test: $(DEV_STAMP) chromium proxy lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every bench/*.py (the load benchmark drives Chromium, so the dev tools are needed), then one table.
