@@ -12,6 +12,7 @@ from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
+from llmcap.plan.launch import TARGETS, export
 from llmcap.plan.planner import plan
 from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, PRICE_BASES, Plan, PlanRequest, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
@@ -85,6 +86,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--what-if", action="store_true", help="add what-ifs and a cost sensitivity table")
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument(
+        "--export",
+        type=int,
+        metavar="RANK",
+        help="print a launch for the RANK-th candidate (1 = cheapest) instead of the table; needs --target",
+    )
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        help="with --export: the row's engine (its launch command) or k8s (Deployment, Service, HPA as YAML)",
+    )
     p.set_defaults(func=cmd_plan)
 
 
@@ -169,6 +181,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     catalog.model(req.model)  # unknown model: a clear error with suggestions, before any work
     p = plan(req, catalog)
+    if args.export is not None or args.target is not None:
+        if args.export is None or args.target is None:
+            raise ValueError("--export RANK and --target go together")
+        if not 1 <= args.export <= len(p.candidates):
+            raise ValueError(
+                f"--export {args.export}: there are {len(p.candidates)} candidates (ranks 1 to {len(p.candidates)})"
+            )
+        sys.stdout.write(export(p.candidates[args.export - 1], req, catalog, args.target))
+        return 0
     extra = {}
     if args.what_if and p.candidates:
         extra = {
