@@ -107,6 +107,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -252,6 +259,25 @@ def test_sigint_stops_the_proxy_and_every_process(tmp_path):
     try:
         assert _get(served.port, workers.HEALTH_PATH)[2] == b"ok"
         _stop_and_check(served, signal.SIGINT)
+    finally:
+        _kill(served)
+
+
+@needs_haproxy
+def test_a_process_that_dies_stops_the_rest(tmp_path):
+    """A dashboard process exiting on its own ends the command with 1 (for a supervisor), stopping the others."""
+    served = _start(tmp_path)
+    try:
+        children = _descendants(served.proc.pid)
+        w1 = next(p for p in children if f"--server.port\0{served.backends['w1']}\0" in _cmdline(p))
+        os.kill(w1, signal.SIGKILL)
+        assert served.proc.wait(timeout=STOP_S) == 1, served.text()
+        assert "w1 exited with -9; stopping the others" in served.text()
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in children if _alive(p)]
+        assert not any(_listening(p) for p in [served.port, *served.backends.values()])
     finally:
         _kill(served)
 
