@@ -322,6 +322,17 @@ def test_one_worker_keeps_todays_single_process(monkeypatch):
     assert calls[1][calls[1].index("--server.address") + 1] == "0.0.0.0"
 
 
+@needs_haproxy
+def test_a_port_in_use_is_a_user_error_before_anything_starts(monkeypatch, capsys):
+    monkeypatch.setattr(workers, "free_ports", lambda *a, **k: pytest.fail("started processes on a busy port"))
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli_main.main(["serve", "--workers", "2", "--port", str(port)]) == 2
+    assert f"cannot listen on http://{HOST}:{port}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "65"])
 def test_a_worker_count_out_of_range_is_a_user_error(bad, capsys):
     assert cli_main.main(["serve", "--workers", bad]) == 2

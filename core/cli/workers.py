@@ -117,6 +117,17 @@ def free_ports(count: int, avoid: int) -> list[int]:
             s.close()
 
 
+def check_listen(host: str, port: int) -> None:
+    """A ValueError (exit 2) when host:port cannot be listened on (in use, not a local address, privileged)."""
+    address = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {display_url(host, port)}: {exc.strerror or exc}") from None
+
+
 def answers_ok(url: str, timeout: float = 2.0) -> bool:
     """True when GET url answers 200 with the body "ok" (streamlit's /_stcore/health, the proxy's /healthz)."""
     try:
@@ -175,13 +186,15 @@ def serve_workers(
 ) -> int:
     """Run `workers` processes (worker_command(port) each) behind HAProxy on host:port until stopped.
 
-    A missing haproxy is a ValueError (the command line's exit 2) before anything starts. Returns 0 when stopped
+    A missing haproxy or an address it cannot listen on is a ValueError (the command line's exit 2) before anything
+    starts. Returns 0 when stopped
     by Ctrl-C or a stop signal, 1 when start-up fails or a process exits on its own.
     """
     out = sys.stderr if out is None else out
     haproxy = find_haproxy()
     if haproxy is None:
         raise ValueError(missing_proxy_message(workers))
+    check_listen(host, port)
     backends = [(f"w{i}", p) for i, p in enumerate(free_ports(workers, avoid=port), start=1)]
     folder = Path(tempfile.mkdtemp(prefix="llmcap-haproxy-"))
     group = _Group()
