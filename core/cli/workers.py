@@ -187,8 +187,7 @@ def serve_workers(
     """Run `workers` processes (worker_command(port) each) behind HAProxy on host:port until stopped.
 
     A missing haproxy or an address it cannot listen on is a ValueError (the command line's exit 2) before anything
-    starts. Returns 0 when stopped
-    by Ctrl-C or a stop signal, 1 when start-up fails or a process exits on its own.
+    starts. Returns 0 when stopped by Ctrl-C or a stop signal, 1 when start-up fails or a process exits on its own.
     """
     out = sys.stderr if out is None else out
     haproxy = find_haproxy()
