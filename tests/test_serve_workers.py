@@ -16,6 +16,7 @@ import base64
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,9 @@ HOST = "127.0.0.1"
 START_S = 150  # two streamlit processes starting at once on a 2-core machine, then the proxy
 STOP_S = 30
 HTTP_S = 10
+RENDER_MS = 90_000
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 needs_haproxy = pytest.mark.skipif(
     HAPROXY is None and not IN_CI,
@@ -251,6 +255,40 @@ def test_the_generated_configuration_is_valid_haproxy(tmp_path):
     assert "$" not in text
     out = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, timeout=HTTP_S)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@needs_haproxy
+def test_a_page_works_through_the_proxy_in_chromium(served):
+    """A real browser session through the proxy: the page's script runs over the WebSocket and renders without an
+    error, and every response of the session, a reload included, comes from the process the browser's cookie names.
+    Needs Debian's chromium (`make test` installs it); skipped without it outside CI, like tests/e2e."""
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not shutil.which(chromium):
+        if IN_CI:
+            pytest.fail(f"CI=true but no chromium at {chromium}; `make test` installs it with apt-get")
+        pytest.skip(f"no chromium at {chromium}: apt-get install -y chromium (make test does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    base = f"http://{HOST}:{served.port}"
+    answered: list[str] = []
+    sockets: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=RENDER_MS)
+        try:
+            page = browser.new_page()
+            page.on("response", lambda r: answered.append(r.headers.get(workers.BACKEND_HEADER.lower(), "")))
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            for _ in range(2):  # the first visit, then a reload: a new streamlit session with the same cookie
+                page.goto(base + "/", timeout=RENDER_MS)
+                app = page.get_by_test_id("stApp")
+                sync_api.expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=RENDER_MS)
+                sync_api.expect(page.get_by_test_id("stMain").locator("h1, h2").first).to_be_visible()
+                sync_api.expect(page.get_by_test_id("stException")).to_have_count(0)
+            cookie = {c["name"]: c["value"] for c in page.context.cookies()}[workers.COOKIE]
+        finally:
+            browser.close()
+    assert cookie in served.backends
+    assert answered and set(answered) == {cookie}, answered
+    assert len([u for u in sockets if u.endswith("/_stcore/stream")]) == 2, sockets
 
 
 @needs_haproxy
