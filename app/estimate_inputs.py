@@ -8,8 +8,7 @@ import streamlit as st
 from llmcap.app.custom_state import write_devices_to_url
 from llmcap.app.state.urlstate import TCO, PageInputs, to_query
 from llmcap.app.ui import write_query
-from llmcap.economics.operating_point import Pricing
-from llmcap.load.rate_types import LoadSpec, Slo
+from llmcap.scenario import Pricing, Slo, Traffic
 
 K = "est_"  # widget keys on this page
 LAST_QUERY = K + "last_query"  # the query this page last wrote: a different URL means a new link was opened
@@ -39,7 +38,7 @@ def push_to_widgets(inputs: PageInputs) -> None:
         ss[K + "concurrency"] = inputs.concurrency
     elif K + "concurrency" not in ss:
         ss[K + "concurrency"] = PageInputs().concurrency
-    ss[K + "percentile"] = inputs.percentile
+    ss[K + "pct"] = inputs.pct
     ss[K + "load_mode"] = RATE if inputs.rate_rps is not None else CONC
     if inputs.rate_rps is not None:
         ss[K + "rate_rps"] = inputs.rate_rps
@@ -96,7 +95,7 @@ def inputs_from_widgets() -> PageInputs:
         region=ss[K + "region"],
         ttft_ms=ss[K + "ttft_ms"],
         tpot_ms=ss[K + "tpot_ms"],
-        percentile=ss[K + "percentile"],
+        pct=ss[K + "pct"],
     )
 
 
@@ -107,21 +106,21 @@ def write_url(inputs: PageInputs) -> dict[str, str]:
     return {k: st.query_params[k] for k in st.query_params}
 
 
-def load_inputs(inputs: PageInputs) -> tuple[LoadSpec, Slo, Pricing]:
+def load_inputs(inputs: PageInputs) -> tuple[Traffic, Slo, Pricing]:
     """The request-rate traffic, the SLO and the price basis of the page's inputs (what llmcap.load.rate takes)."""
     trace = st.session_state.get(TRACE)
-    traffic = LoadSpec(
+    traffic = Traffic(
         rate_rps=inputs.rate_rps,
         arrival=inputs.arrival,
         cv=inputs.cv if inputs.arrival == "gamma" else None,
         workload=inputs.workload if trace is None else None,
     )
-    return traffic, Slo(ttft_ms=inputs.ttft_ms, tpot_ms=inputs.tpot_ms, pct=inputs.percentile), pricing_of(inputs)
+    return traffic, Slo(ttft_ms=inputs.ttft_ms, tpot_ms=inputs.tpot_ms, pct=inputs.pct), pricing_of(inputs)
 
 
 def pricing_of(inputs: PageInputs) -> Pricing:
     if inputs.usd_per_gpu_hour is not None:
         return Pricing(usd_per_gpu_hour=inputs.usd_per_gpu_hour)
     if inputs.provider == TCO:
-        return Pricing(tco=True)
+        return Pricing(basis="owned")
     return Pricing(provider=inputs.provider)

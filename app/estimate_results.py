@@ -63,13 +63,35 @@ def money_energy_tiles(cols, cost: CostResult | None, energy: EnergyResult | Non
                        border=True)  # fmt: skip
 
 
+def band_text(s, le: LoadEstimate | None) -> str:
+    """The 80% intervals (llmcap.estimate.bands) under the tiles; in rate mode, the closed-loop bands' ratios
+    applied to the percentiles shown."""
+
+    def span(value: float, lo: float, hi: float, ref: float, fmt) -> str:
+        scale = value / ref if ref > 0 else 1.0
+        return f"{fmt(lo * scale)} to {fmt(hi * scale)}"
+
+    if le is not None and le.fits and le.slo_ttft_ms is not None and le.slo_tpot_ms is not None:
+        ttft, tpot, tok = le.slo_ttft_ms, le.slo_tpot_ms, le.throughput.output_tokens_per_s
+    else:
+        ttft, tpot, tok = s.ttft_ms, s.tpot_ms, s.output_tokens_per_s
+    tps = lambda v: f"{v:,.0f} tok/s"  # noqa: E731
+    return (
+        "80% of measured values for comparable scenarios fall within: TTFT "
+        f"{span(ttft, s.ttft_ms_low, s.ttft_ms_high, s.ttft_ms, ms)} · TPOT "
+        f"{span(tpot, s.tpot_ms_low, s.tpot_ms_high, s.tpot_ms, ms)} · output "
+        f"{span(tok, s.output_tokens_per_s_low, s.output_tokens_per_s_high, s.output_tokens_per_s, tps)} "
+        "(cross-validated error bands by device class, engine, load and bound; see the Accuracy page)."
+    )
+
+
 def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEstimate | None) -> None:
     s = est.serving
     row1, row2 = st.columns([0.7, 1, 1, 1.3]), st.columns([1.3, 1, 1, 1])
     row1[0].metric("Fits", "yes" if est.fits else "no", help="Weights, runtime and at least one request's KV "
                    "cache fit in each device's memory.", border=True)  # fmt: skip
     missing = "No estimate: the scenario does not fit." if not est.fits else "No price for this deployment."
-    pct = inputs.percentile
+    pct = inputs.pct
     if le is not None and le.fits:
         row1[1].metric(f"TTFT p{pct}", ms(le.slo_ttft_ms), help=f"Time to first token of the p{pct} request at "
                        f"{le.rate_rps:g} req/s ({method_word(le)}): queueing, then prefill.", border=True)  # fmt: skip
@@ -89,6 +111,8 @@ def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEs
         labels = ("TTFT", "TPOT") if le is None else (f"TTFT p{pct}", f"TPOT p{pct}")
         for col, label in zip(row1[1:], (*labels, "Output tokens/s"), strict=True):
             col.metric(label, NA, help="No estimate: the scenario does not fit.", border=True)
+    if s is not None:
+        st.caption(band_text(s, le))
     if le is not None:
         money_energy_tiles(row2, le.cost, le.energy, missing)
     else:
@@ -135,7 +159,7 @@ def slo_panel(est: Estimate, inputs: PageInputs) -> None:
     if est.serving is None:
         return
     parts = []
-    for c in slo_checks(est.serving, inputs.ttft_ms, inputs.tpot_ms, inputs.percentile):
+    for c in slo_checks(est.serving, inputs.ttft_ms, inputs.tpot_ms, inputs.pct):
         verdict = ":green[met]" if c.met else ":red[missed]"
         parts.append(f"**{c.metric}** {ms(c.estimate_ms)} ({c.statistic}) vs p{c.percentile} objective "
                      f"{c.objective_ms:,.6g} ms: {verdict}")  # fmt: skip

@@ -239,7 +239,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
     sb.selectbox(
         "Percentile",
         list(PERCENTILES),
-        key=K + "percentile",
+        key=K + "pct",
         format_func=lambda p: f"p{p}",
         help="The percentile the objectives are stated at. URL key `pct`.",
     )

@@ -38,7 +38,7 @@ def front_chart(points: pl.DataFrame, front: str, req: PlanRequest) -> alt.Layer
     )
     layers = [line.encode(x=x, y=y), dots]
     if front == "throughput":
-        slo = pl.DataFrame({"x": [1e3 / req.tpot_ms], "label": [f"TPOT objective {req.tpot_ms:g} ms"]})
+        slo = pl.DataFrame({"x": [1e3 / req.slo.tpot_ms], "label": [f"TPOT objective {req.slo.tpot_ms:g} ms"]})
         layers.append(alt.Chart(slo).mark_rule(color="#e45756", strokeDash=[6, 4]).encode(x=alt.X("x:Q")))
         layers.append(
             alt.Chart(slo)

@@ -16,18 +16,17 @@ from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
 from llmcap.catalog.loader import Catalog, CatalogError, load_catalog
 from llmcap.catalog.schema import Device
 from llmcap.catalog.tables import catalog_rows
-from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
+from llmcap.economics.operating_point import PointCosts, closed_loop_costs
 from llmcap.estimate.curve import concurrency_curve, concurrency_levels
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import csv_safe, to_frame
 from llmcap.load.rate import LoadEstimate, assemble, not_fit
 from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_simulate import Simulated, goodput, max_rate, operating_point
-from llmcap.load.rate_types import LoadSpec, Slo
 from llmcap.load.simulate import SimResult
 from llmcap.load.trace import Trace
 from llmcap.model.architecture import Architecture
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 MAX_PROBLEMS_SHOWN = 50
 
@@ -164,7 +163,7 @@ def _custom(arch_json: str | None, device_json: str | None) -> dict:
 def _prepared(
     scn_json: str, traffic_json: str, trace_key: str | None, arch_json, device_json, _trace, method: str = "simulate"
 ) -> Prepared:  # fmt: skip
-    traffic = LoadSpec.model_validate_json(traffic_json)
+    traffic = Traffic.model_validate_json(traffic_json)
     return prepare(
         Scenario.model_validate_json(scn_json), traffic, method=method, trace=_trace, catalog=get_catalog(),
         **_custom(arch_json, device_json),
@@ -187,7 +186,7 @@ def _analytic_load(
 def _base(traffic_json: str) -> str:
     """The traffic with its rate set to 1 (kept None for a replay): what the request draw (made at 1 req/s),
     the step table and the searches depend on."""
-    spec = LoadSpec.model_validate_json(traffic_json)
+    spec = Traffic.model_validate_json(traffic_json)
     return spec.model_copy(update={"rate_rps": None if spec.rate_rps is None else 1.0}).model_dump_json()
 
 
@@ -223,7 +222,7 @@ def cached_load(
     base = _base(traffic_json)
     keys = (trace_key, arch_json, device_json, trace)
     prep = _prepared(scenario_json, base, *keys, method=method)
-    traffic, slo = LoadSpec.model_validate_json(traffic_json), Slo.model_validate_json(slo_json)
+    traffic, slo = Traffic.model_validate_json(traffic_json), Slo.model_validate_json(slo_json)
     rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
     if not prep.fits:
         return not_fit(prep, slo, rate)

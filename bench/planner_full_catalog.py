@@ -13,6 +13,7 @@ import time
 from llmcap.catalog.loader import load_catalog
 from llmcap.plan.planner import plan
 from llmcap.plan.request import PlanRequest
+from llmcap.scenario import Slo
 
 REQUESTS = {
     "Llama-3.1-8B chat": PlanRequest(
@@ -23,11 +24,11 @@ REQUESTS = {
         input_cv=1.0,
         output_cv=1.0,
         arrival_cv=1.41,
-        ttft_ms=1500,
-        tpot_ms=50,
+        slo=Slo(ttft_ms=1500, tpot_ms=50),
     ),
     "Llama-3.1-70B rag": PlanRequest(
-        model="meta-llama/Llama-3.1-70B-Instruct", rate_rps=5, input_len=4096, output_len=256, ttft_ms=3000, tpot_ms=80
+        model="meta-llama/Llama-3.1-70B-Instruct", rate_rps=5, input_len=4096, output_len=256,
+        slo=Slo(ttft_ms=3000, tpot_ms=80),
     ),
 }
 

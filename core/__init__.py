@@ -10,7 +10,7 @@ The public API, for notebooks and scripts (the `llmcap` command and the dashboar
     load = llmcap.estimate_load(scn, llmcap.Traffic(rate_rps=5), llmcap.Slo(ttft_ms=500, tpot_ms=50),
                                 llmcap.Pricing(provider="AWS"), method="analytic")   # at a request rate, with cost
     best = llmcap.plan(llmcap.PlanRequest(model=scn.model, rate_rps=10, input_len=1000, output_len=200,
-                                          ttft_ms=1000, tpot_ms=50))                  # cheapest deployments
+                                          slo=llmcap.Slo(ttft_ms=1000, tpot_ms=50)))  # cheapest deployments
 
 Everything else lives in subpackages that follow the data flow (catalog, model, perf, estimate, economics,
 load, plan, calibration, io); their names may change between versions, these do not without notice.
@@ -18,16 +18,15 @@ load, plan, calibration, io); their names may change between versions, these do 
 
 from llmcap.catalog.loader import Catalog, CatalogError, UnknownIdError, load_catalog
 from llmcap.catalog.support import Verdict, check_support
-from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
+from llmcap.economics.operating_point import PointCosts, closed_loop_costs
 from llmcap.estimate.predict import predict_rows
 from llmcap.estimate.resolve import UnsupportedError
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.load.rate import LoadEstimate, estimate_load
-from llmcap.load.rate_types import LoadSpec as Traffic
-from llmcap.load.rate_types import Slo
 from llmcap.plan.planner import plan
 from llmcap.plan.request import Plan, PlanRequest
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo
+from llmcap.scenario import Traffic as Traffic
 
 __all__ = [
     # inputs

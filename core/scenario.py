@@ -11,6 +11,10 @@ from llmcap.catalog.schema import Frozen
 
 ENGINES = engine_ids()  # catalogs/engines.yaml, the only list of engines
 MAX_TOKENS = 10_000_000
+DEFAULT_REQUESTS = 10_000
+MAX_RATE_RPS = 1e6
+PriceBasis = Literal["cloud", "owned", "both"]
+PRICE_BASES: tuple[str, ...] = ("cloud", "owned", "both")
 MAX_DEVICES = 4096
 
 
@@ -56,6 +60,61 @@ class Scenario(Frozen):
     @property
     def devices(self) -> int:
         return self.tp * self.pp * self.replicas
+
+
+class Traffic(Frozen):
+    """Open-loop traffic and engine options. rate_rps None replays a trace at its own timestamps."""
+
+    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    arrival: Literal["poisson", "gamma"] | None = Field(default=None, description="None: the preset's, or poisson")
+    cv: float | None = Field(default=None, gt=0, le=20, description="gamma inter-arrival cv (None: preset's or 1)")
+    workload: str | None = Field(default=None, max_length=80, description="workload preset id for the lengths")
+    prefix_hit: float | None = Field(default=None, ge=0, lt=1, description="None: the preset's, or 0")
+    spec_k: int = Field(default=0, ge=0, le=16)
+    spec_alpha: float = Field(default=0.0, ge=0, le=1)
+    draft_cost: float = Field(default=0.0, ge=0, le=10)
+    on_full: Literal["preempt", "reject"] = "preempt"
+    requests: int = Field(default=DEFAULT_REQUESTS, ge=100, le=1_000_000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+class Slo(Frozen):
+    """Latency objectives and the share of requests (`pct`, a percentile) that must meet them (DistServe's
+    goodput): TTFT and TPOT always, end-to-end latency when set."""
+
+    ttft_ms: float = Field(default=2000.0, gt=0, le=1e7)
+    tpot_ms: float = Field(default=100.0, gt=0, le=1e7)
+    pct: float = Field(default=90.0, gt=0, le=100)
+    e2e_ms: float | None = Field(default=None, gt=0, le=1e7)
+
+
+class Pricing(Frozen):
+    """How a deployment is paid for.
+
+    `basis`: cloud (on-demand rental: the cheapest current offering, or `provider`'s, or one `offering`), owned
+    (total cost of ownership: purchase over its life, power, hosting), or both (a rental where there is one,
+    else ownership; each result says which). A `usd_per_gpu_hour` of the user's own overrides the basis.
+    """
+
+    basis: PriceBasis = "cloud"
+    provider: str | None = Field(default=None, max_length=60, description="cloud provider (AWS, GCP, ...)")
+    offering: str | None = Field(default=None, max_length=120, description="catalog cloud offering id")
+    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=10_000)
+    pue: float | None = Field(default=None, ge=1.0, le=3.0, description="facility PUE (default: catalog)")
+
+    @model_validator(mode="after")
+    def _one_basis(self) -> Pricing:
+        cloud = self.provider is not None or self.offering is not None
+        chosen = [cloud, self.usd_per_gpu_hour is not None, self.basis == "owned"]
+        if sum(chosen) > 1:
+            raise ValueError("choose one price basis: a cloud provider/offering, a $/GPU-hour, or owned hardware")
+        return self
+
+    @property
+    def is_default(self) -> bool:
+        return self.provider is None and self.offering is None and self.usd_per_gpu_hour is None and (
+            self.basis == "cloud"
+        )
 
 
 def validation_text(exc: ValidationError, whole: str = "value") -> str:

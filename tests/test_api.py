@@ -57,7 +57,7 @@ def test_the_readme_tasks_run():
                                 llmcap.Pricing(provider="AWS"), method="analytic")  # fmt: skip
     assert load.fits and load.ttft_ms.p90 > 0 and load.cost.usd_per_million_output_tokens > 0
     best = llmcap.plan(llmcap.PlanRequest(model="meta-llama/Llama-3.1-8B-Instruct", rate_rps=10, input_len=1000,
-                                          output_len=200, ttft_ms=1500, tpot_ms=50))  # fmt: skip
+                                          output_len=200, slo=llmcap.Slo(ttft_ms=1500, tpot_ms=50)))  # fmt: skip
     assert best.candidates and best.candidates[0].usd_per_hour > 0
 
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from llmcap.calibration.measured import default_data
 from llmcap.calibration.validate import compare, summarize, worst
+from llmcap.estimate.bands import cross_validation
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 
@@ -43,15 +44,20 @@ def test_tiles_equal_validate(at, validated):
 
 
 def test_tables_equal_validate(at, validated):
-    by_class = at.dataframe[0].value
+    # first the out-of-sample figures stored with the error bands (llmcap validate --cv --write), then in sample
+    cv = cross_validation()
+    assert list(at.dataframe[0].value["mape_lomo"]) == [r["mape_lomo"] for r in cv["summary"]]
+    assert len(at.dataframe[1].value) == len(cv["coverage"])
+    assert any("model left out" in m.label for m in at.metric)
+    by_class = at.dataframe[2].value
     expected = summarize(validated, "device_class")
     assert list(by_class["mape_pct"]) == [r["mape_pct"] for r in expected]
     assert set(by_class["device_class"]) >= {"datacenter_gpu"}
-    by_engine = at.dataframe[1].value
+    by_engine = at.dataframe[3].value
     assert list(by_engine["engine"]) == [r["engine"] for r in summarize(validated, "engine")]
-    worst_rows = at.dataframe[4].value
+    worst_rows = at.dataframe[6].value
     assert list(worst_rows["id"]) == [r["id"] for r in worst(validated, 15)]
-    points = at.dataframe[5].value
+    points = at.dataframe[7].value
     assert len(points) == len(validated)
 
 

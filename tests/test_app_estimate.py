@@ -12,11 +12,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from llmcap.catalog.loader import load_catalog
-from llmcap.economics.operating_point import Pricing, closed_loop_costs
+from llmcap.economics.operating_point import closed_loop_costs
 from llmcap.estimate.single import estimate
 from llmcap.load.rate import estimate_load
-from llmcap.load.rate_types import LoadSpec, Slo
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 CATALOG = load_catalog()
@@ -92,7 +91,7 @@ def assert_kpis_match(at: AppTest, scn: Scenario, pricing: Pricing | None = None
 
 
 def assert_rate_kpis_match(
-    at: AppTest, scn: Scenario, traffic: LoadSpec, slo: Slo, pricing: Pricing, region: str, method: str = "analytic"
+    at: AppTest, scn: Scenario, traffic: Traffic, slo: Slo, pricing: Pricing, region: str, method: str = "analytic"
 ):
     le = estimate_load(scn, traffic, slo, pricing, region, method=method, catalog=CATALOG)
     shown = metrics(at)
@@ -303,7 +302,7 @@ def test_rate_link_numbers_equal_core_and_widgets_follow_the_url():
     assert at.number_input(key="est_rate_rps").value == 12
     assert (at.selectbox(key="est_arrival").value, at.number_input(key="est_cv").value) == ("gamma", 2.0)
     assert (at.selectbox(key="est_price").value, at.selectbox(key="est_region").value) == ("AWS", "eu-sweden")
-    le = assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=12, arrival="gamma", cv=2.0),
+    le = assert_rate_kpis_match(at, SHARED_SCN, Traffic(rate_rps=12, arrival="gamma", cv=2.0),
                                 Slo(ttft_ms=300, tpot_ms=20, pct=99), Pricing(provider="AWS"), "eu-sweden")  # fmt: skip
     assert le.cost.provider == "AWS" and le.method.startswith("analytic")  # the page's default method
     assert {k: qp(at)[k] for k in RATE_URL} == RATE_URL  # the link is written back as given
@@ -320,7 +319,7 @@ def test_sim_in_the_link_switches_to_the_simulator_and_the_checkbox_back():
     at = run({**RATE_URL, "sim": "1"})
     assert not at.error and not at.warning
     assert at.checkbox(key="est_sim").value is True
-    traffic, slo = LoadSpec(rate_rps=12, arrival="gamma", cv=2.0), Slo(ttft_ms=300, tpot_ms=20, pct=99)
+    traffic, slo = Traffic(rate_rps=12, arrival="gamma", cv=2.0), Slo(ttft_ms=300, tpot_ms=20, pct=99)
     le = assert_rate_kpis_match(at, SHARED_SCN, traffic, slo, Pricing(provider="AWS"), "eu-sweden", "simulate")
     assert le.method.startswith("iteration-level simulation")
     assert at.dataframe[0].value["p99"][0] == pytest.approx(le.ttft_ms.p99, abs=1e-3)
@@ -336,7 +335,7 @@ def test_sim_in_the_link_switches_to_the_simulator_and_the_checkbox_back():
 
 def test_rate_widgets_write_the_url_and_numbers_follow():
     at = run({**SHARED, "rate": "8"})
-    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=8), Slo(), Pricing(), "us-east-virginia")
+    assert_rate_kpis_match(at, SHARED_SCN, Traffic(rate_rps=8), Slo(), Pricing(), "us-east-virginia")
     at.number_input(key="est_rate_rps").set_value(15.0).run()
     at.selectbox(key="est_price").set_value("usd").run()
     at.number_input(key="est_usd").set_value(3.5).run()
@@ -345,7 +344,7 @@ def test_rate_widgets_write_the_url_and_numbers_follow():
     q = qp(at)
     assert (q["rate"], q["usd"], q["region"], q["arr"], q["sim"]) == ("15", "3.5", "eu-frankfurt", "poisson", "0")
     assert "prov" not in q
-    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=15), Slo(), Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
+    assert_rate_kpis_match(at, SHARED_SCN, Traffic(rate_rps=15), Slo(), Pricing(usd_per_gpu_hour=3.5), "eu-frankfurt")
     at.checkbox(key="est_sim").check().run()
     at.radio(key="est_load_mode").set_value("Concurrency").run()
     assert "rate" not in qp(at) and qp(at)["sim"] == "1"  # the choice of method travels with the link
@@ -354,7 +353,7 @@ def test_rate_widgets_write_the_url_and_numbers_follow():
     assert qp(at)["rate"] == "15"  # the rate widget kept its value
     assert at.checkbox(key="est_sim").value is True  # and so did the method's checkbox
     pricing = Pricing(usd_per_gpu_hour=3.5)
-    assert_rate_kpis_match(at, SHARED_SCN, LoadSpec(rate_rps=15), Slo(), pricing, "eu-frankfurt", "simulate")
+    assert_rate_kpis_match(at, SHARED_SCN, Traffic(rate_rps=15), Slo(), pricing, "eu-frankfurt", "simulate")
 
 
 def test_bad_rate_and_price_values_warn_and_fall_back():
@@ -388,7 +387,7 @@ def test_trace_upload_sets_the_lengths_and_a_bad_trace_is_an_error():
     assert any("mine.csv" in c.value and "500 requests" in c.value for c in at.sidebar.caption)
     from llmcap.load.trace import parse_trace
 
-    le = estimate_load(SHARED_SCN, LoadSpec(rate_rps=6), trace=parse_trace(rows.encode()), method="analytic",
+    le = estimate_load(SHARED_SCN, Traffic(rate_rps=6), trace=parse_trace(rows.encode()), method="analytic",
                        catalog=CATALOG)  # fmt: skip
     assert_shows(metrics(at)["TTFT p90"], le.slo_ttft_ms, "ms")
     assert le.scenario.output_len == 60

@@ -73,20 +73,20 @@ def test_widgets_set_and_submitted_give_the_planners_table_and_write_the_url():
     assert not at.warning and not at.error
     at.number_input(key="plan_rate_rps").set_value(25.0)
     at.number_input(key="plan_tpot_ms").set_value(60.0)
-    at.selectbox(key="plan_percentile").set_value(99)
+    at.selectbox(key="plan_pct").set_value(99)
     at.multiselect(key="plan_hardware").set_value(["h100-sxm", "l4"])
     at.multiselect(key="plan_weights").set_value(["fp8"])
     submit(at)
     q = at.query_params
     assert (q["rate"], q["tpot"], q["pct"], q["hw"], q["w"]) == ("25", "60", "99", "h100-sxm,l4", "fp8")
-    inputs = PlanInputs(rate_rps=25, tpot_ms=60, percentile=99, hardware=("h100-sxm", "l4"), weights=("fp8",))
+    inputs = PlanInputs(rate_rps=25, tpot_ms=60, pct=99, hardware=("h100-sxm", "l4"), weights=("fp8",))
     assert_rows_equal_core(at, inputs)
     assert ranked(at).iloc[0]["hardware"] in ("h100-sxm", "l4")
 
 
 def test_a_shared_link_fills_every_widget_and_is_written_back_unchanged():
     inputs = PlanInputs(
-        workload="code-completion", input_len=1, output_len=1, rate_rps=40, ttft_ms=300, tpot_ms=25, percentile=95,
+        workload="code-completion", input_len=1, output_len=1, rate_rps=40, ttft_ms=300, tpot_ms=25, pct=95,
         e2e_ms=9000, hardware=("h100-sxm", "rtx-4090"), provider="RunPod", max_devices=32, max_usd_per_hour=500,
         weights=("bf16", "fp8"), kv=("auto", "fp8"), engines=("vllm", "sglang"), allow_disagg=True, top=5,
         whatif_bw_pct=30, whatif_price_pct=-50, whatif_traffic_x=4,
@@ -97,7 +97,7 @@ def test_a_shared_link_fills_every_widget_and_is_written_back_unchanged():
     at = open_plan(**plan_query(inputs))
     assert not at.warning, [w.value for w in at.warning]
     ss = at.session_state
-    assert ss["plan_workload"] == "code-completion" and ss["plan_rate_rps"] == 40 and ss["plan_percentile"] == 95
+    assert ss["plan_workload"] == "code-completion" and ss["plan_rate_rps"] == 40 and ss["plan_pct"] == 95
     assert at.number_input(key="plan_e2e_ms").value == 9000
     assert at.multiselect(key="plan_hardware").value == ["h100-sxm", "rtx-4090"]
     assert at.selectbox(key="plan_provider").value == "RunPod"

@@ -316,4 +316,7 @@ def test_driver_reported_memory_applies_only_to_its_own_size():
     assert driver_memory_gb(h100) == pytest.approx(81559 * 2**20 / 1e9)
     # a copy edited to another size (custom device) falls back to its own memory_gb
     assert driver_memory_gb(h100.model_copy(update={"memory_gb": 160.0})) == 160.0
-    assert driver_memory_gb(load_catalog().device("l4")) == load_catalog().device("l4").memory_gb
+    plain = next(d for d in load_catalog().hardware.values() if d.reported_memory_mib is None)
+    assert driver_memory_gb(plain) == plain.memory_gb
+    # nvidia-smi: a B200 "180GB" reports 183,359 MiB = 192.3e9 bytes
+    assert driver_memory_gb(load_catalog().device("b200-sxm")) == pytest.approx(183359 * 2**20 / 1e9)

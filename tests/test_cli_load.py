@@ -8,10 +8,8 @@ import pytest
 
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli.main import main
-from llmcap.economics.operating_point import Pricing
 from llmcap.load.rate import estimate_load
-from llmcap.load.rate_types import LoadSpec, Slo
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 BASE = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "h100-sxm", "--weights", "fp8",
         "--kv", "fp8", "--engine", "vllm"]  # fmt: skip
@@ -52,7 +50,7 @@ def test_rate_json_has_every_interface_key_and_equals_core(capsys):
     assert set(d) >= SCALARS
     for key, sub in REQUIRED.items():
         assert sub <= set(d[key]), (key, set(d[key]))
-    le = estimate_load(SCENARIO, LoadSpec(rate_rps=12, requests=1500), Slo(ttft_ms=300), Pricing(usd_per_gpu_hour=2.5),
+    le = estimate_load(SCENARIO, Traffic(rate_rps=12, requests=1500), Slo(ttft_ms=300), Pricing(usd_per_gpu_hour=2.5),
                        catalog=load_catalog())  # fmt: skip
     assert d["ttft_ms"]["p90"] == pytest.approx(le.ttft_ms.p90)
     assert d["goodput_rps"] == pytest.approx(le.goodput_rps)
@@ -82,7 +80,7 @@ def test_both_methods_give_every_key_and_analytic_equals_core(capsys):
     for key, sub in REQUIRED.items():
         assert sub <= set(ana[key]), (key, set(ana[key]))
     assert sim["method"].startswith("iteration-level") and ana["method"].startswith("analytic")
-    le = estimate_load(SCENARIO, LoadSpec(rate_rps=12, requests=1500), Slo(tpot_ms=12), Pricing(usd_per_gpu_hour=2.5),
+    le = estimate_load(SCENARIO, Traffic(rate_rps=12, requests=1500), Slo(tpot_ms=12), Pricing(usd_per_gpu_hour=2.5),
                        method="analytic", catalog=load_catalog())  # fmt: skip
     assert ana["ttft_ms"]["p90"] == pytest.approx(le.ttft_ms.p90)
     assert ana["tpot_ms"]["mean"] == pytest.approx(le.tpot_ms.mean)
@@ -140,7 +138,7 @@ def test_text_output_of_both_modes(capsys):
     assert main(BASE + LENGTHS + FAST + ["--rate", "8", "--region", "eu-sweden"]) == 0
     out = capsys.readouterr().out
     assert "at 8 req/s (stable)" in out and "goodput" in out and "gCO2e" in out and "eu-sweden" in out
-    assert main(BASE + LENGTHS + ["--concurrency", "4", "--tco"]) == 0
+    assert main(BASE + LENGTHS + ["--concurrency", "4", "--price-basis", "owned"]) == 0
     out = capsys.readouterr().out
     assert "concurrency 4:" in out and "cost: $" in out and "tco" in out
 

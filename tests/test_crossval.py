@@ -1,4 +1,4 @@
-"""Grouped cross-validation (calibration/crossval.py) and error bands (calibration/uncertainty.py)."""
+"""Grouped cross-validation (calibration/crossval.py) and error bands (calibration/bands.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from llmcap.calibration.calibrate import data_hashes, fit_rows, resolve_rows
 from llmcap.calibration.measured import ATTENTION_DP_SKIP, DEFAULT_FILES, default_data, read_all, read_measurements
 from llmcap.catalog.loader import CATALOG_DIR, load_catalog
 from llmcap.cli.main import main
+from llmcap.estimate import bands
 
 MEASURED = CATALOG_DIR / "measured"
 # two models on two devices, three runs each: 2 x 2 groups, each fold fits in well under a second
@@ -116,30 +117,30 @@ def test_cross_validation_is_reproducible(rows):
 
 def _synthetic(rng, n, sigma_vllm=0.1, sigma_other=0.5, shift=0.2):
     engine = np.where(rng.random(n) < 0.5, "vllm", "trtllm")
-    reg = uncertainty.regimes("ttft_ms", "datacenter_gpu", engine, 0.5, "compute")
+    reg = bands.regimes("ttft_ms", "datacenter_gpu", engine, 0.5, "compute")
     sigma = np.where(engine == "vllm", sigma_vllm, sigma_other)
     return reg, shift + sigma * rng.standard_normal(n), engine
 
 
 def test_bands_contain_the_point_estimate():
     # every residual positive: the raw band would lie wholly below the prediction
-    reg = uncertainty.regimes(["tpot_ms"] * 50, "datacenter_gpu", "vllm", 0.1, "memory")
-    table = uncertainty.BandTable(uncertainty.fit_bands(reg, np.linspace(0.2, 0.6, 50)), {"*": 1.3})
+    reg = bands.regimes(["tpot_ms"] * 50, "datacenter_gpu", "vllm", 0.1, "memory")
+    table = bands.BandTable(uncertainty.fit_bands(reg, np.linspace(0.2, 0.6, 50)), {"*": 1.3})
     pred = np.array([1.0, 10.0, 250.0])
-    low, high = uncertainty.bands("tpot_ms", "datacenter_gpu", "vllm", 0.1, 1, pred, table=table)
+    low, high = bands.bands("tpot_ms", "datacenter_gpu", "vllm", 0.1, 1, pred, table=table)
     assert low.shape == high.shape == pred.shape
     assert np.all(low <= pred) and np.all(pred <= high)
     assert np.all(low < pred)  # the band still says: measured lies below
     # unseen regimes fall back (to the global band) and still contain the prediction
-    low, high = uncertainty.bands(["e2e_ms", "ttft_ms"], "edge", "llama.cpp", np.nan, "?", 5.0, table=table)
+    low, high = bands.bands(["e2e_ms", "ttft_ms"], "edge", "llama.cpp", np.nan, "?", 5.0, table=table)
     assert np.all(low <= 5.0) and np.all(high >= 5.0)
 
 
 def test_bands_widen_where_residuals_are_larger():
     rng = np.random.default_rng(0)
     reg, r, _ = _synthetic(rng, 4000)
-    table = uncertainty.BandTable(uncertainty.fit_bands(reg, r))
-    low, high = uncertainty.bands("ttft_ms", "datacenter_gpu", ["vllm", "trtllm"], 0.5, 0, 100.0, table=table)
+    table = bands.BandTable(uncertainty.fit_bands(reg, r))
+    low, high = bands.bands("ttft_ms", "datacenter_gpu", ["vllm", "trtllm"], 0.5, 0, 100.0, table=table)
     width = np.log(high / low)
     assert width[1] > 3 * width[0]
 
@@ -148,11 +149,11 @@ def test_sign_convention_and_coverage_on_a_lognormal_set():
     """Over-prediction (residuals > 0) puts the band below the prediction, and it covers ~80% of new draws."""
     rng = np.random.default_rng(1)
     reg, r_fit, _ = _synthetic(rng, 6000, sigma_vllm=0.2, shift=0.1)  # q10 < 0 < q90: no clipping
-    table = uncertainty.BandTable(uncertainty.fit_bands(reg, r_fit))
+    table = bands.BandTable(uncertainty.fit_bands(reg, r_fit))
     reg_new, r_new, _ = _synthetic(rng, 6000, sigma_vllm=0.2, shift=0.1)
     measured = np.full(len(r_new), 100.0)
     predicted = measured * np.exp(r_new)  # r = log(predicted / measured)
-    low, high = uncertainty.interval(predicted, *table.edges(reg_new))
+    low, high = bands.interval(predicted, *table.edges(reg_new))
     inside = (low <= measured) & (measured <= high)
     assert 0.77 <= inside.mean() <= 0.83
     assert np.all(np.log(predicted / low) > np.log(high / predicted))  # biased high: measured mostly lies below
@@ -173,7 +174,7 @@ def test_fallback_drops_keys_in_order():
     rng = np.random.default_rng(3)
     reg, r, _ = _synthetic(rng, 40)  # ~20 per engine: below MIN_RESIDUALS, so engine (and finer) is dropped
     entries = uncertainty.fit_bands(reg, r)
-    kept = [tuple(k for k in uncertainty.KEYS if e[k] != uncertainty.ANY) for e in entries]
+    kept = [tuple(k for k in bands.KEYS if e[k] != bands.ANY) for e in entries]
     assert ("device_class", "metric") in kept and all("engine" not in k for k in kept)
     assert kept[-1] == ()
 
@@ -187,18 +188,18 @@ def test_validate_cv_prints_the_table(subset, capsys, tmp_path, monkeypatch):
     rep = json.loads(capsys.readouterr().out)
     assert rep["groups"] == {"leave_model_out": 2, "leave_device_out": 2}
     assert {r["slice"] for r in rep["summary"]} == set(crossval.SLICES)
-    doc = yaml.safe_load((tmp_path / uncertainty.FILE).read_text())
-    assert doc["data"][0]["file"] == subset.name and doc["bands"][-1]["metric"] == uncertainty.ANY
-    low, high = uncertainty.bands("ttft_ms", "datacenter_gpu", "vllm", 0.3, 0, 50.0, table=uncertainty.load_table())
+    doc = yaml.safe_load((tmp_path / bands.FILE).read_text())
+    assert doc["data"][0]["file"] == subset.name and doc["bands"][-1]["metric"] == bands.ANY
+    low, high = bands.bands("ttft_ms", "datacenter_gpu", "vllm", 0.3, 0, 50.0, table=bands.load_table())
     assert low <= 50.0 <= high
 
 
 def test_shipped_band_table_loads():
-    doc = yaml.safe_load((CATALOG_DIR / uncertainty.FILE).read_text())
+    doc = yaml.safe_load((CATALOG_DIR / bands.FILE).read_text())
     assert doc["data"] == data_hashes(default_data()), "measured data changed: re-run llmcap validate --cv --write"
-    table = uncertainty.load_table(CATALOG_DIR / uncertainty.FILE)
+    table = bands.load_table(CATALOG_DIR / bands.FILE)
     pred = np.array([[10.0, 20.0], [30.0, 40.0]])
-    low, high = uncertainty.bands(
+    low, high = bands.bands(
         "tpot_ms", "datacenter_gpu", [["vllm", "sglang"], ["trtllm", "x"]], [[0.1], [0.9]], "memory", pred, table=table
     )
     assert low.shape == (2, 2) and np.all(low <= pred) and np.all(pred <= high) and np.all(high > low)

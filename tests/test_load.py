@@ -11,15 +11,15 @@ from pydantic import ValidationError
 
 from llmcap.catalog.loader import UnknownIdError, load_catalog
 from llmcap.economics.cost import CostError
-from llmcap.economics.operating_point import OperatingPoint, Pricing, point_costs, prefill_time_share
+from llmcap.economics.operating_point import OperatingPoint, point_costs, prefill_time_share
 from llmcap.estimate.single import PhaseResult, estimate
 from llmcap.load.rate import estimate_load
 from llmcap.load.rate_analytic import analytic_goodput, analytic_max_rate
 from llmcap.load.rate_prepare import prepare
 from llmcap.load.rate_simulate import goodput, max_rate
-from llmcap.load.rate_types import LoadError, LoadSpec, Slo
+from llmcap.load.rate_types import LoadError
 from llmcap.load.trace import parse_trace
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 CATALOG = load_catalog()
 SCN = Scenario(
@@ -86,7 +86,7 @@ def test_prefill_time_share_is_clipped():
 
 def test_user_price_through_estimate_load_by_hand():
     scn = SCN.model_copy(update={"replicas": 2})
-    le = estimate_load(scn, LoadSpec(rate_rps=10.0, **FAST), pricing=Pricing(usd_per_gpu_hour=2.0), catalog=CATALOG)
+    le = estimate_load(scn, Traffic(rate_rps=10.0, **FAST), pricing=Pricing(usd_per_gpu_hour=2.0), catalog=CATALOG)
     c, t = le.cost, le.throughput
     assert c.basis == "user" and c.devices_billed == 2
     assert c.usd_per_hour == pytest.approx(4.0)  # 2 devices * $2.00
@@ -104,7 +104,7 @@ def test_user_price_through_estimate_load_by_hand():
 def test_cloud_instance_is_billed_whole_and_idle_boards_draw_power():
     scn = SCN.model_copy(update={"replicas": 3})
     pricing = Pricing(offering="aws-p5-48xlarge-us-east-1-2026-07")  # p5.48xlarge, 8 x H100, $55.04/h
-    le = estimate_load(scn, LoadSpec(rate_rps=6.0, **FAST), pricing=pricing, catalog=CATALOG)
+    le = estimate_load(scn, Traffic(rate_rps=6.0, **FAST), pricing=pricing, catalog=CATALOG)
     assert le.cost.usd_per_hour == pytest.approx(55.04)
     assert le.cost.devices_billed == 8 and le.cost.provider == "AWS"
     assert le.cost.idle_share >= 5 / 8  # five boards unused, and headroom below the max rate
@@ -113,16 +113,16 @@ def test_cloud_instance_is_billed_whole_and_idle_boards_draw_power():
 
 def test_explicit_price_that_does_not_exist_is_an_error_default_is_a_note():
     with pytest.raises(CostError, match="no current"):
-        estimate_load(SCN, LoadSpec(rate_rps=5.0, **FAST), pricing=Pricing(provider="nowhere"), catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=5.0, **FAST), pricing=Pricing(provider="nowhere"), catalog=CATALOG)
     with pytest.raises(ValidationError, match="one price basis"):
         Pricing(provider="AWS", usd_per_gpu_hour=2.0)
     with pytest.raises(UnknownIdError):
-        estimate_load(SCN, LoadSpec(rate_rps=5.0, **FAST), region="atlantis", catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=5.0, **FAST), region="atlantis", catalog=CATALOG)
 
 
 def test_higher_rate_never_lowers_latency_percentiles():
     rates = [2.0, 6.0, 10.0, 14.0, 18.0]
-    runs = [estimate_load(SCN, LoadSpec(rate_rps=r, **FAST), catalog=CATALOG) for r in rates]
+    runs = [estimate_load(SCN, Traffic(rate_rps=r, **FAST), catalog=CATALOG) for r in rates]
     assert all(le.stable for le in runs)
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
         for p in ("p50", "p90", "p99"):
@@ -133,7 +133,7 @@ def test_higher_rate_never_lowers_latency_percentiles():
 
 
 def test_tighter_slo_never_raises_goodput():
-    prep = prepare(SCN, LoadSpec(rate_rps=5.0, **FAST), catalog=CATALOG)
+    prep = prepare(SCN, Traffic(rate_rps=5.0, **FAST), catalog=CATALOG)
     top = max_rate(prep)
     slos = [Slo(ttft_ms=t, tpot_ms=p) for t, p in ((5000, 200), (500, 40), (200, 25), (120, 15), (80, 10))]
     goods = [goodput(prep, slo, top) for slo in slos]
@@ -146,15 +146,15 @@ def test_tighter_slo_never_raises_goodput():
 
 def test_goodput_meets_the_slo_and_attainment_reflects_it():
     slo = Slo(ttft_ms=300, tpot_ms=25)
-    le = estimate_load(SCN, LoadSpec(rate_rps=2.0, **FAST), slo, catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=2.0, **FAST), slo, catalog=CATALOG)
     assert 0 < le.goodput_rps <= le.max_rate_rps
-    at_goodput = estimate_load(SCN, LoadSpec(rate_rps=le.goodput_rps * 0.98, **FAST), slo, catalog=CATALOG)
+    at_goodput = estimate_load(SCN, Traffic(rate_rps=le.goodput_rps * 0.98, **FAST), slo, catalog=CATALOG)
     assert at_goodput.slo_attainment >= 0.9 - 0.02  # op point runs all 2000 requests; the search ran the same ones
     assert le.slo_attainment >= at_goodput.slo_attainment
 
 
 def test_above_the_maximum_rate_latency_is_unbounded():
-    le = estimate_load(SCN, LoadSpec(rate_rps=500.0, **FAST), catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=500.0, **FAST), catalog=CATALOG)
     assert le.fits and not le.stable
     assert math.isinf(le.ttft_ms.p90) and math.isinf(le.e2e_ms.mean) and le.slo_attainment == 0.0
     assert any("maximum sustainable rate" in n for n in le.notes)
@@ -163,65 +163,65 @@ def test_above_the_maximum_rate_latency_is_unbounded():
 
 def test_does_not_fit_returns_the_reason():
     big = Scenario(model="meta-llama/Llama-3.1-405B-Instruct", hardware="l4", input_len=128, output_len=16)
-    le = estimate_load(big, LoadSpec(rate_rps=1.0, **FAST), catalog=CATALOG)
+    le = estimate_load(big, Traffic(rate_rps=1.0, **FAST), catalog=CATALOG)
     assert le.fits is False and le.status == "does_not_fit" and "GB" in le.message
     assert le.ttft_ms is None and le.cost is None
 
 
 def test_same_seed_same_numbers_and_seed_changes_them():
-    a = estimate_load(SCN, LoadSpec(rate_rps=8.0, seed=3, **FAST), catalog=CATALOG)
-    b = estimate_load(SCN, LoadSpec(rate_rps=8.0, seed=3, **FAST), catalog=CATALOG)
-    c = estimate_load(SCN, LoadSpec(rate_rps=8.0, seed=4, **FAST), catalog=CATALOG)
+    a = estimate_load(SCN, Traffic(rate_rps=8.0, seed=3, **FAST), catalog=CATALOG)
+    b = estimate_load(SCN, Traffic(rate_rps=8.0, seed=3, **FAST), catalog=CATALOG)
+    c = estimate_load(SCN, Traffic(rate_rps=8.0, seed=4, **FAST), catalog=CATALOG)
     assert a.model_dump() == b.model_dump()
     assert a.ttft_ms != c.ttft_ms
 
 
 def test_workload_sets_lengths_arrivals_and_prefix_cache():
-    le = estimate_load(SCN, LoadSpec(rate_rps=3.0, workload="rag", **FAST), catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=3.0, workload="rag", **FAST), catalog=CATALOG)
     wl = CATALOG.workload("rag")
     assert le.traffic.arrival == "gamma" and le.traffic.cv == pytest.approx(wl.arrival.cv)
     assert le.traffic.prefix_hit == pytest.approx(wl.prefix_cache_hit)
     assert le.scenario.input_len == round(le.traffic.mean_input_tokens)
     assert le.traffic.mean_input_tokens == pytest.approx(wl.input_tokens.mean, rel=0.05)
-    poisson = estimate_load(SCN, LoadSpec(rate_rps=3.0, workload="rag", arrival="poisson", **FAST), catalog=CATALOG)
+    poisson = estimate_load(SCN, Traffic(rate_rps=3.0, workload="rag", arrival="poisson", **FAST), catalog=CATALOG)
     assert poisson.traffic.cv == 1.0
 
 
 def test_trace_replayed_at_its_own_rate_or_drawn_at_a_rate():
     rows = ["timestamp,input_tokens,output_tokens"] + [f"{i * 0.5},{300 + i % 7},{50 + i % 5}" for i in range(400)]
     trace = parse_trace("\n".join(rows).encode())
-    replay = estimate_load(SCN, LoadSpec(**FAST), trace=trace, catalog=CATALOG)
+    replay = estimate_load(SCN, Traffic(**FAST), trace=trace, catalog=CATALOG)
     assert replay.rate_rps == pytest.approx(400 / (399 * 0.5))  # n / span, the trace's own mean rate
     assert replay.traffic.arrival == "trace" and replay.traffic.requests == 400
-    drawn = estimate_load(SCN, LoadSpec(rate_rps=4.0, **FAST), trace=trace, catalog=CATALOG)
+    drawn = estimate_load(SCN, Traffic(rate_rps=4.0, **FAST), trace=trace, catalog=CATALOG)
     assert drawn.traffic.requests == 2000 and drawn.scenario.input_len == round(drawn.traffic.mean_input_tokens)
     with pytest.raises(LoadError, match="not both"):
-        estimate_load(SCN, LoadSpec(rate_rps=4.0, workload="chat", **FAST), trace=trace, catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=4.0, workload="chat", **FAST), trace=trace, catalog=CATALOG)
     flat = parse_trace(b"timestamp,input_tokens,output_tokens\n0,10,10\n0,10,10\n")
     with pytest.raises(LoadError, match="one timestamp"):
-        estimate_load(SCN, LoadSpec(**FAST), trace=flat, catalog=CATALOG)
+        estimate_load(SCN, Traffic(**FAST), trace=flat, catalog=CATALOG)
 
 
 def test_bad_traffic_values_are_rejected_with_a_reason():
     for bad in (dict(rate_rps=0), dict(rate_rps=-1), dict(rate_rps=float("nan")), dict(cv=0), dict(requests=5)):
         with pytest.raises(ValidationError):
-            LoadSpec(**bad)
+            Traffic(**bad)
     with pytest.raises(LoadError, match="rate"):
-        estimate_load(SCN, LoadSpec(**FAST), catalog=CATALOG)
+        estimate_load(SCN, Traffic(**FAST), catalog=CATALOG)
     with pytest.raises(UnknownIdError):
-        estimate_load(SCN, LoadSpec(rate_rps=1.0, workload="nope", **FAST), catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=1.0, workload="nope", **FAST), catalog=CATALOG)
 
 
 def test_speculative_decoding_lowers_tpot_at_light_load():
-    plain = estimate_load(SCN, LoadSpec(rate_rps=2.0, **FAST), catalog=CATALOG)
+    plain = estimate_load(SCN, Traffic(rate_rps=2.0, **FAST), catalog=CATALOG)
     spec = estimate_load(
-        SCN, LoadSpec(rate_rps=2.0, spec_k=3, spec_alpha=0.8, draft_cost=0.05, **FAST), catalog=CATALOG
+        SCN, Traffic(rate_rps=2.0, spec_k=3, spec_alpha=0.8, draft_cost=0.05, **FAST), catalog=CATALOG
     )
     assert spec.tpot_ms.p50 < plain.tpot_ms.p50 * 0.6  # E = (1 - 0.8^4) / 0.2 = 2.95 tokens per step
 
 
 def test_littles_law_at_the_operating_point():
-    le = estimate_load(SCN, LoadSpec(rate_rps=12.0, **FAST), catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=12.0, **FAST), catalog=CATALOG)
     # requests in the engine on average = rate * mean time in it (admission to finish); mean decode batch <= that
     in_system = le.throughput.requests_per_s * (le.e2e_ms.mean - le.queue_ms.mean) / 1e3
     assert le.mean_batch <= in_system * 1.02
@@ -235,8 +235,8 @@ AGREE = Slo(ttft_ms=2000, tpot_ms=12)  # TPOT-bound: goodput falls inside (0, ma
 
 
 def test_both_methods_fill_every_field_and_say_which_they_used():
-    sim = estimate_load(SCN, LoadSpec(rate_rps=12.0, **FAST), catalog=CATALOG)
-    ana = estimate_load(SCN, LoadSpec(rate_rps=12.0, **FAST), method="analytic", catalog=CATALOG)
+    sim = estimate_load(SCN, Traffic(rate_rps=12.0, **FAST), catalog=CATALOG)
+    ana = estimate_load(SCN, Traffic(rate_rps=12.0, **FAST), method="analytic", catalog=CATALOG)
     for le in (sim, ana):
         unset = [k for k, v in le.model_dump().items() if v is None]
         assert unset == [], unset
@@ -249,8 +249,8 @@ def test_both_methods_fill_every_field_and_say_which_they_used():
 def test_analytic_agrees_with_the_simulator_at_moderate_load():
     # 12 req/s is about 40% of this deployment's maximum rate; tolerances: mean TPOT and E2E 10%, goodput 20%,
     # the analytic maximum rate 0-25% above the simulated one (docs/method.md: 10-15% high)
-    sim = estimate_load(SCN, LoadSpec(rate_rps=12.0, requests=5000), AGREE, catalog=CATALOG)
-    ana = estimate_load(SCN, LoadSpec(rate_rps=12.0, requests=5000), AGREE, method="analytic", catalog=CATALOG)
+    sim = estimate_load(SCN, Traffic(rate_rps=12.0, requests=5000), AGREE, catalog=CATALOG)
+    ana = estimate_load(SCN, Traffic(rate_rps=12.0, requests=5000), AGREE, method="analytic", catalog=CATALOG)
     assert ana.tpot_ms.mean == pytest.approx(sim.tpot_ms.mean, rel=0.10)
     assert ana.e2e_ms.mean == pytest.approx(sim.e2e_ms.mean, rel=0.10)
     assert 0 < sim.goodput_rps < sim.max_rate_rps * 0.9
@@ -262,7 +262,7 @@ def test_analytic_agrees_with_the_simulator_at_moderate_load():
 
 def test_analytic_higher_rate_never_lowers_p90s_or_raises_attainment():
     rates = [1.0, 4.0, 8.0, 12.0, 16.0, 20.0, 24.0, 28.0, 31.0]
-    runs = [estimate_load(SCN, LoadSpec(rate_rps=r, **FAST), AGREE, method="analytic", catalog=CATALOG) for r in rates]
+    runs = [estimate_load(SCN, Traffic(rate_rps=r, **FAST), AGREE, method="analytic", catalog=CATALOG) for r in rates]
     assert all(le.stable for le in runs)
     for metric in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
         for p in ("mean", "p50", "p90", "p99"):
@@ -274,7 +274,7 @@ def test_analytic_higher_rate_never_lowers_p90s_or_raises_attainment():
 
 
 def test_analytic_tighter_slo_never_raises_goodput():
-    prep = prepare(SCN, LoadSpec(rate_rps=5.0, **FAST), method="analytic", catalog=CATALOG)
+    prep = prepare(SCN, Traffic(rate_rps=5.0, **FAST), method="analytic", catalog=CATALOG)
     top = analytic_max_rate(prep)
     slos = [Slo(ttft_ms=t, tpot_ms=p) for t, p in ((5000, 200), (500, 40), (200, 12), (120, 9), (80, 7), (50, 5))]
     goods = [analytic_goodput(prep, slo) for slo in slos]
@@ -286,7 +286,7 @@ def test_analytic_tighter_slo_never_raises_goodput():
 def test_analytic_light_load_matches_the_infinite_server_limit():
     # At 0.05 req/s requests barely overlap: the engine holds a Poisson number of them with mean
     # rate x E2E (M/G/inf), so it is busy 1 - exp(-rate x E2E) of the time and Little's law gives the batch.
-    le = estimate_load(SCN, LoadSpec(rate_rps=0.05, **FAST), method="analytic", catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=0.05, **FAST), method="analytic", catalog=CATALOG)
     in_flight = 0.05 * le.e2e_ms.mean / 1e3
     assert le.utilization == pytest.approx(1 - math.exp(-in_flight), rel=0.02)
     assert le.mean_batch == pytest.approx(in_flight, rel=0.02)
@@ -295,7 +295,7 @@ def test_analytic_light_load_matches_the_infinite_server_limit():
 
 def test_analytic_cost_by_hand():
     scn = SCN.model_copy(update={"replicas": 2})
-    le = estimate_load(scn, LoadSpec(rate_rps=10.0, **FAST), pricing=Pricing(usd_per_gpu_hour=2.0), method="analytic",
+    le = estimate_load(scn, Traffic(rate_rps=10.0, **FAST), pricing=Pricing(usd_per_gpu_hour=2.0), method="analytic",
                        catalog=CATALOG)  # fmt: skip
     assert le.throughput.requests_per_s == 10.0 and le.throughput.output_tokens_per_s == 10.0 * 256
     assert le.throughput.input_tokens_per_s == 10.0 * 1024  # stable: what arrives is served
@@ -306,7 +306,7 @@ def test_analytic_cost_by_hand():
 
 
 def test_analytic_overload_is_unbounded_and_served_at_the_maximum_rate():
-    le = estimate_load(SCN, LoadSpec(rate_rps=500.0, **FAST), method="analytic", catalog=CATALOG)
+    le = estimate_load(SCN, Traffic(rate_rps=500.0, **FAST), method="analytic", catalog=CATALOG)
     assert le.fits and not le.stable and le.slo_attainment == 0.0
     assert math.isinf(le.ttft_ms.p90) and math.isinf(le.tpot_ms.mean) and math.isinf(le.slo_ttft_ms)
     assert le.throughput.requests_per_s == le.max_rate_rps and le.utilization == 1.0
@@ -315,7 +315,7 @@ def test_analytic_overload_is_unbounded_and_served_at_the_maximum_rate():
 
 def test_analytic_arrival_and_output_variability_come_from_the_traffic():
     def prep(**kw):
-        return prepare(SCN, LoadSpec(**{"rate_rps": 1.0, **FAST, **kw}), method="analytic", catalog=CATALOG)
+        return prepare(SCN, Traffic(**{"rate_rps": 1.0, **FAST, **kw}), method="analytic", catalog=CATALOG)
 
     assert (prep().arrival_cv, prep().output_cv) == (1.0, 0.0)  # Poisson, fixed lengths
     assert prep(arrival="gamma", cv=2.5).arrival_cv == 2.5
@@ -324,28 +324,28 @@ def test_analytic_arrival_and_output_variability_come_from_the_traffic():
     assert chat.output_cv == pytest.approx(CATALOG.workload("chat").output_tokens.cv, rel=0.25)  # drawn, clipped
     # a replayed trace: the cv of its gaps (evenly spaced here: 0) and of its output lengths (50..54 tokens)
     rows = ["timestamp,input_tokens,output_tokens"] + [f"{i * 0.5},{300},{50 + i % 5}" for i in range(400)]
-    replay = prepare(SCN, LoadSpec(**FAST), trace=parse_trace("\n".join(rows).encode()), method="analytic",
+    replay = prepare(SCN, Traffic(**FAST), trace=parse_trace("\n".join(rows).encode()), method="analytic",
                      catalog=CATALOG)  # fmt: skip
     assert replay.arrival_cv == pytest.approx(0.0, abs=1e-9)
     assert replay.output_cv == pytest.approx(np.std([50, 51, 52, 53, 54]) / 52)
-    bursty = estimate_load(SCN, LoadSpec(rate_rps=24.0, arrival="gamma", cv=3.0, **FAST), method="analytic",
+    bursty = estimate_load(SCN, Traffic(rate_rps=24.0, arrival="gamma", cv=3.0, **FAST), method="analytic",
                            catalog=CATALOG)  # fmt: skip
-    smooth = estimate_load(SCN, LoadSpec(rate_rps=24.0, **FAST), method="analytic", catalog=CATALOG)
+    smooth = estimate_load(SCN, Traffic(rate_rps=24.0, **FAST), method="analytic", catalog=CATALOG)
     assert bursty.e2e_ms.p99 > smooth.e2e_ms.p99  # burstier arrivals queue more
 
 
 def test_analytic_refuses_what_only_the_simulator_models_and_notes_the_prefix_cache():
     with pytest.raises(LoadError, match="speculative decoding"):
-        estimate_load(SCN, LoadSpec(rate_rps=2.0, spec_k=3, spec_alpha=0.8, **FAST), method="analytic", catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=2.0, spec_k=3, spec_alpha=0.8, **FAST), method="analytic", catalog=CATALOG)
     with pytest.raises(LoadError, match="rejection"):
-        estimate_load(SCN, LoadSpec(rate_rps=2.0, on_full="reject", **FAST), method="analytic", catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=2.0, on_full="reject", **FAST), method="analytic", catalog=CATALOG)
     with pytest.raises(LoadError, match="unknown method"):
-        estimate_load(SCN, LoadSpec(rate_rps=2.0, **FAST), method="guess", catalog=CATALOG)
-    rag = estimate_load(SCN, LoadSpec(rate_rps=2.0, workload="rag", **FAST), method="analytic", catalog=CATALOG)
+        estimate_load(SCN, Traffic(rate_rps=2.0, **FAST), method="guess", catalog=CATALOG)
+    rag = estimate_load(SCN, Traffic(rate_rps=2.0, workload="rag", **FAST), method="analytic", catalog=CATALOG)
     assert any("prefix-cache hit (15%)" in n for n in rag.notes)
 
 
 def test_analytic_does_not_fit_returns_the_reason():
     big = Scenario(model="meta-llama/Llama-3.1-405B-Instruct", hardware="l4", input_len=128, output_len=16)
-    le = estimate_load(big, LoadSpec(rate_rps=1.0, **FAST), method="analytic", catalog=CATALOG)
+    le = estimate_load(big, Traffic(rate_rps=1.0, **FAST), method="analytic", catalog=CATALOG)
     assert le.fits is False and "GB" in le.message and le.ttft_ms is None and le.method == "analytic"

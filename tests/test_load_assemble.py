@@ -8,12 +8,12 @@ from llmcap.catalog.loader import load_catalog
 from llmcap.load.rate import assemble, estimate_load
 from llmcap.load.rate_prepare import prepare
 from llmcap.load.rate_simulate import Simulated, goodput, max_rate, operating_point
-from llmcap.load.rate_types import LoadError, LoadSpec, Slo
-from llmcap.scenario import Scenario
+from llmcap.load.rate_types import LoadError
+from llmcap.scenario import Scenario, Slo, Traffic
 
 CATALOG = load_catalog()
 SCN = Scenario(model="Qwen/Qwen3-8B", hardware="l40s", input_len=512, output_len=128)  # generic engine, bf16
-TRAFFIC = LoadSpec(rate_rps=2.0, requests=1000)
+TRAFFIC = Traffic(rate_rps=2.0, requests=1000)
 SLO = Slo(ttft_ms=500.0, tpot_ms=30.0)
 
 

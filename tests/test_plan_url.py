@@ -49,7 +49,7 @@ def test_landing_defaults_name_catalog_entries_and_round_trip():
     assert parse(q) == (DEFAULTS, [])
     owned, warnings = parse({"basis": "OWNED"})
     assert owned.price_basis == "owned" and warnings == []
-    assert plan_request(owned, CATALOG).price_basis == "owned"
+    assert plan_request(owned, CATALOG).pricing.basis == "owned"
     bad, warnings = parse({"basis": "lease"})
     assert bad.price_basis == "cloud" and [w.key for w in warnings] == ["basis"]
 
@@ -64,7 +64,7 @@ def test_a_full_link_parses_without_warnings():
     assert warnings == []
     assert inputs.model == LLAMA8  # alias -> catalog id
     assert inputs.workload == "rag"
-    assert (inputs.rate_rps, inputs.ttft_ms, inputs.tpot_ms, inputs.percentile, inputs.e2e_ms) == (
+    assert (inputs.rate_rps, inputs.ttft_ms, inputs.tpot_ms, inputs.pct, inputs.e2e_ms) == (
         25.5, 500.0, 40.0, 99, 20000.0,
     )  # fmt: skip
     assert inputs.hardware == ("h100-sxm", "l4")
@@ -96,7 +96,7 @@ def test_a_preset_sets_the_lengths_and_they_leave_the_link():
         ("rate", "nan", "rate_rps", "not a number"),
         ("ttft", "0.01", "ttft_ms", "at least 0.1"),
         ("tpot", "-5", "tpot_ms", "at least 0.1"),
-        ("pct", "42", "percentile", "one of 50, 90, 95, 99"),
+        ("pct", "42", "pct", "one of 50, 90, 95, 99"),
         ("isl", "1.5", "input_len", "not a whole number"),
         ("osl", "0", "output_len", "between 1"),
         ("maxdev", "5000", "max_devices", "between 1"),
@@ -150,7 +150,7 @@ VALID = st.builds(
     rate_rps=st.floats(0.001, 1e5, allow_nan=False),
     ttft_ms=st.floats(0.1, 1e6),
     tpot_ms=st.floats(0.1, 1e6),
-    percentile=ID([50, 90, 95, 99]),
+    pct=ID([50, 90, 95, 99]),
     e2e_ms=st.none() | st.floats(0.1, 1e6),
     hardware=st.none() | st.lists(ID(sorted(CATALOG.hardware)), min_size=1, max_size=6, unique=True).map(tuple),
     provider=st.none() | ID(sorted(set(CHOICES.providers.values()))),
@@ -195,10 +195,10 @@ def test_any_query_gives_valid_inputs_and_a_request(params):
 
 
 def test_request_from_fixed_lengths_has_no_spread_and_poisson_arrivals():
-    inputs = PlanInputs(rate_rps=4, input_len=2000, output_len=300, percentile=99, kv=("auto", "fp8"), top=3)
+    inputs = PlanInputs(rate_rps=4, input_len=2000, output_len=300, pct=99, kv=("auto", "fp8"), top=3)
     req = plan_request(inputs, CATALOG)
     assert (req.input_len, req.output_len, req.input_cv, req.output_cv, req.arrival_cv) == (2000, 300, 0, 0, 1.0)
-    assert req.slo_pct == 99.0 and req.kv == (None, "fp8") and req.top == 3 and req.hardware is None
+    assert req.slo.pct == 99.0 and req.kv == (None, "fp8") and req.top == 3 and req.hardware is None
     assert req.workload is None
 
 
@@ -231,7 +231,7 @@ def candidate(**kw) -> Candidate:
 
 
 def test_estimate_link_opens_the_same_scenario_on_the_estimate_page():
-    inputs = PlanInputs(rate_rps=7.5, input_len=3000, output_len=100, ttft_ms=800, tpot_ms=30, percentile=99)
+    inputs = PlanInputs(rate_rps=7.5, input_len=3000, output_len=100, ttft_ms=800, tpot_ms=30, pct=99)
     req = plan_request(inputs, CATALOG)
     q = estimate_query(candidate(), inputs, req, HW_IDS)
     page, warnings = parse_query(q, CHOICES)
@@ -239,7 +239,7 @@ def test_estimate_link_opens_the_same_scenario_on_the_estimate_page():
     assert (page.model, page.hardware, page.tp, page.pp, page.ep, page.replicas) == (LLAMA8, "h100-sxm", 2, 1, 1, 2)
     assert (page.weight_format, page.kv_format, page.engine) == ("fp8", "fp8", "vllm")
     assert (page.input_len, page.output_len, page.rate_rps, page.arrival) == (3000, 100, 7.5, "poisson")
-    assert (page.ttft_ms, page.tpot_ms, page.percentile) == (800, 30, 99)
+    assert (page.ttft_ms, page.tpot_ms, page.pct) == (800, 30, 99)
     assert page.concurrency == 128  # 64 per replica x 2 replicas
     assert q["n"] == "4" and "prov" not in q and "usd" not in q
 

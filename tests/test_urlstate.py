@@ -64,7 +64,7 @@ def test_ids_are_matched_like_the_cli():
         ("tpot", "inf", "tpot_ms", "not a number"),
         ("tpot", "-5", "tpot_ms", "at least"),
         ("rate", "0", "rate_rps", "above 0"),
-        ("pct", "42", "percentile", "one of"),
+        ("pct", "42", "pct", "one of"),
         ("sim", "yes", "simulate", "0 or 1"),
         ("sim", "2", "simulate", "0 or 1"),
         ("model", "no-such/model", "model", "unknown model"),
@@ -140,8 +140,8 @@ def test_workload_preset_sets_the_mean_lengths():
 
 def test_concurrency_max_percentile_forms_and_repeated_keys():
     assert parse({"conc": "MAX"})[0].concurrency == "max"
-    assert parse({"pct": "p99"})[0].percentile == 99
-    assert parse({"pct": "95.0"})[0].percentile == 95
+    assert parse({"pct": "p99"})[0].pct == 99
+    assert parse({"pct": "95.0"})[0].pct == 95
     assert parse({"tp": ["8", "2"]})[0].tp == 2  # the last value wins, as in st.query_params
 
 

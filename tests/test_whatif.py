@@ -5,6 +5,7 @@ import pytest
 from llmcap.plan.planner import plan
 from llmcap.plan.request import PlanRequest
 from llmcap.plan.whatif import sensitivity, what_ifs
+from llmcap.scenario import Slo
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +15,7 @@ def base():
         rate_rps=10,
         input_len=1024,
         output_len=256,
-        ttft_ms=1000,
-        tpot_ms=40,
+        slo=Slo(ttft_ms=1000, tpot_ms=40),
         hardware=("h100-sxm", "l40s", "l4"),
         weights=("fp8",),
     )

@@ -46,12 +46,11 @@ from llmcap.catalog.schema import Frozen
 from llmcap.plan.request import (
     AUTO_ENGINES,
     DEFAULT_WEIGHTS,
-    PRICE_BASES,
     Candidate,
     PlanRequest,
     workload_traffic,
 )
-from llmcap.scenario import ENGINES, MAX_TOKENS
+from llmcap.scenario import ENGINES, MAX_TOKENS, PRICE_BASES, Pricing, Slo
 
 AUTO_KV = "auto"  # the weight format's own KV-cache format
 ALL = "all"
@@ -63,8 +62,8 @@ MAX_HW_CHARS = 4000  # a list of every device id fits
 MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
-    "maxdev", "maxusd", "w", "kv", "engine", "basis", "disagg", "mixed", "top", "xbw", "xflops", "xprice", "xrate",
-    "sens",
+    "maxdev", "maxusd", "w", "kv", "engine", "basis", "robust", "disagg", "mixed", "top", "xbw", "xflops", "xprice",
+    "xrate", "sens",
 )  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -83,7 +82,7 @@ class PlanInputs(Frozen):
     rate_rps: float = Field(default=10.0, gt=0, le=MAX_RATE_RPS)
     ttft_ms: float = Field(default=2000.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     tpot_ms: float = Field(default=100.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
-    percentile: int = 90
+    pct: int = 90
     e2e_ms: float | None = Field(default=None, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     hardware: tuple[str, ...] | None = None  # None: every device
     provider: str | None = None  # None: any provider (or purchase price)
@@ -94,6 +93,7 @@ class PlanInputs(Frozen):
     kv: tuple[str, ...] = Field(default=(AUTO_KV,), min_length=1)
     engines: tuple[str, ...] = Field(default=(AUTO_ENGINES,), min_length=1)
     price_basis: str = Field(default="cloud", description="cloud | owned | both (llmcap.plan.request.PRICE_BASES)")
+    robust: bool = False
     allow_disagg: bool = False
     allow_mixed: bool = False
     top: int = Field(default=10, ge=1, le=MAX_TOP)
@@ -105,11 +105,11 @@ class PlanInputs(Frozen):
     whatif_traffic_x: float = Field(default=2.0, gt=0, le=MAX_TRAFFIC_X)
     sensitivity: bool = False
 
-    @field_validator("percentile")
+    @field_validator("pct")
     @classmethod
     def _pct(cls, v: int) -> int:
         if v not in PERCENTILES:
-            raise ValueError(f"percentile must be one of {PERCENTILES}")
+            raise ValueError(f"pct (the objectives' percentile) must be one of {PERCENTILES}")
         return v
 
     @field_validator("hardware")
@@ -213,6 +213,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "kv": many("kv", {**c.kv_formats, AUTO_KV: AUTO_KV}, normalize_id, "KV-cache format"),
         "engine": many("engine", engines, lower_text, "engine"),
         "basis": one({b: b for b in PRICE_BASES}, lower_text, "price basis"),
+        "robust": _bool,
         "disagg": _bool,
         "mixed": _bool,
         "top": lambda t: parse_int(t, 1, MAX_TOP),
@@ -230,10 +231,10 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
 
 _FIELD = {
     "model": "model", "workload": "workload", "isl": "input_len", "osl": "output_len", "rate": "rate_rps",
-    "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile", "e2e": "e2e_ms", "hw": "hardware",
+    "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "pct", "e2e": "e2e_ms", "hw": "hardware",
     "prov": "provider", "usd": "usd_per_gpu_hour", "maxdev": "max_devices", "maxusd": "max_usd_per_hour",
-    "w": "weights", "kv": "kv", "engine": "engines", "basis": "price_basis", "disagg": "allow_disagg",
-    "mixed": "allow_mixed", "top": "top",
+    "w": "weights", "kv": "kv", "engine": "engines", "basis": "price_basis", "robust": "robust",
+    "disagg": "allow_disagg", "mixed": "allow_mixed", "top": "top",
     "xbw": "whatif_bw_pct", "xflops": "whatif_compute_pct", "xprice": "whatif_price_pct", "xrate": "whatif_traffic_x",
     "sens": "sensitivity",
 }  # fmt: skip
@@ -274,7 +275,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
     else:
         q["isl"], q["osl"] = str(inputs.input_len), str(inputs.output_len)
     q.update(rate=number_text(inputs.rate_rps), ttft=number_text(inputs.ttft_ms), tpot=number_text(inputs.tpot_ms))
-    q["pct"] = str(inputs.percentile)
+    q["pct"] = str(inputs.pct)
     if inputs.e2e_ms is not None:
         q["e2e"] = number_text(inputs.e2e_ms)
     q["hw"] = ",".join(inputs.hardware) if inputs.hardware else ALL
@@ -287,6 +288,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
         q["maxusd"] = number_text(inputs.max_usd_per_hour)
     q.update(w=",".join(inputs.weights), kv=",".join(inputs.kv), engine=",".join(inputs.engines))
     q["basis"] = inputs.price_basis
+    q["robust"] = _show(inputs.robust)
     q.update(disagg=_show(inputs.allow_disagg), mixed=_show(inputs.allow_mixed), top=str(inputs.top))
     q.update(xbw=number_text(inputs.whatif_bw_pct), xflops=number_text(inputs.whatif_compute_pct))
     q.update(xprice=number_text(inputs.whatif_price_pct), xrate=number_text(inputs.whatif_traffic_x))
@@ -322,19 +324,15 @@ def plan_request(inputs: PlanInputs, catalog: Catalog) -> PlanRequest:
         model=inputs.model,
         rate_rps=inputs.rate_rps,
         **traffic,
-        ttft_ms=inputs.ttft_ms,
-        tpot_ms=inputs.tpot_ms,
-        slo_pct=float(inputs.percentile),
-        e2e_ms=inputs.e2e_ms,
+        slo=Slo(ttft_ms=inputs.ttft_ms, tpot_ms=inputs.tpot_ms, pct=float(inputs.pct), e2e_ms=inputs.e2e_ms),
         hardware=inputs.hardware,
-        provider=inputs.provider,
-        usd_per_gpu_hour=inputs.usd_per_gpu_hour,
+        pricing=Pricing(basis=inputs.price_basis, provider=inputs.provider, usd_per_gpu_hour=inputs.usd_per_gpu_hour),
         max_devices=inputs.max_devices,
         max_usd_per_hour=inputs.max_usd_per_hour,
         weights=inputs.weights,
         kv=tuple(None if k == AUTO_KV else k for k in inputs.kv),
         engines=inputs.engines,
-        price_basis=inputs.price_basis,
+        robust=inputs.robust,
         allow_disagg=inputs.allow_disagg,
         allow_mixed=inputs.allow_mixed,
         top=inputs.top,
@@ -354,8 +352,8 @@ def estimate_query(
     if hw is None or c.tp * c.pp * c.replicas != c.devices:
         return None
     gamma = abs(req.arrival_cv - 1.0) > 1e-9
-    provider = req.provider
-    if req.usd_per_gpu_hour is None and c.price_basis.startswith("owned"):
+    provider = req.pricing.provider
+    if req.pricing.usd_per_gpu_hour is None and c.price_basis.startswith("owned"):
         provider = TCO
     try:
         page = PageInputs(
@@ -376,10 +374,10 @@ def estimate_query(
             arrival="gamma" if gamma else "poisson",
             cv=req.arrival_cv if gamma else DEFAULT_GAMMA_CV,
             provider=provider,
-            usd_per_gpu_hour=req.usd_per_gpu_hour,
+            usd_per_gpu_hour=req.pricing.usd_per_gpu_hour,
             ttft_ms=inputs.ttft_ms,
             tpot_ms=inputs.tpot_ms,
-            percentile=inputs.percentile,
+            pct=inputs.pct,
         )
     except ValueError:
         return None

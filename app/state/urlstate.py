@@ -76,7 +76,7 @@ class PageInputs(Frozen):
     region: str = DEFAULT_REGION
     ttft_ms: float = Field(default=2000.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     tpot_ms: float = Field(default=100.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
-    percentile: int = 90
+    pct: int = 90
 
     @property
     def devices(self) -> int:
@@ -327,7 +327,7 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         "region": ("region", lambda t: parse_choice(t, choices.regions, normalize_id, "carbon region")),
         "ttft": ("ttft_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
         "tpot": ("tpot_ms", lambda t: parse_float(t, MIN_SLO_MS, MAX_SLO_MS)),
-        "pct": ("percentile", parse_percentile),
+        "pct": ("pct", parse_percentile),
     }
     got = apply_parsers(raw, parsers, base, warn)
     _check_layout(got, raw, base, warn)
@@ -368,7 +368,7 @@ def parse_workload(text: str, choices: Choices) -> str | None:
 
 def _default_text(base: PageInputs, key: str) -> object:
     names = {"hw": "hardware", "w": "weight_format", "kv": "kv_format", "isl": "input_len", "osl": "output_len"}
-    names |= {"conc": "concurrency", "rate": "rate_rps", "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "percentile"}
+    names |= {"conc": "concurrency", "rate": "rate_rps", "ttft": "ttft_ms", "tpot": "tpot_ms", "pct": "pct"}
     names |= {"arr": "arrival", "prov": "provider", "usd": "usd_per_gpu_hour", "sim": "simulate"}
     if key == "n":
         return base.devices
@@ -453,7 +453,7 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
         q["cv"] = number_text(inputs.cv)
     if inputs.rate_rps is not None or inputs.simulate:
         q["sim"] = "1" if inputs.simulate else "0"
-    q.update(ttft=number_text(inputs.ttft_ms), tpot=number_text(inputs.tpot_ms), pct=str(inputs.percentile))
+    q.update(ttft=number_text(inputs.ttft_ms), tpot=number_text(inputs.tpot_ms), pct=str(inputs.pct))
     if inputs.usd_per_gpu_hour is not None:
         q["usd"] = number_text(inputs.usd_per_gpu_hour)
     elif inputs.provider is not None:

@@ -19,6 +19,7 @@ from llmcap.app.ui import catalog_or_stop, csv_download, get_catalog
 from llmcap.app.url_guard import warn_unused_params
 from llmcap.calibration.measured import default_data
 from llmcap.calibration.validate import compare, summarize, worst
+from llmcap.estimate.bands import cross_validation
 from llmcap.io.output import to_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,36 @@ def _method() -> None:
             st.markdown(METHOD.read_text(encoding="utf-8"))
 
 
+def out_of_sample() -> None:
+    """The cross-validated figures (`llmcap validate --cv`, stored with the bands in catalogs/uncertainty.yaml)."""
+    cv = cross_validation()
+    rows = cv.get("summary") or []
+    st.subheader("Out of sample: leave one model out, leave one device out")
+    if not rows:
+        st.info("No cross-validated figures in catalogs/uncertainty.yaml: run `llmcap validate --cv --write`.")
+        return
+    st.caption(
+        "The figures above are in sample (the data the parameters were fitted on). Here each model, then each "
+        "device, is left out of the fit in turn and predicted by parameters fitted on the rest: `lomo` = leave one "
+        "model out, `lodo` = leave one device out; `mape` mean and `mdape` median absolute error (%), `w25` share "
+        "within 25% (%). These are the figures that judge the estimator. "
+        f"({cv.get('seconds', '?')} s of refits, from `llmcap validate --cv --write`.)"
+    )
+    frame = to_frame(rows)
+    overall = frame.filter((pl.col("slice") == "metric") & pl.col("metric").is_in(["ttft_ms", "tpot_ms"]))
+    cols = st.columns(4)
+    for i, r in enumerate(overall.sort("metric", descending=True).iter_rows(named=True)):
+        name = r["metric"].removesuffix("_ms").upper()
+        cols[2 * i].metric(f"{name} MAPE, model left out", f"{r['mape_lomo']:.1f}%", border=True,
+                           help=f"in sample {r['mape_in']:.1f}%")  # fmt: skip
+        cols[2 * i + 1].metric(f"{name} MAPE, device left out", f"{r['mape_lodo']:.1f}%", border=True)
+    st.dataframe(frame, hide_index=True, key="acc_cv")
+    csv_download(frame, "accuracy-cross-validated", key="acc_csv_cv")
+    if cv.get("coverage"):
+        st.caption("80% error bands: share of held-out values inside bands fitted without their group.")
+        st.dataframe(to_frame(cv["coverage"]), hide_index=True, key="acc_cv_coverage")
+
+
 def main() -> None:
     st.title("Accuracy")
     catalog_or_stop()
@@ -162,6 +193,7 @@ def main() -> None:
         cols[2 * i].metric(f"{name} MAPE", f"{r['mape_pct']:.1f}%", border=True, help=f"over {r['rows']} runs")
         cols[2 * i + 1].metric(f"{name} within ±25%", f"{r['within_25_pct']:.0f}%", border=True)
     cols[-1].metric("Values compared", f"{used.height:,}", border=True)
+    out_of_sample()
 
     st.subheader("Predicted vs measured")
     c1, c2 = st.columns(2)

@@ -48,9 +48,9 @@ from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.plan.planner import plan
-from llmcap.plan.request import AUTO_ENGINES, PRICE_BASES, Plan, PlanRequest
+from llmcap.plan.request import AUTO_ENGINES, Plan, PlanRequest
 from llmcap.plan.whatif import sensitivity, what_ifs
-from llmcap.scenario import ENGINES, MAX_TOKENS
+from llmcap.scenario import ENGINES, MAX_TOKENS, PRICE_BASES
 
 BASIS_LABELS = {"cloud": "Rent (cloud on-demand)", "owned": "Own (TCO)", "both": "Both, labelled"}
 K = "plan_"  # widget keys on this page
@@ -79,6 +79,8 @@ COLUMNS = {
     "tpot_ms_p90": "TPOT p90 (ms)",
     "e2e_ms_p90": "e2e p90 (ms)",
     "slo_attainment": "SLO attainment (share)",
+    "slo_margin_pct": "SLO margin (%)",
+    "slo_margin_pessimistic_pct": "SLO margin, pessimistic (%)",
     "goodput_rps": "goodput (req/s)",
     "max_rate_rps": "max rate (req/s)",
     "utilization": "utilization (share)",
@@ -116,8 +118,8 @@ def push_to_widgets(inputs: PlanInputs) -> None:
     """Set every widget's state from `inputs` (before the widgets are drawn in this run)."""
     ss = st.session_state
     for name in (
-        "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "percentile", "e2e_ms",
-        "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "allow_disagg", "allow_mixed", "top",
+        "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "pct", "e2e_ms",
+        "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "robust", "allow_disagg", "allow_mixed", "top",
         *WHATIF_FIELDS,
     ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
@@ -136,8 +138,8 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     data = {
         name: ss[K + name]
         for name in (
-            "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "percentile", "e2e_ms",
-            "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "allow_disagg", "allow_mixed", "top",
+            "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "pct", "e2e_ms",
+            "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "robust", "allow_disagg", "allow_mixed", "top",
             *WHATIF_FIELDS,
         )
     }  # fmt: skip
@@ -212,7 +214,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             ("TPOT (ms)", MIN_SLO_MS, MAX_SLO_MS, 5.0, "tpot_ms", "Time-per-output-token objective. URL key `tpot`."),
         )
         c1.selectbox(
-            "Percentile", list(PERCENTILES), key=K + "percentile", format_func=lambda p: f"p{p}",
+            "Percentile", list(PERCENTILES), key=K + "pct", format_func=lambda p: f"p{p}",
             help="Share of requests that must meet both objectives (goodput as in DistServe). URL key `pct`.",
         )  # fmt: skip
         c2.number_input(
@@ -268,6 +270,11 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             "Engines", [AUTO_ENGINES, *ENGINES], key=K + "engines",
             format_func=lambda e: "auto (each device's engines, from the support matrix)" if e == AUTO_ENGINES else e,
             help="Serving engines to try; auto = the engines that run on each device. URL key `engine`.",
+        )  # fmt: skip
+        st.checkbox(
+            "Robust to estimation error", key=K + "robust",
+            help="Require the objectives at the slow end of each deployment's 80% error band (from cross-validated "
+            "residuals of comparable measured scenarios), not at the point estimate. URL key `robust`.",
         )  # fmt: skip
         st.checkbox(
             "Disaggregated prefill/decode", key=K + "allow_disagg",
@@ -349,10 +356,10 @@ def candidates_frame(result: Plan, inputs: PlanInputs, hardware_ids: dict[str, s
 
 
 def recommendation(result: Plan) -> None:
-    basis = result.request.price_basis
-    if result.request.usd_per_gpu_hour is None and basis == "owned":
+    basis = result.request.pricing.basis
+    if result.request.pricing.usd_per_gpu_hour is None and basis == "owned":
         st.warning("Priced as **owned hardware** (total cost of ownership), not rented: no cloud prices are used.")
-    elif result.request.usd_per_gpu_hour is None and basis == "both":
+    elif result.request.pricing.usd_per_gpu_hour is None and basis == "both":
         st.warning(
             "**Owning and renting are ranked together**: rows priced by total cost of ownership say `owned (TCO)` in "
             "the price basis column; the rest are cloud on-demand prices."
@@ -546,8 +553,8 @@ lengths = f"{req.input_len:,.0f} input / {req.output_len:,.0f} output tokens"
 if inputs.workload:
     lengths = f"workload **{inputs.workload}** (mean {lengths}, cv {req.input_cv:g}/{req.output_cv:g})"
 st.caption(
-    f"**{req.model}** at **{req.rate_rps:g} req/s** · {lengths} · p{inputs.percentile} TTFT ≤ {req.ttft_ms:g} ms "
-    f"and TPOT ≤ {req.tpot_ms:g} ms · {hw_text}, up to {req.max_devices} devices · weights "
+    f"**{req.model}** at **{req.rate_rps:g} req/s** · {lengths} · p{inputs.pct} TTFT ≤ {req.slo.ttft_ms:g} ms "
+    f"and TPOT ≤ {req.slo.tpot_ms:g} ms · {hw_text}, up to {req.max_devices} devices · weights "
     f"{', '.join(req.weights)} · engines {', '.join(req.engines)}"
 )
 

@@ -27,7 +27,9 @@ from llmcap.perf.efficiency import PARAM_NAMES, Efficiency
 PRIORS = {
     "gemm_eff_max": (0.7, 0.2, 0.98, False),
     "gemm_m_half": (64.0, 1.0, 2048.0, True),
-    "attn_eff_max": (0.45, 0.05, 0.95, False),
+    # no production attention kernel runs long prompts below ~15% of peak; a fit that wants less is compensating for
+    # something else (with 1-3 points per non-datacenter class it reached the old 0.05 bound)
+    "attn_eff_max": (0.45, 0.15, 0.95, False),
     "mem_eff_max": (0.8, 0.2, 0.98, False),
     "kernel_lat_s": (4e-6, 1e-7, 1e-4, True),
     "step_overhead_s": (3e-3, 5e-5, 0.1, True),

@@ -35,6 +35,7 @@ from llmcap.calibration.calibrate import (
 )
 from llmcap.calibration.measured import read_all, skip_reasons
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.estimate import bands
 
 SCHEMES = {"leave_model_out": "model", "leave_device_out": "hardware"}
 SHORT = {"in_sample": "in", "leave_model_out": "lomo", "leave_device_out": "lodo"}
@@ -80,7 +81,7 @@ def concurrency_band(concurrency) -> str:
 def _regime_inputs(rows: Rows, res) -> tuple[np.ndarray, np.ndarray]:
     """Load ratio and the bound of the phase each row's metric measures, from a SweepResult."""
     ratio = res.concurrency / np.maximum(res.max_concurrency, 1e-9)
-    prefill = np.array([m in unc.PREFILL_METRICS for m in rows.metrics])
+    prefill = np.array([m in bands.PREFILL_METRICS for m in rows.metrics])
     return ratio, np.where(prefill, res.prefill_bound, res.decode_bound)
 
 
@@ -211,7 +212,7 @@ def pooled(cv: CrossVal) -> Pooled:
         sch = cv.schemes[s]
         r = sch.residuals(rows.measured)
         ok = np.flatnonzero(np.isfinite(r))
-        reg = unc.regimes(
+        reg = bands.regimes(
             np.array(rows.metrics, dtype=object)[ok],
             np.array(rows.kinds, dtype=object)[ok],
             np.array(rows.engines, dtype=object)[ok],
@@ -239,7 +240,7 @@ def _partitions(cv: CrossVal, pool: Pooled, keep: np.ndarray) -> list[tuple[np.n
     return out
 
 
-def fit_table(cv: CrossVal, pool: Pooled, keep: np.ndarray, codes: list[np.ndarray]) -> unc.BandTable:
+def fit_table(cv: CrossVal, pool: Pooled, keep: np.ndarray, codes: list[np.ndarray]) -> bands.BandTable:
     """Bands from the pooled residuals with `keep`: percentiles of all of them per regime, and width factors
     chosen so that percentiles fitted without a group cover 80% of that group (leave one group out among them)."""
     metrics = np.array(cv.rows.metrics, dtype=object)[pool.row]
@@ -247,14 +248,14 @@ def fit_table(cv: CrossVal, pool: Pooled, keep: np.ndarray, codes: list[np.ndarr
     for judged, fitted in _partitions(cv, pool, keep):
         if not judged.any():
             continue
-        inner = unc.BandTable(unc.fit_bands(pool.regime[fitted], pool.residual[fitted], codes=_sub(codes, fitted)))
+        inner = bands.BandTable(unc.fit_bands(pool.regime[fitted], pool.residual[fitted], codes=_sub(codes, fitted)))
         q10, q90 = inner.quantiles(pool.regime[judged])
         judged_r.append(pool.residual[judged])
         q10s.append(q10)
         q90s.append(q90)
         judged_m.append(metrics[judged])
     factors = unc.choose_factors(*(np.concatenate(x) for x in (judged_r, q10s, q90s, judged_m))) if judged_r else {}
-    return unc.BandTable(unc.fit_bands(pool.regime[keep], pool.residual[keep], codes=_sub(codes, keep)), factors)
+    return bands.BandTable(unc.fit_bands(pool.regime[keep], pool.residual[keep], codes=_sub(codes, keep)), factors)
 
 
 def _sub(codes: list[np.ndarray], sel: np.ndarray) -> list[np.ndarray]:
@@ -267,7 +268,7 @@ def coverage(cv: CrossVal, pool: Pooled) -> tuple[np.ndarray, np.ndarray, list[d
     with the plain percentiles (bool per pooled entry), and figures per device class and metric."""
     inside = np.zeros(len(pool.residual), dtype=bool)
     inside_raw = np.zeros(len(pool.residual), dtype=bool)
-    codes = unc.level_codes(pool.regime)
+    codes = bands.level_codes(pool.regime)
     measured = cv.rows.measured[pool.row]
     for s in _cv_schemes(cv):
         entry_group = cv.group_of(s)[pool.row]
@@ -276,7 +277,7 @@ def coverage(cv: CrossVal, pool: Pooled) -> tuple[np.ndarray, np.ndarray, list[d
             table = fit_table(cv, pool, entry_group != g, codes)
             pred = measured[judged] * np.exp(pool.residual[judged])
             for out, edges in ((inside, table.edges), (inside_raw, table.quantiles)):
-                low, high = unc.interval(pred, *edges(pool.regime[judged]))
+                low, high = bands.interval(pred, *edges(pool.regime[judged]))
                 out[judged] = (low <= measured[judged]) & (measured[judged] <= high)
     return inside, inside_raw, coverage_rows(cv, pool, inside, inside_raw)
 
@@ -301,25 +302,25 @@ def coverage_rows(cv: CrossVal, pool: Pooled, inside: np.ndarray, inside_raw: np
     return out
 
 
-def band_document(cv: CrossVal, pool: Pooled, paths: list[Path], table: unc.BandTable, inside: np.ndarray) -> dict:
+def band_document(cv: CrossVal, pool: Pooled, paths: list[Path], table: bands.BandTable, inside: np.ndarray) -> dict:
     """catalogs/uncertainty.yaml: bands fitted on every pooled residual, with their provenance."""
     return {
         "fitted": dt.date.today().isoformat(),
         "method": (
             "10th/90th percentiles of log(predicted/measured), pooled over leave-one-model-out and "
             "leave-one-device-out refits (calibrate.fit_rows on the other rows); regime = "
-            f"({', '.join(unc.KEYS)}); regimes with fewer than {unc.MIN_RESIDUALS} residuals fall back by "
-            f"dropping {', then '.join(unc.DROP_ORDER)}; band edges = width_factor x percentiles, the factor "
+            f"({', '.join(bands.KEYS)}); regimes with fewer than {bands.MIN_RESIDUALS} residuals fall back by "
+            f"dropping {', then '.join(bands.DROP_ORDER)}; band edges = width_factor x percentiles, the factor "
             "(per metric, '*' otherwise) chosen by leave-one-group-out to cover 80%; see core/calibration/crossval.py"
         ),
         "data": data_hashes(paths),
         "rows": len(cv.rows.ms),
         "residuals": len(pool.residual),
         "coverage_nested_pct": round(100 * float(inside.mean()), 1) if len(inside) else None,
-        "min_residuals": unc.MIN_RESIDUALS,
-        "keys": list(unc.KEYS),
-        "drop_order": list(unc.DROP_ORDER),
-        "load_bands": list(unc.LOAD_BANDS),
+        "min_residuals": bands.MIN_RESIDUALS,
+        "keys": list(bands.KEYS),
+        "drop_order": list(bands.DROP_ORDER),
+        "load_bands": list(bands.LOAD_BANDS),
         "width_factor": table.factors,
         "bands": table.entries,
     }
@@ -333,9 +334,13 @@ def run(paths: list[Path], catalog: Catalog | None = None, max_nfev: int = 400) 
     cv = cross_validate(rows, max_nfev=max_nfev)
     pool = pooled(cv)
     inside, _, cov = coverage(cv, pool)
-    table = fit_table(cv, pool, np.ones(len(pool.residual), dtype=bool), unc.level_codes(pool.regime))
+    table = fit_table(cv, pool, np.ones(len(pool.residual), dtype=bool), bands.level_codes(pool.regime))
     measured = rows.measured[pool.row]
-    low, high = unc.interval(measured * np.exp(pool.residual), *table.edges(pool.regime))
+    low, high = bands.interval(measured * np.exp(pool.residual), *table.edges(pool.regime))
+    summary = [r for by in SLICES for r in summarize(cv, by)]
+    document = band_document(cv, pool, paths, table, inside)
+    # the figures the Accuracy page shows beside its in-sample ones (a full run is too slow per page view)
+    document["cross_validation"] = {"seconds": round(cv.seconds, 1), "summary": summary, "coverage": cov}
     return {
         "files": [str(p) for p in paths],
         "rows": len(rows.ms),
@@ -344,11 +349,11 @@ def run(paths: list[Path], catalog: Catalog | None = None, max_nfev: int = 400) 
         "compared": int(np.isfinite(cv.schemes["in_sample"].predicted).sum()),
         "groups": {s: len(set(cv.group_of(s))) for s in SCHEMES},
         "seconds": round(cv.seconds, 1),
-        "summary": [r for by in SLICES for r in summarize(cv, by)],
+        "summary": summary,
         "coverage": cov,
         "coverage_in_sample_pct": round(100 * float(np.mean((low <= measured) & (measured <= high))), 1)
         if len(measured)
         else None,
         "per_row": per_row(cv),
-        "uncertainty": band_document(cv, pool, paths, table, inside),
+        "uncertainty": document,
     }

@@ -19,17 +19,17 @@ from llmcap.calibration.uncertainty import write_table as write_bands
 from llmcap.calibration.validate import compare, summarize, worst
 from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
-from llmcap.economics.operating_point import PointCosts, Pricing, closed_loop_costs
+from llmcap.economics.operating_point import PointCosts, closed_loop_costs
 from llmcap.estimate.predict import predict_rows
 from llmcap.estimate.resolve import UnsupportedError
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.io.output import FORMATS, render
 from llmcap.load.rate import LoadEstimate, estimate_load
-from llmcap.load.rate_types import DEFAULT_REQUESTS, METHODS, LoadSpec, Slo
+from llmcap.load.rate_types import METHODS
 from llmcap.load.trace import parse_trace
 from llmcap.model.hf_limits import ConfigError
 from llmcap.model.hfconfig import parse_config
-from llmcap.scenario import ENGINES, Scenario, validation_text
+from llmcap.scenario import DEFAULT_REQUESTS, ENGINES, PRICE_BASES, Pricing, Scenario, Slo, Traffic, validation_text
 
 MAX_PREDICT_BYTES = 50_000_000
 
@@ -115,7 +115,13 @@ def _register_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--provider", help="price: cheapest current offering of this cloud provider")
     g.add_argument("--offering", help="price: a catalog cloud offering id (llmcap catalog list prices)")
     g.add_argument("--usd-per-gpu-hour", type=float, help="price: your own $ per device-hour")
-    g.add_argument("--tco", action="store_true", help="price: total cost of ownership (purchase + electricity)")
+    g.add_argument(
+        "--price-basis",
+        choices=PRICE_BASES,
+        default="cloud",
+        help="price: cloud (on-demand rental, default), owned (total cost of ownership: purchase + electricity), "
+        "or both (rental where offered, else owned)",
+    )
     g.add_argument("--pue", type=float, help="facility power usage effectiveness (default: catalogs/power.yaml)")
     g.add_argument("--region", default=DEFAULT_REGION, help="grid region for carbon (catalogs/carbon.yaml)")
 
@@ -191,7 +197,7 @@ def _options(args) -> tuple[Slo, Pricing]:
             provider=args.provider,
             offering=args.offering,
             usd_per_gpu_hour=args.usd_per_gpu_hour,
-            tco=args.tco,
+            basis=args.price_basis,
             pue=args.pue,
         )
     except ValidationError as exc:
@@ -199,7 +205,7 @@ def _options(args) -> tuple[Slo, Pricing]:
     return slo, pricing
 
 
-def _load_spec(args) -> LoadSpec:
+def _load_spec(args) -> Traffic:
     fields = dict(
         rate_rps=args.rate,
         arrival=args.arrival,
@@ -216,7 +222,7 @@ def _load_spec(args) -> LoadSpec:
     if args.trace is not None and args.workload is not None:
         raise ValueError("give --workload or --trace, not both")
     try:
-        return LoadSpec(**fields)
+        return Traffic(**fields)
     except ValidationError as exc:
         flags = {k: "--" + k.replace("_", "-") for k in fields} | {"rate_rps": "--rate"}
         raise ValueError(_flag_text(exc, flags)) from None

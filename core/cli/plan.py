@@ -14,9 +14,9 @@ from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
 from llmcap.plan.launch import TARGETS, export
 from llmcap.plan.planner import plan
-from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, PRICE_BASES, Plan, PlanRequest, workload_traffic
+from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
-from llmcap.scenario import ENGINES
+from llmcap.scenario import ENGINES, PRICE_BASES, Pricing, Slo
 
 TABLE_COLUMNS = (
     "hardware",
@@ -34,6 +34,7 @@ TABLE_COLUMNS = (
     "usd_per_hour",
     "usd_per_million_output_tokens",
     "joules_per_output_token",
+    "slo_margin_pct",
     "price_basis",
 )
 
@@ -80,6 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="cloud",
         help="cloud (default): on-demand rental prices; owned: total cost of ownership; both: either, each row "
         "says which",
+    )
+    p.add_argument(
+        "--robust",
+        action="store_true",
+        help="require the objectives at the pessimistic end of each deployment's 80%% error band",
     )
     p.add_argument("--allow-disagg", action="store_true", help="also consider disaggregated prefill/decode pools")
     p.add_argument("--allow-mixed", action="store_true", help="also consider a mix of device types (Mélange)")
@@ -140,20 +146,16 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
     try:
         return PlanRequest(
             model=args.model,
-            ttft_ms=args.ttft_ms,
-            tpot_ms=args.tpot_ms,
-            e2e_ms=args.e2e_ms,
-            slo_pct=args.slo_pct,
+            slo=Slo(ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, e2e_ms=args.e2e_ms, pct=args.slo_pct),
             min_output_tokens_per_s=args.min_output_tokens_per_s,
             hardware=args.hardware,
-            provider=args.provider,
-            usd_per_gpu_hour=args.usd_per_gpu_hour,
+            pricing=Pricing(basis=args.price_basis, provider=args.provider, usd_per_gpu_hour=args.usd_per_gpu_hour),
             max_devices=args.max_devices,
             max_usd_per_hour=args.max_usd_per_hour,
             weights=args.weights,
             kv=args.kv or (None,),
             engines=args.engines,
-            price_basis=args.price_basis,
+            robust=args.robust,
             allow_disagg=args.allow_disagg,
             allow_mixed=args.allow_mixed,
             top=args.top,

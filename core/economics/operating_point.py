@@ -22,34 +22,14 @@ import math
 from dataclasses import fields
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from llmcap.catalog.loader import Catalog, UnknownIdError, load_catalog
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.cost import CostError, HourlyCost, cloud_cost, tco_cost, unit_costs, user_cost
 from llmcap.economics.energy import DEFAULT_REGION, estimate_energy
 from llmcap.estimate.single import Estimate, PhaseResult, estimate
-
-
-class Pricing(Frozen):
-    """How the deployment is paid for; nothing set means the cheapest current cloud offering, if any."""
-
-    provider: str | None = Field(default=None, max_length=60, description="cloud provider (AWS, GCP, ...)")
-    offering: str | None = Field(default=None, max_length=120, description="catalog cloud offering id")
-    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=10_000)
-    tco: bool = Field(default=False, description="total cost of ownership instead of a rental price")
-    pue: float | None = Field(default=None, ge=1.0, le=3.0, description="facility PUE (default: catalog)")
-
-    @model_validator(mode="after")
-    def _one_basis(self) -> Pricing:
-        chosen = [self.provider is not None or self.offering is not None, self.usd_per_gpu_hour is not None, self.tco]
-        if sum(chosen) > 1:
-            raise ValueError("choose one price basis: a cloud provider/offering, a $/GPU-hour, or TCO")
-        return self
-
-    @property
-    def is_default(self) -> bool:
-        return self.provider is None and self.offering is None and self.usd_per_gpu_hour is None and not self.tco
+from llmcap.scenario import Pricing
 
 
 class CostResult(Frozen):
@@ -120,20 +100,28 @@ def time_shares(prefill: PhaseResult, decode: PhaseResult, s: float) -> tuple[fl
 
 
 def hourly_cost(pricing: Pricing, est: Estimate, catalog: Catalog, power_w: float | None = None) -> HourlyCost:
-    """$/hour of the estimate's deployment on the chosen basis; raises CostError (or UnknownIdError)."""
+    """$/hour of the estimate's deployment on the chosen basis; raises CostError (or UnknownIdError).
+
+    The user's $/GPU-hour first; owned: total cost of ownership; cloud: the offering; both: the offering, else
+    total cost of ownership."""
     scn = est.scenario
     if pricing.usd_per_gpu_hour is not None:
         return user_cost(scn.devices, pricing.usd_per_gpu_hour)
-    if pricing.tco:
+    if pricing.basis == "owned":
         return tco_cost(scn.hardware, scn.devices, power_w=power_w, pue=pricing.pue, catalog=catalog)
-    return cloud_cost(
-        scn.hardware,
-        scn.devices,
-        devices_per_replica=scn.devices_per_replica,
-        provider=pricing.provider,
-        offering_id=pricing.offering,
-        catalog=catalog,
-    )
+    try:
+        return cloud_cost(
+            scn.hardware,
+            scn.devices,
+            devices_per_replica=scn.devices_per_replica,
+            provider=pricing.provider,
+            offering_id=pricing.offering,
+            catalog=catalog,
+        )
+    except CostError:
+        if pricing.basis != "both":
+            raise
+        return tco_cost(scn.hardware, scn.devices, power_w=power_w, pue=pricing.pue, catalog=catalog)
 
 
 class PointCosts(Frozen):
@@ -168,13 +156,17 @@ def point_costs(
     compute, memory = time_shares(point.prefill, point.decode, s)
     hourly: HourlyCost | None = None
     missing: str | None = None
-    if not pricing.tco:
+    owned = pricing.basis == "owned" and pricing.usd_per_gpu_hour is None
+    if not owned:
         try:
-            hourly = hourly_cost(pricing, est, catalog)
+            hourly = hourly_cost(pricing.model_copy(update={"basis": "cloud"}), est, catalog)
         except (CostError, UnknownIdError) as exc:
-            if strict and not pricing.is_default:
+            if pricing.basis == "both":
+                owned = True  # no rental offering: priced as owned hardware, after the power is known
+            elif strict and not pricing.is_default:
                 raise
-            missing = f"no cost figure: {str(exc).strip(chr(34))}"
+            else:
+                missing = f"no cost figure: {str(exc).strip(chr(34))}"
     idle = (hourly.devices_billed - hourly.devices_used) if hourly else 0
     e = estimate_energy(
         device,
@@ -188,9 +180,10 @@ def point_costs(
         pue=pricing.pue,
         catalog=catalog,
     )
-    if pricing.tco:
+    if owned:
         try:
-            hourly = hourly_cost(pricing, est, catalog, power_w=e.watts_per_device)
+            as_owned = pricing.model_copy(update={"basis": "owned"})
+            hourly = hourly_cost(as_owned, est, catalog, power_w=e.watts_per_device)
         except (CostError, UnknownIdError) as exc:
             if strict:
                 raise

@@ -1,7 +1,8 @@
 """Batch prediction: every row of a scenarios table through one vectorized evaluation (`llmcap predict`).
 
 Rows are dicts of strings (a CSV's columns); each becomes a Scenario, all are evaluated together by
-llmcap.estimate.sweep, and each row gets PREDICT_COLUMNS: status ok / does_not_fit / unsupported (the engine does
+llmcap.estimate.sweep, and each row gets PREDICT_COLUMNS (with each latency's and the throughput's 80% interval,
+llmcap.estimate.bands): status ok / does_not_fit / unsupported (the engine does
 not run it: catalogs/support.yaml) / error, with a message.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.estimate.bands import SERVING_KEYS, serving_bands
 from llmcap.estimate.fit import not_fit_message
 from llmcap.estimate.sweep import UNSUPPORTED, SweepResult, build_input, evaluate
 from llmcap.perf.timing import BOUNDS
@@ -28,6 +30,7 @@ PREDICT_COLUMNS = (
     "weights_gb_per_device",
     "kv_gb_per_device",
     "max_concurrency",
+    *(f"{m}_{end}" for m in SERVING_KEYS for end in ("low", "high")),
 )
 
 
@@ -73,6 +76,9 @@ def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]
     if scenarios:
         inp, errors = build_input(scenarios, catalog)
         res = evaluate(inp)
+        ok = [s for s, e in zip(scenarios, errors, strict=True) if e is None]
+        kinds = [catalog.device(s.hardware).kind for s in ok]
+        intervals = serving_bands(res, kinds, [s.engine for s in ok], [s.output_len for s in ok])
         j = 0
         for i, scn, err in zip(index, scenarios, errors, strict=True):
             if err is not None and err.startswith(UNSUPPORTED):
@@ -81,12 +87,12 @@ def predict_rows(rows: list[dict], catalog: Catalog | None = None) -> list[dict]
             if err is not None:
                 results[i].update(status="error", message=err)
                 continue
-            results[i].update(_prediction(res, j, scn, catalog))
+            results[i].update(_prediction(res, j, scn, catalog, intervals))
             j += 1
     return [{**r, **{c: r.get(c, "") for c in PREDICT_COLUMNS}} for r in results]
 
 
-def _prediction(res: SweepResult, j: int, scn: Scenario, catalog: Catalog) -> dict:
+def _prediction(res: SweepResult, j: int, scn: Scenario, catalog: Catalog, intervals: dict) -> dict:
     gb = 1e9
     fits = bool(res.fits[j])
     out = {
@@ -108,4 +114,7 @@ def _prediction(res: SweepResult, j: int, scn: Scenario, catalog: Catalog) -> di
         output_tokens_per_s=round(float(res.output_tokens_per_s[j]), 2),
         prefill_tokens_per_s=round(scn.input_len / float(res.prefill_s[j]), 1),
     )
+    digits = {"ttft_ms": 3, "tpot_ms": 4, "e2e_ms": 2, "output_tokens_per_s": 2}
+    for m, (lo, hi) in intervals.items():
+        out[f"{m}_low"], out[f"{m}_high"] = round(float(lo[j]), digits[m]), round(float(hi[j]), digits[m])
     return out

@@ -29,12 +29,16 @@ class EngineConfig:
     memory_fraction: float
     memory_fraction_of: str
     overhead_gb: float
+    kv_reserve: float = 0.0  # admission.kv_reserve_output_fraction
+    preempts: bool = True  # admission.preempts
 
     def arrays(self) -> Engine:
         return Engine(
             mixed=np.array([MIXED if self.scheduler == "mixed" else PREFILL_FIRST]),
             max_batch_tokens=np.array([float(self.max_batch_tokens)]),
             max_seqs=np.array([float(self.max_seqs)]),
+            kv_reserve=np.array([float(self.kv_reserve)]),
+            preempts=np.array([1.0 if self.preempts else 0.0]),
         )
 
 
@@ -50,6 +54,8 @@ def engine_config(catalog: Catalog, engine: str) -> EngineConfig:
         memory_fraction=float(raw["memory_fraction"]),
         memory_fraction_of=raw.get("memory_fraction_of", "total"),
         overhead_gb=float(raw["overhead_gb"]),
+        kv_reserve=float(raw.get("admission", {}).get("kv_reserve_output_fraction", 0.0)),
+        preempts=bool(raw.get("admission", {}).get("preempts", True)),
     )
 
 

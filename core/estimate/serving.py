@@ -41,6 +41,8 @@ class Engine:
     mixed: np.ndarray  # 1.0 mixed / chunked, 0.0 prefill-first
     max_batch_tokens: np.ndarray
     max_seqs: np.ndarray
+    kv_reserve: np.ndarray  # share of the output a waiting request must find KV for to start (0 vLLM, 1 TRT-LLM)
+    preempts: np.ndarray  # 1.0 where running requests can be paused when the cache fills, else 0.0
 
 
 @dataclass(frozen=True)

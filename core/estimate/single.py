@@ -10,6 +10,7 @@ from pydantic import Field
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.catalog.support import label
+from llmcap.estimate.bands import serving_bands
 from llmcap.estimate.fit import not_fit_message
 from llmcap.estimate.resolve import Resolved, resolve
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
@@ -78,6 +79,15 @@ class ServingResult(Frozen):
     input_tokens_per_s: float
     output_tokens_per_s_per_device: float
     prefill_tokens_per_s: float
+    # 80% intervals from cross-validated residuals of comparable scenarios (llmcap.estimate.bands)
+    ttft_ms_low: float
+    ttft_ms_high: float
+    tpot_ms_low: float
+    tpot_ms_high: float
+    e2e_ms_low: float
+    e2e_ms_high: float
+    output_tokens_per_s_low: float
+    output_tokens_per_s_high: float
 
 
 class Estimate(Frozen):
@@ -207,6 +217,8 @@ def estimate(
     if per_replica > running:
         notes.append(f"only {int(running)} of {int(per_replica)} requests per replica fit in KV memory; the rest wait")
     rps = _f(res.requests_per_s)
+    intervals = serving_bands(res, [r.device.kind], [scn.engine], scn.output_len)
+    band = {k: (_f(lo), _f(hi)) for k, (lo, hi) in intervals.items()}
     serving = ServingResult(
         concurrency=int(per_replica * scn.replicas),
         concurrency_per_replica=int(per_replica),
@@ -218,6 +230,7 @@ def estimate(
         input_tokens_per_s=rps * scn.input_len,
         output_tokens_per_s_per_device=rps * scn.output_len / scn.devices,
         prefill_tokens_per_s=scn.input_len / _f(res.prefill_s),
+        **{f"{k}_{end}": v for k, (lo, hi) in band.items() for end, v in (("low", lo), ("high", hi))},
     )
     s = r.system
     ctx_full, ctx_slide = decode_contexts(s, np.array([float(scn.input_len)]), np.array([float(scn.output_len)]))

@@ -128,13 +128,18 @@ def _evaluate(inp: SweepInput) -> SweepResult:
     kv_seq = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + o)
     fit_conc = np.minimum(max_concurrency(budget, kv_seq), eng.max_seqs)
     fits = (fit_conc >= 1) & inp.layout_ok
-    # engines admit by the KV in use now, not at the final length (vLLM's paged allocator, preempting
-    # when full): in steady state a sequence holds its mean context S + O/2 on average
-    kv_mean = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + o / 2)
+    # Admission (catalogs/engines.yaml `admission`): a waiting request starts when KV for its prompt plus
+    # kv_reserve x its output is free. Running requests hold S + O/2 on average (pages grow per token), so at
+    # most cap(S + max(kv_reserve, 1/2) O) run at once: cap(S + O/2) for vLLM's paged allocator, cap(S + O) for
+    # TensorRT-LLM's GUARANTEED_NO_EVICT, which reserves the whole output.
+    held = s + np.maximum(eng.kv_reserve, 0.5) * o
+    kv_mean = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, held)
     admit = np.maximum(np.minimum(max_concurrency(budget, kv_mean), eng.max_seqs), fit_conc)
-    # a new request is admitted when its prompt fits now; more clients than that wait in line
-    kv_prompt = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + 1)
-    admit_start = np.maximum(np.minimum(max_concurrency(budget, kv_prompt), eng.max_seqs), admit)
+    # an engine that preempts also starts requests whose reservation fits now (vLLM: the prompt), and time-shares
+    # the cache among them; one that does not keeps the rest waiting in line
+    kv_start = kv_bytes_per_sequence(sys.shape, sys.fmt, sys.layout, s + eng.kv_reserve * o + 1)
+    can_start = np.maximum(np.minimum(max_concurrency(budget, kv_start), eng.max_seqs), admit)
+    admit_start = np.where(eng.preempts > 0, can_start, admit)
     clients = np.ceil(inp.concurrency / inp.replicas)
     per_replica = np.where(np.isinf(inp.concurrency), np.maximum(admit, 1.0), clients)
     running = np.maximum(np.minimum(per_replica, admit), 1.0)

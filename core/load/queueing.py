@@ -297,7 +297,8 @@ def attainment(curve: LoadCurve, rate_rps, ttft_slo_s, tpot_slo_s, *, arrival_cv
     ok = (st.ttft <= np.asarray(ttft_slo_s, dtype=float)[..., None]) & (
         st.tpot <= np.asarray(tpot_slo_s, dtype=float)[..., None]
     )
-    return np.where(st.stable, (st.prob * ok).sum(axis=1), 0.0)
+    share = np.round((st.prob * ok).sum(axis=1), 12)  # a share: summing probabilities must not jitter past 1
+    return np.where(st.stable, np.clip(share, 0.0, 1.0), 0.0)
 
 
 def goodput(

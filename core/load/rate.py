@@ -43,15 +43,15 @@ from pydantic import Field
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Device, Frozen
 from llmcap.economics.energy import DEFAULT_REGION
-from llmcap.economics.operating_point import CostResult, EnergyResult, OperatingPoint, Pricing, point_costs
+from llmcap.economics.operating_point import CostResult, EnergyResult, OperatingPoint, point_costs
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.load.rate_analytic import _analytic, analytic_goodput, analytic_max_rate, analytic_point
 from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
-from llmcap.load.rate_types import Latency, LoadError, LoadSpec, Method, Slo, Throughput, TrafficSummary
+from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
 from llmcap.load.trace import Trace
 from llmcap.model.architecture import Architecture
-from llmcap.scenario import Scenario
+from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 
 class Bounds(Frozen):
@@ -214,7 +214,7 @@ def not_fit(prep: Prepared, slo: Slo, rate_rps: float | None) -> LoadEstimate:
 
 def estimate_load(
     scn: Scenario,
-    traffic: LoadSpec,
+    traffic: Traffic,
     slo: Slo | None = None,
     pricing: Pricing | None = None,
     region: str = DEFAULT_REGION,

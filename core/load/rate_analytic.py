@@ -11,7 +11,8 @@ import numpy as np
 from llmcap.load.queueing import GRID, QueueResult, analyze, attainment
 from llmcap.load.queueing import goodput as analytic_goodput_rps
 from llmcap.load.rate_prepare import Prepared, _need_fit
-from llmcap.load.rate_types import MS, PERCENTILES, Latency, Slo, Throughput, _overload_note, _Served, _unbounded
+from llmcap.load.rate_types import MS, PERCENTILES, Latency, Throughput, _overload_note, _Served, _unbounded
+from llmcap.scenario import Slo
 
 ANALYTIC_ITERATIONS = 40  # goodput bisection steps (resolution max_rate / 2^40: exact for any purpose)
 ANALYTIC_GAPS = (

@@ -15,13 +15,13 @@ from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
 from llmcap.load.queueing import LoadCurve, load_curve
-from llmcap.load.rate_types import METHODS, LoadError, LoadSpec, Method, TrafficSummary
+from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
 from llmcap.load.trace import Trace
 from llmcap.load.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
 from llmcap.model.architecture import Architecture
-from llmcap.scenario import Scenario
+from llmcap.scenario import Scenario, Traffic
 
 # -- preparation (cacheable: everything that does not depend on the rate or the SLO) -------------------
 
@@ -48,7 +48,7 @@ class Prepared:
         return self.table is not None or self.curve is not None
 
 
-def check_method(method: str, traffic: LoadSpec) -> None:
+def check_method(method: str, traffic: Traffic) -> None:
     """LoadError unless `method` is known and can model `traffic`'s engine options."""
     if method not in METHODS:
         raise LoadError(f"unknown method {method!r}: choose {' or '.join(METHODS)}")
@@ -63,7 +63,7 @@ def check_method(method: str, traffic: LoadSpec) -> None:
 
 def prepare(
     scn: Scenario,
-    traffic: LoadSpec,
+    traffic: Traffic,
     *,
     method: Method = "simulate",
     trace: Trace | None = None,
@@ -130,7 +130,7 @@ def _arrival_cv(unit: Requests, summary: TrafficSummary) -> float:
 
 
 def _unit_requests(
-    scn: Scenario, traffic: LoadSpec, trace: Trace | None, catalog: Catalog
+    scn: Scenario, traffic: Traffic, trace: Trace | None, catalog: Catalog
 ) -> tuple[Requests, TrafficSummary, float | None]:
     n = traffic.requests
     notes: list[str] = []

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmcap.load.rate_prepare import Prepared, _need_fit
-from llmcap.load.rate_types import MS, Slo, Throughput, _overload_note, _pct, _Served, _unbounded, latency
+from llmcap.load.rate_types import MS, Throughput, _overload_note, _pct, _Served, _unbounded, latency
 from llmcap.load.simstats import goodput_sim, max_rate_sim, slo_attainment
 from llmcap.load.simulate import SimResult, simulate
+from llmcap.scenario import Slo
 
 SEARCH_REQUESTS = 3_000
 SEARCH_ITERATIONS = 8

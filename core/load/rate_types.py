@@ -1,5 +1,5 @@
-"""What serving at a rate takes and the shapes both methods answer in (llmcap.load.rate): the traffic and
-engine options (LoadSpec), the objectives (Slo), latency and throughput summaries, and the per-method
+"""The shapes both methods of serving at a rate answer in (llmcap.load.rate; the traffic and objectives are
+llmcap.scenario's Traffic and Slo): latency and throughput summaries, and the per-method
 result the LoadEstimate is assembled from."""
 
 from __future__ import annotations
@@ -9,12 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from llmcap.catalog.schema import Frozen
 
-DEFAULT_REQUESTS = 10_000
-MAX_RATE_RPS = 1e6
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MS = 1e3
 Method = Literal["simulate", "analytic"]
@@ -23,30 +20,6 @@ METHODS: tuple[str, ...] = ("simulate", "analytic")
 
 class LoadError(ValueError):
     """Traffic or speculative-decoding settings that cannot be simulated, with a message for the user."""
-
-
-class LoadSpec(Frozen):
-    """Open-loop traffic and engine options. rate_rps None replays a trace at its own timestamps."""
-
-    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
-    arrival: Literal["poisson", "gamma"] | None = Field(default=None, description="None: the preset's, or poisson")
-    cv: float | None = Field(default=None, gt=0, le=20, description="gamma inter-arrival cv (None: preset's or 1)")
-    workload: str | None = Field(default=None, max_length=80, description="workload preset id for the lengths")
-    prefix_hit: float | None = Field(default=None, ge=0, lt=1, description="None: the preset's, or 0")
-    spec_k: int = Field(default=0, ge=0, le=16)
-    spec_alpha: float = Field(default=0.0, ge=0, le=1)
-    draft_cost: float = Field(default=0.0, ge=0, le=10)
-    on_full: Literal["preempt", "reject"] = "preempt"
-    requests: int = Field(default=DEFAULT_REQUESTS, ge=100, le=1_000_000)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-
-
-class Slo(Frozen):
-    """Objectives and the share of requests that must meet both (DistServe's goodput)."""
-
-    ttft_ms: float = Field(default=2000.0, gt=0, le=1e7)
-    tpot_ms: float = Field(default=100.0, gt=0, le=1e7)
-    pct: float = Field(default=90.0, gt=0, le=100)
 
 
 class Latency(Frozen):

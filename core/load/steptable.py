@@ -161,7 +161,7 @@ class StepTable:
         max_pairs = max_prompt_tokens * max_context
         p_axis = fine_axis(max_prompt_tokens)
         L_axis = fine_axis(max_context)
-        pf_knots = _sample_knots(lambda p, L: fn(0 * p, 1 + 0 * p, p, p * L), [p_axis, L_axis], tol, probes=25)
+        pf_knots = _sample_knots(lambda p, L: fn(0 * p, 1 + 0 * p, p, p * L), [p_axis, L_axis], tol, probes=60)
         r_axis = np.concatenate([[0.0], fine_axis(max_pairs, bottom=R_MIN, step=1.05)])
         mixed_fine = [fine_axis(max_batch), fine_axis(max_context), np.concatenate([[0.0], p_axis]), r_axis]
         mixed_knots = _sample_knots(

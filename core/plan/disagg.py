@@ -62,7 +62,7 @@ def prefill_pool(space: Space, req: PlanRequest, pct: float):
     same_domain = 2 * space.devices_per_replica <= sys.dev.domain
     link = np.where(same_domain, sys.dev.link_bw, sys.dev.scaleout_bw)
     fixed = service + kv_bytes / link + sys.eff.request_overhead_s
-    target = req.ttft_ms / 1e3
+    target = req.slo.ttft_ms / 1e3
     ca2, cs2 = req.arrival_cv**2, req.input_cv**2
     lo, hi = np.zeros(n), np.ones(n)
     for _ in range(BISECT):
@@ -93,7 +93,7 @@ def decode_pool(space: Space, req: PlanRequest, pct: float):
     d_seen = step_seen.total_s.reshape(n, BATCH_GRID)
     decodes = np.maximum(space.inp.output_len - 1, 1.0)[:, None]
     rate = b / (decodes * d_mean)
-    ok = (d_seen <= req.tpot_ms / 1e3) & top.fits[:, None]
+    ok = (d_seen <= req.slo.tpot_ms / 1e3) & top.fits[:, None]
     capacity = np.where(ok, rate, 0.0).max(axis=1)
     best = np.argmax(np.where(ok, rate, -1.0), axis=1)
     pick = np.arange(n)
@@ -110,7 +110,7 @@ def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Cand
     """The cheapest disaggregated deployment per family (same device for both pools), plus the best
     cross-device pair for each (weight format, KV format, engine, vendor)."""
     sub = space.take(np.flatnonzero(space.max_seqs == _family_max(space)))
-    p_pct = pool_percentile(req.slo_pct)
+    p_pct = pool_percentile(req.slo.pct)
     cap_p, service, ttft_fixed, pre = prefill_pool(sub, req, p_pct)
     cap_d, tpot_mean, tpot_seen, dec_parts = decode_pool(sub, req, p_pct)
     n_p = np.where(cap_p > 0, np.ceil(req.rate_rps / np.maximum(cap_p, 1e-30) - 1e-9), 0)
@@ -152,7 +152,7 @@ def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Cand
             tpot_ms_p50=float(tpot_mean[j]) * 1e3,
             tpot_ms_p90=float(tpot_seen[j]) * 1e3,
             e2e_ms_p90=float(ttft[90.0][i] + (req.output_len - 1) * tpot_seen[j]) * 1e3,
-            slo_attainment=req.slo_pct / 100.0,
+            slo_attainment=req.slo.pct / 100.0,
             goodput_rps=float(min(n_p[i] * cap_p[i], n_d[j] * cap_d[j])),
             max_rate_rps=float(min(n_p[i] / service[i], n_d[j] * cap_d[j])),
             utilization=float(max(rho[i], req.rate_rps / max(n_d[j] * cap_d[j], 1e-30))),
@@ -164,7 +164,7 @@ def disaggregated(space: Space, req: PlanRequest, catalog: Catalog) -> list[Cand
             detail=(
                 f"prefill pool: {int(n_p[i])} x tp={int(sub.tp[i])} pp={int(sub.pp[i])}; "
                 f"decode pool: {int(n_d[j])} x tp={int(sub.tp[j])} pp={int(sub.pp[j])} ep={int(sub.ep[j])}; "
-                f"objectives met at {pool_percentile(req.slo_pct):g}% per pool"
+                f"objectives met at {pool_percentile(req.slo.pct):g}% per pool"
             ),
         )
 

@@ -63,7 +63,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
     spaces = [build_space(fams, i, o, req.max_devices) for i, o in buckets]
     curves = [load_curve(sp.inp, grid=COARSE_GRID) for sp in spaces]
     caps = np.stack(
-        [replica_goodput(c, req.ttft_ms / 1e3, req.tpot_ms / 1e3, req, COARSE_ITERATIONS) for c in curves]
+        [replica_goodput(c, req.slo.ttft_ms / 1e3, req.slo.tpot_ms / 1e3, req, COARSE_ITERATIONS) for c in curves]
     )  # buckets x rows
     sp0 = spaces[0]
     # a unit is one replica, priced as whole instances on its own (packing several may bill less; the
@@ -111,7 +111,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
     if len(per_hw) < 2:
         return []  # one device type: that is an aggregated deployment, already ranked
     first = (fams[int(sp0.family[used[0][0]])], used[0][0])
-    if max(worst["ttft"][1] * 1e3 - req.ttft_ms, worst["tpot"][1] * 1e3 - req.tpot_ms) > 1e-6:
+    if max(worst["ttft"][1] * 1e3 - req.slo.ttft_ms, worst["tpot"][1] * 1e3 - req.slo.tpot_ms) > 1e-6:
         return []  # the shared units miss the objective at their combined load: no honest mix to offer
     if devices > req.max_devices or (req.max_usd_per_hour is not None and usd > req.max_usd_per_hour):
         return []
@@ -137,7 +137,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
             tpot_ms_p50=worst["tpot"][0] * 1e3,
             tpot_ms_p90=worst["tpot"][1] * 1e3,
             e2e_ms_p90=worst["e2e"] * 1e3,
-            slo_attainment=req.slo_pct / 100.0,
+            slo_attainment=req.slo.pct / 100.0,
             goodput_rps=float(req.rate_rps * headroom),
             max_rate_rps=float(req.rate_rps * headroom),
             utilization=float(sum(mix.load) / max(sum(mix.units), 1)),
@@ -145,7 +145,7 @@ def mixed(families: list[Family], req: PlanRequest, catalog: Catalog) -> list[Ca
             usd_per_million_output_tokens=usd / (out_tps * 3600) * 1e6,
             joules_per_output_token=None,
             output_tokens_per_s_per_device=out_tps / devices,
-            price_basis="cheapest $/device-hour per type, whole instances",
+            price_basis=f"{req.pricing.basis}: cheapest $/device-hour per type, whole instances",
             detail=(
                 f"{len(buckets)} request-size buckets; integer program: {mix.message}; goodput from capacity "
                 "headroom; percentiles on each type's main bucket at its equivalent load"

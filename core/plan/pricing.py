@@ -22,17 +22,18 @@ def deployment_price(hardware: str, replicas, dpr, req: PlanRequest, catalog: Ca
     of every row starts with "cloud", "owned" or "user".
     """
     devices = np.asarray(replicas, dtype=float) * np.asarray(dpr, dtype=float)
-    if req.usd_per_gpu_hour is not None:
-        return devices * req.usd_per_gpu_hour * req.price_scale, f"user ${req.usd_per_gpu_hour:g}/GPU-hour"
-    if req.price_basis in ("cloud", "both"):
+    user = req.pricing.usd_per_gpu_hour
+    if user is not None:
+        return devices * user * req.price_scale, f"user ${user:g}/GPU-hour"
+    if req.pricing.basis in ("cloud", "both"):
         try:
-            offers = offerings_for(hardware, req.provider, catalog=catalog)
+            offers = offerings_for(hardware, req.pricing.provider, catalog=catalog)
             usd, idx = cheapest(offers, replicas, dpr)
             best = offers[int(np.bincount(idx).argmax())]
             return usd * req.price_scale, f"cloud on-demand: {best.provider} {best.instance}"
         except CostError:
             pass
-    if req.price_basis in ("owned", "both") and req.provider is None:
+    if req.pricing.basis in ("owned", "both") and req.pricing.provider is None:
         try:
             per_device = tco_cost(hardware, 1, catalog=catalog).usd_per_device_hour
             return devices * per_device * req.price_scale, f"owned (TCO): ${per_device:.2f}/device-hour"
@@ -43,13 +44,13 @@ def deployment_price(hardware: str, replicas, dpr, req: PlanRequest, catalog: Ca
 
 def no_price_detail(req: PlanRequest) -> str:
     """Why a device has no price under the request's basis, and what to do about it."""
-    if req.price_basis == "cloud":
+    if req.pricing.basis == "cloud":
         return (
             "no cloud price: no on-demand offering in catalogs/prices/cloud.yaml"
-            + (f" from {req.provider}" if req.provider else "")
+            + (f" from {req.pricing.provider}" if req.pricing.provider else "")
             + "; choose owned hardware (--price-basis owned, URL basis=owned) or give a $/GPU-hour"
         )
-    if req.price_basis == "owned":
+    if req.pricing.basis == "owned":
         return "no purchase price in catalogs/prices/purchase.yaml; choose --price-basis cloud or give a $/GPU-hour"
     return "no cloud offering or purchase price in the catalog; give a $/GPU-hour"
 

@@ -44,7 +44,23 @@ def _candidate(ev: Evaluated, i: int, req: PlanRequest) -> Candidate:
         joules_per_output_token=w / out_tps if np.isfinite(w) else None,
         output_tokens_per_s_per_device=out_tps / float(ev.devices[i]),
         price_basis=ev.price_basis[int(sp.family[i])],
+        **slo_margins(ev, i, req),
     )
+
+
+def slo_margins(ev: Evaluated, i: int, req: PlanRequest) -> dict[str, float]:
+    """How far row i stays under its objectives at p90 (the tighter of TTFT and TPOT, % of the objective), at the
+    point estimate and at the slow end of its 80% error band."""
+    ttft, tpot = float(ev.ttft_p[i, 1]) * 1e3, float(ev.tpot_p[i, 1]) * 1e3
+    slo = req.slo
+
+    def margin(t: float, p: float) -> float:
+        return round(100.0 * min(1.0 - t / slo.ttft_ms, 1.0 - p / slo.tpot_ms), 1)
+
+    return {
+        "slo_margin_pct": margin(ttft, tpot),
+        "slo_margin_pessimistic_pct": margin(ttft * float(ev.slow_ttft[i]), tpot * float(ev.slow_tpot[i])),
+    }
 
 
 def _layout_keys(sp: Space) -> np.ndarray:

@@ -3,17 +3,13 @@ candidates, rejected families with the reason, Pareto points (llmcap.plan.planne
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 
 from llmcap.catalog.schema import Frozen, Workload
-from llmcap.scenario import ENGINES
+from llmcap.scenario import ENGINES, Pricing, Slo
 
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")
 AUTO_ENGINES = "auto"  # each device's engines from the support matrix (catalogs/support.yaml)
-PriceBasis = Literal["cloud", "owned", "both"]
-PRICE_BASES: tuple[str, ...] = ("cloud", "owned", "both")
 
 
 class PlanRequest(Frozen):
@@ -27,23 +23,19 @@ class PlanRequest(Frozen):
     output_cv: float = Field(default=0.0, ge=0, le=20)
     arrival_cv: float = Field(default=1.0, gt=0, le=50, description="1 = Poisson")
     workload: str | None = None
-    ttft_ms: float = Field(gt=0, le=1e7)
-    tpot_ms: float = Field(gt=0, le=1e7)
-    slo_pct: float = Field(default=90.0, gt=0, lt=100)
-    e2e_ms: float | None = Field(default=None, gt=0)
+    slo: Slo = Field(description="latency objectives at a percentile (pct below 100)")
     min_output_tokens_per_s: float | None = Field(default=None, ge=0)
     hardware: tuple[str, ...] | None = None  # None: every device in the catalog
-    provider: str | None = None
-    usd_per_gpu_hour: float | None = Field(default=None, gt=0, le=1e4)
+    pricing: Pricing = Field(default_factory=Pricing, description="price basis: cloud (default), owned or both")
     max_devices: int = Field(default=64, ge=1, le=4096)
     max_usd_per_hour: float | None = Field(default=None, gt=0)
     weights: tuple[str, ...] = DEFAULT_WEIGHTS
     kv: tuple[str | None, ...] = (None,)
     engines: tuple[str, ...] = (AUTO_ENGINES,)
-    price_basis: PriceBasis = Field(
-        default="cloud",
-        description="cloud: on-demand rental prices only; owned: total cost of ownership only; both: either, each "
-        "row saying which",
+    robust: bool = Field(
+        default=False,
+        description="require the objectives at the pessimistic end of each deployment's 80% error band "
+        "(llmcap.estimate.bands), not at the point estimate",
     )
     allow_disagg: bool = False
     allow_mixed: bool = False
@@ -56,6 +48,10 @@ class PlanRequest(Frozen):
 
     @model_validator(mode="after")
     def _engines(self) -> PlanRequest:
+        if self.slo.pct >= 100:
+            raise ValueError("slo.pct must be below 100: the planner sizes for a percentile, not the maximum")
+        if self.pricing.offering is not None:
+            raise ValueError("the planner prices every device: give a provider, not one offering")
         bad = [e for e in self.engines if e not in ENGINES and e != AUTO_ENGINES]
         if bad:
             raise ValueError(f"unknown engine(s) {', '.join(bad)}; known: {AUTO_ENGINES}, {', '.join(ENGINES)}")
@@ -100,6 +96,10 @@ class Candidate(Frozen):
     joules_per_output_token: float | None
     output_tokens_per_s_per_device: float
     price_basis: str
+    # how far under its objectives the deployment stays at the SLO percentile (the tighter of TTFT and TPOT, % of the
+    # objective): at the point estimate, and at the pessimistic end of its 80% error band
+    slo_margin_pct: float | None = None
+    slo_margin_pessimistic_pct: float | None = None
     detail: str = ""
 
 

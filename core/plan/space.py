@@ -21,7 +21,6 @@ import numpy as np
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.support import GENERIC, supported_engines
 from llmcap.estimate.resolve import Resolved, UnsupportedError, resolve
-from llmcap.estimate.serving import Engine
 from llmcap.estimate.sweep import SweepInput, _concat_tree, expand, resolved_input
 from llmcap.model.architecture import Architecture
 from llmcap.perf.operators import Layout
@@ -174,7 +173,7 @@ def build_space(
     )
     rows = replace(
         rows,
-        engine=Engine(mixed=rows.engine.mixed, max_batch_tokens=rows.engine.max_batch_tokens, max_seqs=arr["seqs"]),
+        engine=replace(rows.engine, max_seqs=arr["seqs"]),
     )
     return Space(
         inp=rows, families=families, family=idx, tp=arr["tp"], pp=arr["pp"], ep=arr["ep"], max_seqs=arr["seqs"]

@@ -30,8 +30,8 @@ SENSITIVITY_INPUTS = (
     ("request rate", "rate_rps"),
     ("prompt length", "input_len"),
     ("output length", "output_len"),
-    ("TTFT objective", "ttft_ms"),
-    ("TPOT objective", "tpot_ms"),
+    ("TTFT objective", "slo.ttft_ms"),
+    ("TPOT objective", "slo.tpot_ms"),
 )
 
 
@@ -91,6 +91,14 @@ def what_ifs(base: Plan, catalog: Catalog | None = None, changes=DEFAULT_WHATIFS
     return out
 
 
+def _scaled(req: PlanRequest, field: str, factor: float) -> PlanRequest:
+    """`req` with one input multiplied: a PlanRequest field, or an objective (`slo.ttft_ms`)."""
+    if field.startswith("slo."):
+        name = field.removeprefix("slo.")
+        return req.model_copy(update={"slo": req.slo.model_copy(update={name: getattr(req.slo, name) * factor})})
+    return req.model_copy(update={field: getattr(req, field) * factor})
+
+
 def sensitivity(base: Plan, catalog: Catalog | None = None, step: float = 0.1) -> list[Sensitivity]:
     """Cost elasticity of the recommendation to each input (moved by -step and +step)."""
     catalog = catalog or load_catalog()
@@ -98,9 +106,8 @@ def sensitivity(base: Plan, catalog: Catalog | None = None, step: float = 0.1) -
     ref, _ = _cheapest(focus, catalog)
     out = []
     for name, field in SENSITIVITY_INPUTS:
-        value = getattr(focus, field)
-        down, _ = _cheapest(focus.model_copy(update={field: value * (1 - step)}), catalog)
-        up, _ = _cheapest(focus.model_copy(update={field: value * (1 + step)}), catalog)
+        down, _ = _cheapest(_scaled(focus, field, 1 - step), catalog)
+        up, _ = _cheapest(_scaled(focus, field, 1 + step), catalog)
         el = (up - down) / ref / (2 * step) if None not in (up, down) and ref else None
         out.append(
             Sensitivity(input=name, step_pct=step * 100, usd_per_hour_down=down, usd_per_hour_up=up, elasticity=el)
