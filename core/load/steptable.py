@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmcap.estimate.serving import System, per_stage_batch
+from llmcap.perf.interp import multilinear
 from llmcap.perf.operators import Step, decode_step
 
 R_MIN = 1e-3  # below this ratio of prompt to decode pairs the prompt's attention is negligible
@@ -116,30 +117,6 @@ def _fill(fn, knots: list[np.ndarray]) -> np.ndarray:
     return np.array(np.broadcast_to(fn(*grid), grid[0].shape)).reshape(tuple(len(k) for k in knots))
 
 
-def _interp(axes: list[np.ndarray], values: np.ndarray, xs: list[np.ndarray]) -> np.ndarray:
-    """Multilinear interpolation on a rectilinear grid (clamped at the edges), vectorized."""
-    idx, wts = [], []
-    for axis, x in zip(axes, xs, strict=True):
-        if len(axis) == 1:
-            idx.append(np.zeros(x.shape, dtype=int))
-            wts.append(np.zeros(x.shape))
-            continue
-        i = np.clip(np.searchsorted(axis, x, side="right") - 1, 0, len(axis) - 2)
-        idx.append(i)
-        wts.append(np.clip((x - axis[i]) / (axis[i + 1] - axis[i]), 0.0, 1.0))
-    out = np.zeros(xs[0].shape)
-    dims = len(axes)
-    for corner in range(2**dims):
-        weight = np.ones(xs[0].shape)
-        pos = []
-        for k in range(dims):
-            up = (corner >> k) & 1
-            pos.append(np.minimum(idx[k] + up, len(axes[k]) - 1))
-            weight = weight * (wts[k] if up else 1.0 - wts[k])
-        out = out + weight * values[tuple(pos)]
-    return out
-
-
 @dataclass(frozen=True)
 class StepTable:
     """Iteration times (seconds): `prefill_s[p, L]` without decodes, `mixed_s[b, m, p, r]` with b >= 1."""
@@ -187,8 +164,8 @@ class StepTable:
         """Interpolated iteration time for arrays of (b decodes, mean context m, p prompt tokens, q pairs)."""
         b, m, p, q = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (b, m, p, q)))
         bm = np.maximum(b * m, 1e-30)
-        mixed = _interp([self.b, self.m, self.p, self.r], self.mixed_s, [b, m, p, np.where(p > 0, q / bm, 0.0)])
-        alone = _interp([self.pf_p, self.pf_L], self.prefill_s, [p, q / np.maximum(p, 1.0)])
+        mixed = multilinear([self.b, self.m, self.p, self.r], self.mixed_s, [b, m, p, np.where(p > 0, q / bm, 0.0)])
+        alone = multilinear([self.pf_p, self.pf_L], self.prefill_s, [p, q / np.maximum(p, 1.0)])
         return np.where(b > 0, mixed, np.where(p > 0, alone, 0.0))
 
     def lookups(self) -> Lookups:

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from llmcap.catalog.loader import catalog_dir
+from llmcap.perf.interp import multilinear
 
 MS = 1e-3
 WorkFn = Callable[..., np.ndarray]  # work(**named float arrays, hard keys as str) -> roofline seconds
@@ -172,27 +173,7 @@ def family(device: str, op: Op, engine: str, hard: dict[str, str], work: WorkFn)
 
 def _interp(g: Grid, logq: list[np.ndarray], monotone: bool) -> np.ndarray:
     """Multilinear interpolation of log latency at log coordinates already inside the grid."""
-    vals = g.mono if monotone else g.raw
-    lo, frac = [], []
-    for c, q in zip(g.axes, logq, strict=True):
-        if len(c) == 1:
-            lo.append(np.zeros(q.shape, dtype=int))
-            frac.append(np.zeros(q.shape))
-            continue
-        i = np.clip(np.searchsorted(c, q, side="right") - 1, 0, len(c) - 2)
-        lo.append(i)
-        frac.append(np.clip((q - c[i]) / (c[i + 1] - c[i]), 0.0, 1.0))
-    out = np.zeros(logq[0].shape)
-    for corner in range(2 ** len(g.axes)):
-        wgt = np.ones(out.shape)
-        index = []
-        for d, (i, f) in enumerate(zip(lo, frac, strict=True)):
-            hi = (corner >> d) & 1
-            n = len(g.axes[d])
-            index.append(np.minimum(i + hi, n - 1))
-            wgt = wgt * (f if hi else 1.0 - f)
-        out = out + np.where(wgt > 0, wgt * vals[tuple(index)], 0.0)
-    return out
+    return multilinear(list(g.axes), g.mono if monotone else g.raw, logq)
 
 
 def _nearest(fam: Family, q: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
