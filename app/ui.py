@@ -6,6 +6,7 @@ Which facts each table shows is decided in the library (llmcap.catalog.tables), 
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Callable, Sequence
 
@@ -13,6 +14,7 @@ import polars as pl
 import streamlit as st
 
 from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import Catalog, CatalogError, load_catalog
 from llmcap.catalog.schema import Device
 from llmcap.catalog.tables import catalog_rows
@@ -135,7 +137,7 @@ def cached_estimate(scenario_json: str, arch_json: str | None = None, device_jso
 
     Raises what core raises (ValueError, KeyError) for ids or combinations it cannot resolve.
     """
-    return estimate(Scenario.model_validate_json(scenario_json), get_catalog(), **_custom(arch_json, device_json))
+    return estimate(Scenario.model_validate_json(scenario_json), custom_catalog(scenario_json, arch_json, device_json))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -146,14 +148,25 @@ def cached_curve(
     """llmcap.estimate.curve's latency-throughput points from concurrency 1 to `max_concurrency` (and `current`)."""
     levels = concurrency_levels(max_concurrency, current)
     scn = Scenario.model_validate_json(scenario_json)
-    return concurrency_curve(scn, levels, get_catalog(), **_custom(arch_json, device_json))
+    return concurrency_curve(scn, levels, custom_catalog(scenario_json, arch_json, device_json))
 
 
-def _custom(arch_json: str | None, device_json: str | None) -> dict:
-    return {
-        "arch": Architecture.model_validate_json(arch_json) if arch_json else None,
-        "device": Device.model_validate_json(device_json) if device_json else None,
-    }
+def custom_catalog(scenario_json: str, arch_json: str | None, device_json: str | None) -> Catalog:
+    """The catalog with the scenario's custom model (named as the scenario's model) or device added
+    (llmcap.catalog.custom.with_custom, the one way custom entries reach the library)."""
+    if not arch_json and not device_json:
+        return get_catalog()
+    return _with_custom(Scenario.model_validate_json(scenario_json).model, arch_json, device_json)
+
+
+@functools.lru_cache(maxsize=64)
+def _with_custom(model: str, arch_json: str | None, device_json: str | None) -> Catalog:
+    device = Device.model_validate_json(device_json) if device_json else None
+    return with_custom(
+        get_catalog(),
+        devices={device.id: device} if device is not None else None,
+        models={model: Architecture.model_validate_json(arch_json)} if arch_json else None,
+    )
 
 
 # -- open loop: each simulation cached on what it depends on, so a new rate re-runs only the operating point --
@@ -165,8 +178,8 @@ def _prepared(
 ) -> Prepared:  # fmt: skip
     traffic = Traffic.model_validate_json(traffic_json)
     return prepare(
-        Scenario.model_validate_json(scn_json), traffic, method=method, trace=_trace, catalog=get_catalog(),
-        **_custom(arch_json, device_json),
+        Scenario.model_validate_json(scn_json), traffic, method=method, trace=_trace,
+        catalog=custom_catalog(scn_json, arch_json, device_json),
     )  # fmt: skip
 
 
@@ -179,7 +192,7 @@ def _analytic_load(
     prep = _prepared(scn_json, base_json, trace_key, arch_json, device_json, _trace, method="analytic")
     return assemble(
         prep, rate, Slo.model_validate_json(slo_json), Pricing.model_validate_json(pricing_json), region,
-        catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
+        catalog=custom_catalog(scn_json, arch_json, device_json), strict=False,
     )  # fmt: skip
 
 
@@ -233,7 +246,7 @@ def cached_load(
     sim = _operating(scenario_json, base, rate, *keys)
     return assemble(
         prep, rate, slo, Pricing.model_validate_json(pricing_json), region, simulated=Simulated(sim, top, good),
-        catalog=get_catalog(), strict=False, **_custom(arch_json, device_json),
+        catalog=custom_catalog(scenario_json, arch_json, device_json), strict=False,
     )  # fmt: skip
 
 
@@ -244,6 +257,6 @@ def cached_closed_costs(
     """Cost and energy of the closed-loop estimate at its throughput (llmcap.economics.operating_point)."""
     est = cached_estimate(scenario_json, arch_json, device_json)
     return closed_loop_costs(
-        est, Pricing.model_validate_json(pricing_json), region, catalog=get_catalog(), strict=False,
-        **_custom(arch_json, device_json),
+        est, Pricing.model_validate_json(pricing_json), region,
+        catalog=custom_catalog(scenario_json, arch_json, device_json), strict=False,
     )  # fmt: skip

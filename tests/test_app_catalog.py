@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import CatalogError, Problem, load_catalog
 from llmcap.catalog.tables import TABLES, catalog_counts
 from llmcap.estimate.single import estimate
@@ -122,7 +123,7 @@ def test_custom_device_from_a_catalog_copy_is_held_estimated_and_put_in_the_url(
     assert decode_devices(at.query_params["dev"]) == [dev]
     # the same silicon with more memory: same latency, room for more sequences
     scn = Scenario(model=LLAMA8, hardware="h100-sxm", weight_format="fp8", concurrency=8)
-    mine = estimate(scn.model_copy(update={"hardware": "my-h100"}), device=dev)
+    mine = estimate(scn.model_copy(update={"hardware": "my-h100"}), with_custom(load_catalog(), devices={dev.id: dev}))
     ref = estimate(scn)
     assert mine.serving.tpot_ms == pytest.approx(ref.serving.tpot_ms)
     assert mine.memory.max_concurrency > ref.memory.max_concurrency

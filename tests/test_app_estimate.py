@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import load_catalog
 from llmcap.economics.operating_point import closed_loop_costs
 from llmcap.estimate.single import estimate
@@ -253,7 +254,8 @@ def test_upload_config_json_estimates_that_model():
     assert not at.exception and not at.error
     assert at.selectbox(key="est_model").value == "uploaded/my-qwen"
     arch = CATALOG.model("Qwen/Qwen3-8B").arch
-    est = estimate(SHARED_SCN.model_copy(update={"model": "uploaded/my-qwen"}), CATALOG, arch=arch)
+    est = estimate(SHARED_SCN.model_copy(update={"model": "uploaded/my-qwen"}),
+                   with_custom(CATALOG, models={"uploaded/my-qwen": arch}))  # fmt: skip
     assert_shows(metrics(at)["TPOT"], est.serving.tpot_ms, "ms")
 
 
@@ -275,7 +277,7 @@ def test_a_custom_device_from_the_session_is_estimated():
     at.run()
     assert not at.exception and not at.warning
     assert at.selectbox(key="est_hardware").value == "half-h100"
-    est = estimate(SHARED_SCN.model_copy(update={"hardware": "half-h100"}), CATALOG, device=dev)
+    est = estimate(SHARED_SCN.model_copy(update={"hardware": "half-h100"}), with_custom(CATALOG, devices={dev.id: dev}))
     assert_shows(metrics(at)["TPOT"], est.serving.tpot_ms, "ms")
     assert est.serving.tpot_ms > estimate(SHARED_SCN, CATALOG).serving.tpot_ms  # half the bandwidth is slower
 

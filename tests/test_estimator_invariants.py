@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from runnable import runnable, runnable_engine
 
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.single import estimate
 from llmcap.estimate.sweep import build_input, evaluate
@@ -35,7 +36,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 def _with_device(scn: Scenario, **changes):
     dev = CAT.device(scn.hardware).model_copy(update=changes)
-    return estimate(scn, CAT, device=dev)
+    return estimate(scn, with_custom(CAT, devices={dev.id: dev}, replace=True))
 
 
 @SETTINGS

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from runnable import runnable_engine
 
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import load_catalog
 from llmcap.estimate.compare import evaluate_rows
 from llmcap.estimate.single import estimate
@@ -171,7 +172,7 @@ def _device(**changes):
 )
 def test_impossible_inputs_are_explained_not_numbers(scenario, device, explained):
     dev = _device(**device) if device else None
-    est = estimate(scenario, CAT, device=dev)
+    est = estimate(scenario, with_custom(CAT, devices={dev.id: dev}, replace=True) if dev else CAT)
     assert est.status == "does_not_fit" and not est.fits
     assert explained in est.message and len(est.message) > 20, est.message
     assert est.serving is None  # no latency or throughput is given for what cannot run
@@ -192,7 +193,7 @@ def test_the_context_window_boundary():
 
 def test_a_device_with_almost_no_bandwidth_is_slow_not_broken():
     dev = _device(mem_bw_gbps=1e-6, peak_tflops={"bf16": 1e-6})
-    est = estimate(Scenario(model=LLAMA8, hardware="odd-gpu", concurrency=4), CAT, device=dev)
+    est = estimate(Scenario(model=LLAMA8, hardware="odd-gpu", concurrency=4), with_custom(CAT, devices={dev.id: dev}))
     assert est.fits
     s = est.serving
     for v in (s.ttft_ms, s.tpot_ms, s.e2e_ms, s.output_tokens_per_s, s.requests_per_s):

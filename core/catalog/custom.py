@@ -29,15 +29,21 @@ def custom_model_entry(name: str, arch: Architecture) -> CatalogModel:
 
 
 def with_custom(
-    catalog: Catalog, devices: Mapping[str, Device] | None = None, models: Mapping[str, Architecture] | None = None
+    catalog: Catalog,
+    devices: Mapping[str, Device] | None = None,
+    models: Mapping[str, Architecture] | None = None,
+    *,
+    replace: bool = False,
 ) -> Catalog:
-    """`catalog` plus custom entries; ValueError where a custom id already names a catalog entry."""
+    """`catalog` plus custom entries: the one way the user's own devices and models (an uploaded config.json, a
+    device form, `llmcap estimate --model-config`) reach the library. ValueError where a custom id already names a
+    catalog entry, unless `replace` (a what-if copy of a catalog device under its own id)."""
     devices, models = devices or {}, models or {}
     if not devices and not models:
         return catalog
     taken_hw = [d.id for d in devices.values() if normalize_id(d.id) in catalog.hardware]
     taken_models = [n for n in models if n.strip().lower() in catalog.model_aliases]
-    if taken_hw or taken_models:
+    if (taken_hw or taken_models) and not replace:
         raise ValueError(f"custom entries reuse catalog ids: {', '.join(taken_hw + taken_models)}; rename them")
     entries = {name: custom_model_entry(name, arch) for name, arch in models.items()}
     return dataclasses.replace(

@@ -17,6 +17,7 @@ from llmcap.calibration.calibrate import calibrate, write_table
 from llmcap.calibration.measured import default_data, skip_reasons
 from llmcap.calibration.uncertainty import write_table as write_bands
 from llmcap.calibration.validate import compare, summarize, worst
+from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import catalog_dir, load_catalog
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, closed_loop_costs
@@ -258,18 +259,20 @@ def _estimate(args) -> int:
             raise ValueError(f"--{extra[0].replace('_', '-')} needs --rate (or --trace): it shapes open-loop traffic")
     slo, pricing = _options(args)
     scn = _scenario_from_args(args)
-    arch = load_config_file(args.model_config) if args.model_config else None
+    catalog = load_catalog()
+    if args.model_config:  # the uploaded model joins the catalog under its path, as the scenario names it
+        catalog = with_custom(catalog, models={scn.model: load_config_file(args.model_config)})
     if open_loop:
         traffic = _load_spec(args)
         trace = parse_trace(args.trace) if args.trace is not None else None
-        le = estimate_load(scn, traffic, slo, pricing, args.region, method=args.method, trace=trace, arch=arch)
+        le = estimate_load(scn, traffic, slo, pricing, args.region, method=args.method, trace=trace, catalog=catalog)
         if args.format == "json":
             print(json.dumps(load_json(le), indent=2))
         else:
             print(load_text(le))
         return 0 if le.fits else 1
-    est = estimate(scn, arch=arch)
-    costs = closed_loop_costs(est, pricing, args.region, arch=arch) if est.fits else None
+    est = estimate(scn, catalog)
+    costs = closed_loop_costs(est, pricing, args.region, catalog=catalog) if est.fits else None
     if args.format == "json":
         print(json.dumps(estimate_json(est, costs), indent=2))
     else:

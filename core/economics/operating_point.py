@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import Field
 
 from llmcap.catalog.loader import Catalog, UnknownIdError, load_catalog
-from llmcap.catalog.schema import Device, Frozen
+from llmcap.catalog.schema import Frozen
 from llmcap.economics.cost import CostError, HourlyCost, cloud_cost, tco_cost, unit_costs, user_cost
 from llmcap.economics.energy import DEFAULT_REGION, estimate_energy
 from llmcap.estimate.single import Estimate, PhaseResult, estimate
@@ -139,7 +139,6 @@ def point_costs(
     region: str = DEFAULT_REGION,
     *,
     catalog: Catalog | None = None,
-    device: Device | None = None,
     strict: bool = True,
 ) -> PointCosts:
     """Cost and energy of `est`'s deployment at `point`.
@@ -150,7 +149,7 @@ def point_costs(
     """
     catalog = catalog or load_catalog()
     pricing = pricing or Pricing()
-    device = device or catalog.device(est.scenario.hardware)
+    device = catalog.device(est.scenario.hardware)
     scn = est.scenario
     s = prefill_time_share(point.requests_per_s / scn.replicas, point.prefill.time_ms, point.busy_fraction)
     compute, memory = time_shares(point.prefill, point.decode, s)
@@ -241,8 +240,6 @@ def closed_loop_costs(
     region: str = DEFAULT_REGION,
     *,
     catalog: Catalog | None = None,
-    arch=None,
-    device: Device | None = None,
     strict: bool = True,
 ) -> PointCosts | None:
     """Cost and energy of a closed-loop estimate at its throughput (None when it does not fit).
@@ -252,8 +249,8 @@ def closed_loop_costs(
     catalog = catalog or load_catalog()
     if not est.fits:
         return None
-    top = estimate(est.scenario.model_copy(update={"concurrency": "max"}), catalog, arch=arch, device=device)
+    top = estimate(est.scenario.model_copy(update={"concurrency": "max"}), catalog)
     point = closed_loop_point(est, top.serving.requests_per_s if top.serving else None)
     if point is None:
         return None
-    return point_costs(est, point, pricing, region, catalog=catalog, device=device, strict=strict)
+    return point_costs(est, point, pricing, region, catalog=catalog, strict=strict)

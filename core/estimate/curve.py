@@ -11,10 +11,8 @@ import numpy as np
 import polars as pl
 
 from llmcap.catalog.loader import Catalog
-from llmcap.catalog.schema import Device
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
-from llmcap.model.architecture import Architecture
 from llmcap.scenario import Scenario
 
 MS = 1e3
@@ -34,15 +32,12 @@ def concurrency_curve(
     scn: Scenario,
     levels: np.ndarray,
     catalog: Catalog | None = None,
-    *,
-    arch: Architecture | None = None,
-    device: Device | None = None,
 ) -> pl.DataFrame:
     """One row per concurrency level (requests in flight over all replicas): latency and throughput.
 
     Rows where the scenario does not fit are left out.
     """
-    inp = resolved_input(resolve(scn, catalog, arch=arch, device=device))
+    inp = resolved_input(resolve(scn, catalog))
     conc = np.asarray(levels, dtype=float)
     res = evaluate(expand(inp, np.zeros(len(conc), dtype=int), concurrency=conc))
     df = pl.DataFrame(

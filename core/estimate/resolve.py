@@ -108,17 +108,13 @@ def _parts(catalog: Catalog, device_json: str, fmt_id: str, kv_id: str, engine: 
     return fmt, kv, dev, format_spec(fmt, kv), eff, effective_math(device, math, catalog.math_fallback)
 
 
-def resolve(
-    scn: Scenario, catalog: Catalog | None = None, *, arch: Architecture | None = None, device: Device | None = None
-) -> Resolved:
-    """Look up the scenario's ids (or use the given custom architecture / device)."""
+def resolve(scn: Scenario, catalog: Catalog | None = None) -> Resolved:
+    """Look up the scenario's ids in `catalog` (the user's own devices and models reach it one way:
+    llmcap.catalog.custom.with_custom)."""
     catalog = catalog or load_catalog()
-    if arch is None:
-        entry = catalog.model(scn.model)
-        arch, model_id = entry.arch, entry.meta.id
-    else:
-        model_id = scn.model
-    device = device or catalog.device(scn.hardware)
+    entry = catalog.model(scn.model)
+    arch, model_id = entry.arch, entry.meta.id
+    device = catalog.device(scn.hardware)
     fmt = catalog.format(scn.weight_format)
     if fmt.engines is not None and scn.engine not in fmt.engines and scn.engine != "generic":
         raise ValueError(f"format '{fmt.id}' runs on {', '.join(fmt.engines)}, not {scn.engine}")

@@ -8,14 +8,13 @@ import numpy as np
 from pydantic import Field
 
 from llmcap.catalog.loader import Catalog
-from llmcap.catalog.schema import Device, Frozen
+from llmcap.catalog.schema import Frozen
 from llmcap.catalog.support import label
 from llmcap.estimate.bands import serving_bands
 from llmcap.estimate.fit import not_fit_message
 from llmcap.estimate.resolve import Resolved, resolve
 from llmcap.estimate.serving import decode_contexts, per_stage_batch
 from llmcap.estimate.sweep import evaluate, resolved_input
-from llmcap.model.architecture import Architecture
 from llmcap.perf.memory import GB, kv_bytes_per_sequence
 from llmcap.perf.operators import decode_step, prefill_step
 from llmcap.perf.timing import BOUNDS, time_rows
@@ -173,11 +172,9 @@ def _parts(parts: np.ndarray, batch: float, tokens: float) -> PhaseResult:
     )
 
 
-def estimate(
-    scn: Scenario, catalog: Catalog | None = None, *, arch: Architecture | None = None, device: Device | None = None
-) -> Estimate:
+def estimate(scn: Scenario, catalog: Catalog | None = None) -> Estimate:
     """Estimate one scenario. Never raises for a scenario that does not fit: it says what overflows."""
-    r = resolve(scn, catalog, arch=arch, device=device)
+    r = resolve(scn, catalog)
     res = evaluate(resolved_input(r))
     notes: list[str] = list(r.notes)
     if r.engine_math != r.fmt.math:

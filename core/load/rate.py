@@ -41,7 +41,7 @@ from typing import Literal
 from pydantic import Field
 
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.catalog.schema import Device, Frozen
+from llmcap.catalog.schema import Frozen
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import CostResult, EnergyResult, OperatingPoint, point_costs
 from llmcap.estimate.single import Estimate, estimate
@@ -50,7 +50,6 @@ from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
 from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
 from llmcap.load.trace import Trace
-from llmcap.model.architecture import Architecture
 from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
 
@@ -114,8 +113,6 @@ def assemble(
     *,
     simulated: Simulated | None = None,
     catalog: Catalog | None = None,
-    arch: Architecture | None = None,
-    device: Device | None = None,
     strict: bool = True,
 ) -> LoadEstimate:
     """The LoadEstimate by the method `prep` was prepared for, with cost and energy at that operating point.
@@ -132,8 +129,7 @@ def assemble(
         max_rate_rps, goodput_rps = simulated.max_rate_rps, simulated.goodput_rps
         run = _simulated(prep, rate_rps, simulated.sim, max_rate_rps, slo)
     scn = prep.scenario
-    at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog,
-                  arch=arch, device=device)  # fmt: skip
+    at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog)
     tp = run.throughput
     point = OperatingPoint(
         requests_per_s=tp.requests_per_s,
@@ -144,7 +140,7 @@ def assemble(
         busy_fraction=run.utilization,
         capacity_used=min(rate_rps / max_rate_rps, 1.0) if max_rate_rps > 0 else 1.0,
     )
-    pc = point_costs(at, point, pricing, region, catalog=catalog, device=device, strict=strict)
+    pc = point_costs(at, point, pricing, region, catalog=catalog, strict=strict)
     ttft, tpot, e2e, queue = run.latencies
     return LoadEstimate(
         fits=True,
@@ -222,8 +218,6 @@ def estimate_load(
     method: Method = "simulate",
     trace: Trace | None = None,
     catalog: Catalog | None = None,
-    arch: Architecture | None = None,
-    device: Device | None = None,
     strict: bool = True,
 ) -> LoadEstimate:
     """`scn` under `traffic` by the simulator or the analytic model (`method`); see the module docstring.
@@ -233,7 +227,7 @@ def estimate_load(
     """
     catalog = catalog or load_catalog()
     slo = slo or Slo()
-    prep = prepare(scn, traffic, method=method, trace=trace, catalog=catalog, arch=arch, device=device)
+    prep = prepare(scn, traffic, method=method, trace=trace, catalog=catalog)
     rate = traffic.rate_rps if traffic.rate_rps is not None else prep.default_rate_rps
     if not prep.fits:
         return not_fit(prep, slo, rate)
@@ -242,5 +236,4 @@ def estimate_load(
         top = max_rate(prep)
         good = goodput(prep, slo, top)
         simulated = Simulated(operating_point(prep, rate), top, good)
-    return assemble(prep, rate, slo, pricing, region, simulated=simulated, catalog=catalog, arch=arch, device=device,
-                    strict=strict)  # fmt: skip
+    return assemble(prep, rate, slo, pricing, region, simulated=simulated, catalog=catalog, strict=strict)

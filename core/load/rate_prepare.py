@@ -10,7 +10,6 @@ import numpy as np
 from pydantic import ValidationError
 
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.catalog.schema import Device
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
@@ -20,7 +19,6 @@ from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
 from llmcap.load.trace import Trace
 from llmcap.load.traffic import Requests, TrafficError, replay_trace, requests, workload_requests
-from llmcap.model.architecture import Architecture
 from llmcap.scenario import Scenario, Traffic
 
 # -- preparation (cacheable: everything that does not depend on the rate or the SLO) -------------------
@@ -68,8 +66,6 @@ def prepare(
     method: Method = "simulate",
     trace: Trace | None = None,
     catalog: Catalog | None = None,
-    arch: Architecture | None = None,
-    device: Device | None = None,
 ) -> Prepared:
     """Draw the requests, estimate the scenario and build the simulator's step table, or (analytic) the load
     curve (raises LoadError)."""
@@ -83,10 +79,10 @@ def prepare(
                 "output_len": max(1, round(summary.mean_output_tokens)),
             }
         )
-    est = estimate(scn, catalog, arch=arch, device=device)
+    est = estimate(scn, catalog)
     if not est.fits:
         return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
-    r = resolve(scn, catalog, arch=arch, device=device)
+    r = resolve(scn, catalog)
     if method == "analytic":
         curve = load_curve(resolved_input(r))
         if not bool(curve.fits[0]):

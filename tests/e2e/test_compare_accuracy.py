@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from llmcap.calibration.measured import default_data
 from llmcap.calibration.validate import compare, summarize
 from llmcap.catalog.loader import load_catalog
+from llmcap.estimate.bands import cross_validation
 from llmcap.estimate.single import estimate
 from llmcap.io.scenario_io import decode_devices, decode_scenarios, encode_scenarios
 from llmcap.scenario import Scenario
@@ -104,6 +105,9 @@ def test_accuracy_page(page: Page, tmp_path: Path):
     overall = {r["metric"]: r for r in summarize(rows, "metric")}
     tile = page.get_by_test_id("stMetric").filter(has_text="TPOT MAPE").get_by_test_id("stMetricValue")
     expect(tile).to_have_text(f"{overall['tpot_ms']['mape_pct']:.1f}%")
+    cv = {r["metric"]: r for r in cross_validation()["summary"] if r["slice"] == "metric"}
+    held_out = page.get_by_test_id("stMetric").filter(has_text="TPOT error, model left out")
+    expect(held_out.get_by_test_id("stMetricValue")).to_have_text(f"{cv['tpot_ms']['mape_lomo']:.1f}%")
     expect(page.get_by_test_id("stVegaLiteChart").first.locator("canvas, svg").first).to_be_visible()
     screenshot(page, "accuracy.png")
 
