@@ -18,7 +18,6 @@ from llmcap.catalog.support import (
     SupportMatrix,
     SupportRule,
     check_support,
-    load_support,
     matrix_problems,
     supported_engines,
     supported_formats,
@@ -38,7 +37,7 @@ MLX_FORMATS = ("mlx-q3", "mlx-q4", "mlx-q6", "mlx-q8")
 
 @pytest.fixture(scope="module")
 def matrix() -> SupportMatrix:
-    return load_support(CATALOG_DIR)
+    return load_catalog().support  # support.yaml with the engines' labels from engines.yaml
 
 
 @pytest.fixture(scope="module")

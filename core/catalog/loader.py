@@ -371,7 +371,9 @@ def _load_support_matrix(
     """catalogs/support.yaml, checked against the engines and formats it names (None, with problems, if invalid)."""
     rel = "catalogs/support.yaml"
     try:
-        matrix = load_support(root)
+        engine_doc = engines.get("engines", {}) if isinstance(engines, dict) else {}
+        labels = {e: str(v.get("label", e)) for e, v in engine_doc.items() if isinstance(v, dict)}
+        matrix = load_support(root, labels)
     except FileNotFoundError:
         problems.append(Problem(rel, "-", "file missing"))
         return None

@@ -24,15 +24,6 @@ GENERIC = "generic"
 AUTO_KV = "auto"
 ANY_VENDOR = "*"
 
-# How engine ids read in a sentence; an id missing here is shown as it is.
-ENGINE_LABELS: dict[str, str] = {
-    "vllm": "vLLM",
-    "sglang": "SGLang",
-    "trtllm": "TensorRT-LLM",
-    "llama.cpp": "llama.cpp",
-    "mlx": "MLX",
-    GENERIC: "the generic engine",
-}
 
 
 class SupportRule(Frozen):
@@ -73,6 +64,9 @@ class SupportMatrix(Frozen):
     """catalogs/support.yaml: the rules, in file order."""
 
     rules: tuple[SupportRule, ...] = Field(min_length=1)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="engine id -> how it reads in a sentence (catalogs/engines.yaml `label`)"
+    )
 
     def engines(self) -> list[str]:
         """Engine ids named by the rules, in first-appearance order."""
@@ -91,19 +85,19 @@ class Verdict(Frozen):
     source: str = Field(default="", description="source of the rule that decided")
 
 
-def load_support(root: Path) -> SupportMatrix:
-    """Read and validate `root`/support.yaml (`root` is the catalogs folder)."""
+def load_support(root: Path, labels: Mapping[str, str] | None = None) -> SupportMatrix:
+    """Read and validate `root`/support.yaml (`root` is the catalogs folder); `labels`: the engines' names."""
     with open(Path(root) / SUPPORT_FILE, encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    return SupportMatrix.model_validate(data)
+    return SupportMatrix.model_validate({**(data or {}), "labels": dict(labels or {})})
 
 
 # -- queries ------------------------------------------------------------------------------------------
 
 
-def label(engine: str) -> str:
-    """How an engine id reads in a sentence."""
-    return ENGINE_LABELS.get(engine, engine)
+def label(matrix: SupportMatrix, engine: str) -> str:
+    """How an engine id reads in a sentence (its `label` in catalogs/engines.yaml, else the id)."""
+    return matrix.labels.get(engine, engine)
 
 
 def describe_device(device: Device) -> str:
@@ -189,7 +183,7 @@ def check_support(
     `kv_format` None or "auto" means the engine's own choice: then any KV format the rule lists will do and
     `kv_auto` says which one the engine picks for checkpoints of that weight format (None = the model dtype).
     """
-    name = label(engine)
+    name = label(matrix, engine)
     engine_rules = [r for r in matrix.rules if r.engine == engine]
     if not engine_rules:
         return Verdict(

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from llmcap.catalog.loader import Catalog
+from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Frozen
 from llmcap.catalog.support import label
 from llmcap.estimate.bands import serving_bands
@@ -174,11 +174,13 @@ def _parts(parts: np.ndarray, batch: float, tokens: float) -> PhaseResult:
 
 def estimate(scn: Scenario, catalog: Catalog | None = None) -> Estimate:
     """Estimate one scenario. Never raises for a scenario that does not fit: it says what overflows."""
+    catalog = catalog or load_catalog()
     r = resolve(scn, catalog)
     res = evaluate(resolved_input(r))
     notes: list[str] = list(r.notes)
     if r.engine_math != r.fmt.math:
-        notes.append(f"{label(scn.engine)} runs {r.fmt.id} weights with {r.engine_math} math on {r.device.name}")
+        engine = label(catalog.support, scn.engine) if catalog.support else scn.engine
+        notes.append(f"{engine} runs {r.fmt.id} weights with {r.engine_math} math on {r.device.name}")
     if r.math != r.engine_math:
         notes.append(f"{r.device.name} has no native {r.engine_math} math: products run in {r.math}")
     per_replica = _f(res.concurrency)
