@@ -12,7 +12,7 @@ from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
-from llmcap.plan.launch import TARGETS, export
+from llmcap.plan.launch import export, targets
 from llmcap.plan.planner import plan
 from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--target",
-        choices=TARGETS,
+        choices=targets(),
         help="with --export: the row's engine (its launch command) or k8s (Deployment, Service, HPA as YAML)",
     )
     p.set_defaults(func=cmd_plan)

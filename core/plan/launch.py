@@ -20,7 +20,7 @@ from llmcap.catalog.loader import Catalog, catalog_dir
 from llmcap.catalog.schema import Frozen
 from llmcap.plan.request import Candidate, PlanRequest
 
-TARGETS = ("vllm", "sglang", "trtllm", "llama.cpp", "mlx", "k8s")
+K8S = "k8s"
 UNQUANTIZED = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 FLAGS_FILE = "engine_flags.yaml"
 HF_SECRET = {"name": "hf-token", "key": "token", "optional": True}  # a Secret with a Hugging Face token, if gated
@@ -385,11 +385,16 @@ def render_manifest(docs: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(json.loads(json.dumps(docs)), sort_keys=False)  # a copy: no YAML anchors
 
 
+def targets() -> tuple[str, ...]:
+    """What a row exports to: each engine of catalogs/engine_flags.yaml, and a Kubernetes manifest."""
+    return (*load_engine_flags().engines, K8S)
+
+
 def export(cand: Candidate, req: PlanRequest, catalog: Catalog, target: str) -> str:
     """What `llmcap plan --export RANK --target T` prints for a row."""
-    if target not in TARGETS:
-        raise LaunchError(f"unknown target {target}; known: {', '.join(TARGETS)}")
-    if target == "k8s":
+    if target not in targets():
+        raise LaunchError(f"unknown target {target}; known: {', '.join(targets())}")
+    if target == K8S:
         return render_manifest(build_manifest(cand, req, catalog))
     if target != cand.engine:
         raise LaunchError(f"target {target} is not this row's engine {cand.engine}: export --target {cand.engine}")
