@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import re
 import shutil
@@ -257,6 +258,33 @@ def test_the_generated_configuration_is_valid_haproxy(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+# Two visits (the second a reload: a new streamlit session with the same cookie) through the proxy in Chromium;
+# prints the backend of every response, the WebSocket URLs and the affinity cookie as one JSON line.
+BROWSER_SESSION = """
+import json, sys
+from playwright.sync_api import expect, sync_playwright
+base, chromium, header, cookie_name, render_ms, *args = sys.argv[1:]
+render_ms = int(float(render_ms))
+answered, sockets = [], []
+with sync_playwright() as pw:
+    browser = pw.chromium.launch(executable_path=chromium, args=args, timeout=render_ms)
+    try:
+        page = browser.new_page()
+        page.on("response", lambda r: answered.append(r.headers.get(header.lower(), "")))
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        for _ in range(2):
+            page.goto(base + "/", timeout=render_ms)
+            app = page.get_by_test_id("stApp")
+            expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=render_ms)
+            expect(page.get_by_test_id("stMain").locator("h1, h2").first).to_be_visible()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+        cookie = {c["name"]: c["value"] for c in page.context.cookies()}[cookie_name]
+    finally:
+        browser.close()
+print(json.dumps({"answered": answered, "sockets": sockets, "cookie": cookie}))
+"""
+
+
 @needs_haproxy
 def test_a_page_works_through_the_proxy_in_chromium(served):
     """A real browser session through the proxy: the page's script runs over the WebSocket and renders without an
@@ -267,25 +295,17 @@ def test_a_page_works_through_the_proxy_in_chromium(served):
         if IN_CI:
             pytest.fail(f"CI=true but no chromium at {chromium}; `make test` installs it with apt-get")
         pytest.skip(f"no chromium at {chromium}: apt-get install -y chromium (make test does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    base = f"http://{HOST}:{served.port}"
-    answered: list[str] = []
-    sockets: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=RENDER_MS)
-        try:
-            page = browser.new_page()
-            page.on("response", lambda r: answered.append(r.headers.get(workers.BACKEND_HEADER.lower(), "")))
-            page.on("websocket", lambda ws: sockets.append(ws.url))
-            for _ in range(2):  # the first visit, then a reload: a new streamlit session with the same cookie
-                page.goto(base + "/", timeout=RENDER_MS)
-                app = page.get_by_test_id("stApp")
-                sync_api.expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=RENDER_MS)
-                sync_api.expect(page.get_by_test_id("stMain").locator("h1, h2").first).to_be_visible()
-                sync_api.expect(page.get_by_test_id("stException")).to_have_count(0)
-            cookie = {c["name"]: c["value"] for c in page.context.cookies()}[workers.COOKIE]
-        finally:
-            browser.close()
+    pytest.importorskip("playwright.sync_api")
+    # in a child process: pytest-playwright's fixtures (tests/e2e) keep an asyncio loop running in this one, and
+    # Playwright's sync API refuses to start inside it
+    out = subprocess.run(
+        [sys.executable, "-c", BROWSER_SESSION, f"http://{HOST}:{served.port}", chromium, workers.BACKEND_HEADER,
+         workers.COOKIE, str(RENDER_MS), *CHROMIUM_ARGS],
+        capture_output=True, text=True, timeout=4 * RENDER_MS / 1000 + 30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    answered, sockets, cookie = seen["answered"], seen["sockets"], seen["cookie"]
     assert cookie in served.backends
     assert answered and set(answered) == {cookie}, answered
     assert len([u for u in sockets if u.endswith("/_stcore/stream")]) == 2, sockets
