@@ -28,7 +28,9 @@ DEFAULT_USD = 2.0
 def push_to_widgets(inputs: PageInputs) -> None:
     """Set every widget's state from `inputs` (before the widgets are drawn in this run)."""
     ss = st.session_state
-    for name in ("model", "hardware", "tp", "pp", "ep", "replicas", "weight_format", "engine", "ttft_ms", "tpot_ms"):
+    for name in (
+        "model", "hardware", "tp", "pp", "ep", "dp", "replicas", "weight_format", "engine", "ttft_ms", "tpot_ms"
+    ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
     ss[K + "kv_format"] = inputs.kv_format or "auto"
     ss[K + "workload"] = inputs.workload or "fixed"
@@ -78,6 +80,7 @@ def inputs_from_widgets() -> PageInputs:
         tp=ss[K + "tp"],
         pp=ss[K + "pp"],
         ep=ss[K + "ep"],
+        dp=ss[K + "dp"],
         replicas=ss[K + "replicas"],
         weight_format=ss[K + "weight_format"],
         kv_format=None if ss[K + "kv_format"] == "auto" else ss[K + "kv_format"],

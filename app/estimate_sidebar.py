@@ -118,6 +118,11 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         "EP", 1, 4096, step=1, key=K + "ep", help="Expert-parallel group (MoE only); must divide TP. URL key `ep`."
     )
     c2.number_input(
+        "DP (attention)", 1, 4096, step=1, key=K + "dp",
+        help="Attention data-parallel groups inside TP (MLA models keep 1/DP of the KV cache per device); must "
+        "divide TP. URL key `dp`.",
+    )  # fmt: skip
+    c1.number_input(
         "Replicas", 1, 100_000, step=1, key=K + "replicas", help="Independent copies of the model. URL key `replicas`."
     )
     ss = st.session_state

@@ -49,7 +49,7 @@ def main() -> None:
     big = expand(
         inp,
         idx,
-        layout=Layout(tp=tp, pp=np.ones(N), ep=np.ones(N)),
+        layout=Layout(tp=tp, pp=np.ones(N), ep=np.ones(N), dp=np.ones(N)),
         input_len=rng.integers(64, 16_384, N).astype(float),
         output_len=rng.integers(16, 4_096, N).astype(float),
         concurrency=rng.choice([1.0, 4.0, 16.0, 64.0, 256.0, np.inf], N),

@@ -26,6 +26,9 @@ class Scenario(Frozen):
     tp: int = Field(default=1, ge=1, le=MAX_DEVICES)
     pp: int = Field(default=1, ge=1, le=MAX_DEVICES)
     ep: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    dp: int = Field(
+        default=1, ge=1, le=MAX_DEVICES, description="attention data-parallel degree inside the tp group (divides tp)"
+    )
     replicas: int = Field(default=1, ge=1, le=100_000)
     weight_format: str = Field(default="bf16", max_length=40)
     kv_format: str | None = Field(default=None, max_length=40)
@@ -49,6 +52,8 @@ class Scenario(Frozen):
             raise ValueError(
                 f"ep={self.ep} must divide tp={self.tp} (experts are split inside the tensor-parallel group)"
             )
+        if self.tp % self.dp:
+            raise ValueError(f"dp={self.dp} must divide tp={self.tp} (attention data parallel splits the tp group)")
         if self.tp * self.pp > MAX_DEVICES:
             raise ValueError(f"tp*pp = {self.tp * self.pp} devices per replica exceeds {MAX_DEVICES}")
         return self

@@ -28,7 +28,7 @@ LLAMA8 = "meta-llama/Llama-3.1-8B-Instruct"
 JUDGED = [k for k in KEYS if k in KNOWN_KEYS]  # a key the oracle does not know fails test_fuzz_urls
 JUNK_KEYS = ["foo", "TP", "tp ", "<b>x</b>", "é", "🦙", "k" * 100, "model;drop", "x=y", "%00", "__proto__", "1"]
 EXTREME = {  # valid but extreme values: the page must compute or explain, not crash
-    "tp": ["4096", "64"], "pp": ["4096", "8"], "ep": ["1", "8"], "replicas": ["100000", "3"],
+    "tp": ["4096", "64"], "pp": ["4096", "8"], "ep": ["1", "8"], "dp": ["1", "8"], "replicas": ["100000", "3"],
     "isl": ["1", "10000000"], "osl": ["1", "10000000"], "conc": ["1", "1000000", "max"], "n": ["1", "409600000"],
     "rate": ["1e-06", "1000000", "0.5"], "ttft": ["0.1", "10000000"], "tpot": ["0.1", "10000000"],
     "cv": ["0.01", "20"], "usd": ["0.0001", "10000"],

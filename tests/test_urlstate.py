@@ -147,7 +147,7 @@ def test_concurrency_max_percentile_forms_and_repeated_keys():
 
 def test_to_query_writes_every_key_in_order():
     q = to_query(parse(SHARED)[0])
-    assert list(q) == ["model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "isl", "osl",
+    assert list(q) == ["model", "hw", "n", "tp", "pp", "ep", "dp", "replicas", "w", "kv", "engine", "isl", "osl",
                        "conc", "ttft", "tpot", "pct", "region"]  # fmt: skip
     assert q["n"] == "1" and q["ttft"] == "2000" and q["kv"] == "fp8" and q["region"] == "us-east-virginia"
     with_preset = to_query(DEFAULTS.model_copy(update={"workload": "rag", "rate_rps": 2.5}))

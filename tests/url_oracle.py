@@ -23,11 +23,12 @@ from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)
 # Keys whose warning may come from another key's value (ep must divide tp, a format needs an engine, ...).
-CROSS_FIELD = {"ep", "pp", "n", "engine", "w", "prov"}
+CROSS_FIELD = {"ep", "dp", "pp", "n", "engine", "w", "prov"}
 INT_RANGES = {
     "tp": (1, MAX_DEVICES),
     "pp": (1, MAX_DEVICES),
     "ep": (1, MAX_DEVICES),
+    "dp": (1, MAX_DEVICES),
     "replicas": (1, 100_000),
     "isl": (1, MAX_TOKENS),
     "osl": (1, MAX_TOKENS),

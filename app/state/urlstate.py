@@ -5,7 +5,7 @@ parameters into valid `PageInputs` plus one `UrlWarning` per parameter it could 
 falls back to its default; nothing here raises on user input). `to_query()` is the inverse for valid
 inputs: `parse_query(to_query(x)) == (x, [])`.
 
-Keys (short, documented in the README): model, hw, n, tp, pp, ep, replicas, w, kv, engine, workload, isl,
+Keys (short, documented in the README): model, hw, n, tp, pp, ep, dp, replicas, w, kv, engine, workload, isl,
 osl, conc, rate, arr, cv, sim, ttft, tpot, pct, prov, usd, region. `n` (total devices) is derived from
 tp*pp*replicas; in a URL it may stand in for `replicas` and is otherwise checked against it. `rate` present means
 the open-loop (request rate) mode; `arr`/`cv` shape its arrivals and `sim=1` simulates each request instead of
@@ -40,7 +40,7 @@ MAX_USD_PER_GPU_HOUR = 10_000.0
 DEFAULT_GAMMA_CV = 1.41  # BurstGPT's generator default (gamma shape 0.5), as in catalogs/workloads.yaml
 TCO = "tco"
 KEYS = (
-    "model", "hw", "n", "tp", "pp", "ep", "replicas", "w", "kv", "engine", "workload",
+    "model", "hw", "n", "tp", "pp", "ep", "dp", "replicas", "w", "kv", "engine", "workload",
     "isl", "osl", "conc", "rate", "arr", "cv", "sim", "ttft", "tpot", "pct", "prov", "usd", "region",
 )  # fmt: skip
 # Parameters other modules own (custom devices, `dev`, travel with every page): not parsed here, not warned about.
@@ -59,6 +59,7 @@ class PageInputs(Frozen):
     tp: int = Field(default=1, ge=1, le=MAX_DEVICES)
     pp: int = Field(default=1, ge=1, le=MAX_DEVICES)
     ep: int = Field(default=1, ge=1, le=MAX_DEVICES)
+    dp: int = Field(default=1, ge=1, le=MAX_DEVICES)
     replicas: int = Field(default=1, ge=1, le=100_000)
     weight_format: str = "bf16"
     kv_format: str | None = None
@@ -90,6 +91,7 @@ class PageInputs(Frozen):
             tp=self.tp,
             pp=self.pp,
             ep=self.ep,
+            dp=self.dp,
             replicas=self.replicas,
             weight_format=self.weight_format,
             kv_format=self.kv_format,
@@ -310,6 +312,7 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         "tp": ("tp", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "pp": ("pp", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "ep": ("ep", lambda t: parse_int(t, 1, MAX_DEVICES)),
+        "dp": ("dp", lambda t: parse_int(t, 1, MAX_DEVICES)),
         "replicas": ("replicas", lambda t: parse_int(t, 1, 100_000)),
         "w": ("weight_format", lambda t: parse_choice(t, choices.weight_formats, normalize_id, "weight format")),
         "kv": ("kv_format", lambda t: None if t.strip().lower() == "auto" else _kv(t, choices)),
@@ -376,11 +379,14 @@ def _default_text(base: PageInputs, key: str) -> object:
 
 
 def _check_layout(got: dict, raw: dict, base: PageInputs, warn) -> None:
-    """ep must divide tp; tp*pp devices per replica at most MAX_DEVICES."""
-    tp, pp, ep = (got.get(k, getattr(base, k)) for k in ("tp", "pp", "ep"))
+    """ep and dp must divide tp; tp*pp devices per replica at most MAX_DEVICES."""
+    tp, pp, ep, dp = (got.get(k, getattr(base, k)) for k in ("tp", "pp", "ep", "dp"))
     if ep > tp or tp % ep:
         got.pop("ep", None)
         warn("ep", raw.get("ep", str(ep)), f"must divide tp={tp}", base.ep)
+    if dp > tp or tp % dp:
+        got.pop("dp", None)
+        warn("dp", raw.get("dp", str(dp)), f"must divide tp={tp}", base.dp)
     if tp * pp > MAX_DEVICES:
         got.pop("pp", None)
         warn("pp", raw.get("pp", str(pp)), f"tp*pp exceeds {MAX_DEVICES} devices", base.pp)
@@ -435,6 +441,7 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
         "tp": str(inputs.tp),
         "pp": str(inputs.pp),
         "ep": str(inputs.ep),
+        "dp": str(inputs.dp),
         "replicas": str(inputs.replicas),
         "w": inputs.weight_format,
         "kv": inputs.kv_format or "auto",

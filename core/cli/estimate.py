@@ -49,8 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="catalog model id (Hugging Face id or alias)")
     p.add_argument("--model-config", type=Path, help="a Hugging Face config.json instead of a catalog id")
     p.add_argument("--hardware", required=True)
-    for name in ("tp", "pp", "ep", "replicas"):
-        p.add_argument(f"--{name}", type=int, default=1)
+    helps = {
+        "tp": "tensor-parallel devices per replica",
+        "pp": "pipeline stages per replica",
+        "ep": "expert-parallel degree inside tp (MoE)",
+        "dp": "attention data-parallel degree inside tp (divides tp; MLA models keep 1/dp of the KV per device)",
+        "replicas": "independent copies of the deployment",
+    }
+    for name, text in helps.items():
+        p.add_argument(f"--{name}", type=int, default=1, help=f"{text} (default 1)")
     p.add_argument(
         "--weights",
         default=None,
@@ -161,6 +168,7 @@ def _scenario_from_args(args) -> Scenario:
             tp=args.tp,
             pp=args.pp,
             ep=args.ep,
+            dp=args.dp,
             replicas=args.replicas,
             weight_format=args.weights or _catalog_default(model, "weights"),
             kv_format=args.kv or _catalog_default(model, "kv"),

@@ -50,6 +50,7 @@ def _row_scenario(row: dict, catalog: Catalog) -> Scenario:
         tp=int(get("tp", "1")),
         pp=int(get("pp", "1")),
         ep=int(get("ep", "1")),
+        dp=int(get("dp", "1")),
         replicas=int(get("replicas", "1")),
         weight_format=get("weight_format") or catalog.default_weights(model),
         kv_format=get("kv_format") or catalog.default_kv(model),

@@ -59,6 +59,11 @@ def engine_config(catalog: Catalog, engine: str) -> EngineConfig:
     )
 
 
+def scenario_layout(scn: Scenario) -> Layout:
+    """The scenario's parallel layout as length-one arrays."""
+    return Layout(*(np.array([float(v)]) for v in (scn.tp, scn.pp, scn.ep, scn.dp)))
+
+
 class UnsupportedError(ValueError):
     """The engine does not run this combination (catalogs/support.yaml); the message says why and what would."""
 
@@ -128,7 +133,7 @@ def resolve(scn: Scenario, catalog: Catalog | None = None) -> Resolved:
         notes.append(f"{device.name} names no architecture (arch): engine support was not checked")
     fmt, kv, dev, fspec, eff, math = _parts(catalog, device.model_dump_json(), fmt.id, kv_id, scn.engine, engine_math)
     shape = _shape(arch)
-    layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
+    layout = scenario_layout(scn)
     return Resolved(
         scenario=scn,
         model_id=model_id,
@@ -152,8 +157,9 @@ def layer_check(arch: Architecture, scn: Scenario) -> str | None:
     model's context window cannot be served at all: vLLM refuses a prompt beyond max_model_len and stops
     generating at it, so input + output - 1 positions (the last token is never fed back) must fit.
     """
-    if scn.tp > arch.num_heads:
-        return f"tp={scn.tp} exceeds the model's {arch.num_heads} attention heads"
+    if scn.tp // scn.dp > arch.num_heads:
+        group = f"tp={scn.tp}" if scn.dp == 1 else f"tp/dp={scn.tp // scn.dp}"
+        return f"{group} exceeds the model's {arch.num_heads} attention heads"
     if scn.input_len + scn.output_len - 1 > arch.max_context:
         return (
             f"input+output = {scn.input_len + scn.output_len:,} tokens exceeds the model's context window "

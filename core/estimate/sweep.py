@@ -15,10 +15,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from llmcap.catalog.loader import Catalog, load_catalog
-from llmcap.estimate.resolve import Resolved, UnsupportedError, layer_check, resolve
+from llmcap.estimate.resolve import Resolved, UnsupportedError, layer_check, resolve, scenario_layout
 from llmcap.estimate.serving import Engine, System, closed_loop
 from llmcap.perf.memory import kv_bytes_per_sequence, max_concurrency, memory_budget
-from llmcap.perf.operators import Layout
 from llmcap.scenario import Scenario
 
 UNSUPPORTED = "unsupported: "  # prefix of a build_input error the support matrix raised
@@ -236,7 +235,7 @@ def build_input(scenarios: list[Scenario], catalog: Catalog | None = None) -> tu
         if isinstance(base, str):
             errors.append(base)
             continue
-        layout = Layout(tp=np.array([float(scn.tp)]), pp=np.array([float(scn.pp)]), ep=np.array([float(scn.ep)]))
+        layout = scenario_layout(scn)
         r = dataclasses.replace(base, scenario=scn, system=dataclasses.replace(base.system, layout=layout))
         parts.append(resolved_input(r))
         errors.append(None)

@@ -23,15 +23,14 @@ GB = 1e9
 
 def weight_bytes_per_device(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> np.ndarray:
     n_attn = shape.n_full + shape.n_sliding
-    dense = (
-        n_attn * (shape.p_qkv + shape.p_o) + shape.n_linear * shape.p_linear + shape.n_dense * shape.p_dense
-    ) * fmt.w_bytes
+    attn = n_attn * (shape.p_qkv + shape.p_o) * fmt.w_bytes  # replicated over the dp attention groups
+    dense = (shape.n_linear * shape.p_linear + shape.n_dense * shape.p_dense) * fmt.w_bytes
     moe = shape.n_moe * ((shape.experts * shape.p_expert + shape.p_shared) * fmt.expert_bytes + shape.p_router * 2.0)
     other = shape.p_other * 2.0
     embed = shape.p_embed * fmt.embed_bytes
     head = shape.p_head * fmt.embed_bytes
     ends = np.where(layout.pp > 1, np.maximum(embed, head), embed + head)
-    return (dense + moe + other) / (layout.tp * layout.pp) + ends / layout.tp
+    return attn / (layout.attn_tp * layout.pp) + (dense + moe + other) / (layout.tp * layout.pp) + ends / layout.tp
 
 
 def kv_bytes_per_token(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> np.ndarray:

@@ -26,11 +26,19 @@ from llmcap.perf.shapes import LINEAR_STATE_BYTES, FormatSpec, ModelShape
 
 @dataclass(frozen=True)
 class Layout:
-    """Parallel layout of one replica (arrays)."""
+    """Parallel layout of one replica (arrays). `dp` is the attention data-parallel degree inside the tp group
+    (SGLang's --enable-dp-attention, vLLM's data-parallel attention with expert parallel MoE): attention runs as dp
+    groups of tp/dp devices, each on its own share of the sequences, while the MLP / experts stay split over tp."""
 
     tp: np.ndarray
     pp: np.ndarray
     ep: np.ndarray
+    dp: np.ndarray
+
+    @property
+    def attn_tp(self) -> np.ndarray:
+        """Devices that split one sequence's attention heads."""
+        return self.tp / self.dp
 
 
 @dataclass(frozen=True)
@@ -212,8 +220,10 @@ class OpTerms:
 
 
 def kv_shard(shape: ModelShape, layout: Layout) -> np.ndarray:
-    """How many ways one layer's KV cache is split across the tp devices (MLA latents are replicated)."""
-    return np.where(shape.is_mla > 0, 1.0, np.minimum(layout.tp, shape.kv_heads))
+    """How many ways one layer's KV cache is split across the tp devices, averaged per sequence: heads split over
+    the attention group of tp/dp devices (MLA latents are replicated there), times the dp groups that each hold only
+    their own sequences. With dp = 1: min(tp, kv heads), 1 for MLA; MLA with dp = 2 halves the KV per device."""
+    return np.where(shape.is_mla > 0, 1.0, np.minimum(layout.attn_tp, shape.kv_heads)) * layout.dp
 
 
 def operator_terms(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> list[OpTerms]:
@@ -236,7 +246,7 @@ def operator_terms(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> list[O
             "gemm",
             n_attn,
             flops_x=n_attn * 2 * shape.p_qkv / tp,
-            weight=n_attn * shape.p_qkv * fmt.w_bytes / tp,
+            weight=n_attn * shape.p_qkv * fmt.w_bytes / layout.attn_tp,
             act_x=n_attn * (h + qkv_out / tp) * act,
         )
     )
@@ -268,7 +278,7 @@ def operator_terms(shape: ModelShape, fmt: FormatSpec, layout: Layout) -> list[O
             "gemm",
             n_attn,
             flops_x=n_attn * 2 * shape.p_o / tp,
-            weight=n_attn * shape.p_o * fmt.w_bytes / tp,
+            weight=n_attn * shape.p_o * fmt.w_bytes / layout.attn_tp,
             act_x=n_attn * (h + shape.heads * shape.v_head_dim / tp) * act,
         )
     )

@@ -164,7 +164,7 @@ def build_space(
     rows = expand(
         base,
         idx,
-        layout=Layout(tp=arr["tp"], pp=arr["pp"], ep=arr["ep"]),
+        layout=Layout(tp=arr["tp"], pp=arr["pp"], ep=arr["ep"], dp=np.ones_like(arr["tp"])),
         input_len=np.full(n, float(input_len)),
         output_len=np.full(n, float(output_len)),
         concurrency=np.full(n, np.inf),
