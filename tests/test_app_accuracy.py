@@ -48,7 +48,7 @@ def test_tables_equal_validate(at, validated):
     cv = cross_validation()
     assert list(at.dataframe[0].value["mape_lomo"]) == [r["mape_lomo"] for r in cv["summary"]]
     assert len(at.dataframe[1].value) == len(cv["coverage"])
-    assert any("model left out" in m.label for m in at.metric)
+    assert any("model held out" in m.label for m in at.metric)
     by_class = at.dataframe[2].value
     expected = summarize(validated, "device_class")
     assert list(by_class["mape_pct"]) == [r["mape_pct"] for r in expected]

@@ -158,9 +158,9 @@ def out_of_sample() -> None:
     cols = st.columns(4)
     for i, r in enumerate(overall.sort("metric", descending=True).iter_rows(named=True)):
         name = r["metric"].removesuffix("_ms").upper()
-        cols[2 * i].metric(f"{name} error, model left out", f"{r['mape_lomo']:.1f}%", border=True,
+        cols[2 * i].metric(f"{name}, model held out", f"{r['mape_lomo']:.1f}%", border=True,
                            help=f"mean absolute error; in sample {r['mape_in']:.1f}%")  # fmt: skip
-        cols[2 * i + 1].metric(f"{name} error, device left out", f"{r['mape_lodo']:.1f}%", border=True,
+        cols[2 * i + 1].metric(f"{name}, device held out", f"{r['mape_lodo']:.1f}%", border=True,
                                help="mean absolute error")  # fmt: skip
     st.dataframe(frame, hide_index=True, key="acc_cv")
     csv_download(frame, "accuracy-cross-validated", key="acc_csv_cv")

@@ -106,7 +106,7 @@ def test_accuracy_page(page: Page, tmp_path: Path):
     tile = page.get_by_test_id("stMetric").filter(has_text="TPOT MAPE").get_by_test_id("stMetricValue")
     expect(tile).to_have_text(f"{overall['tpot_ms']['mape_pct']:.1f}%")
     cv = {r["metric"]: r for r in cross_validation()["summary"] if r["slice"] == "metric"}
-    held_out = page.get_by_test_id("stMetric").filter(has_text="TPOT error, model left out")
+    held_out = page.get_by_test_id("stMetric").filter(has_text="TPOT, model held out")
     expect(held_out.get_by_test_id("stMetricValue")).to_have_text(f"{cv['tpot_ms']['mape_lomo']:.1f}%")
     expect(page.get_by_test_id("stVegaLiteChart").first.locator("canvas, svg").first).to_be_visible()
     screenshot(page, "accuracy.png")
