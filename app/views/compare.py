@@ -193,28 +193,40 @@ def _short(name: str) -> str:
     return name.split(":")[0]
 
 
-def _bars(table: pl.DataFrame) -> alt.FacetChart:
-    long = table.filter(pl.col("status") == "ok").unpivot(
-        index=["scenario"], on=list(METRICS), variable_name="metric", value_name="value"
-    )
-    long = long.with_columns(
-        pl.col("metric").replace_strict(METRICS), pl.col("scenario").map_elements(_short, pl.String).alias("s")
-    )
-    base = (
-        alt.Chart(long)
-        .mark_bar()
-        .encode(
-            x=alt.X("s:N", title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("value:Q", title=None),
-            color=alt.Color(
-                "scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)
-            ),
-            tooltip=["scenario", "metric", alt.Tooltip("value:Q", format=",.4~g")],
+def _long_with_bands(table: pl.DataFrame, index: list[str]) -> pl.DataFrame:
+    """One row per (index, metric): value and its 80% interval (low, high; per device: the deployment's / devices)."""
+    parts = []
+    for metric, name in METRICS.items():
+        band = metric.removesuffix("_per_device")
+        scale = pl.col("devices") if metric.endswith("_per_device") else pl.lit(1.0)
+        parts.append(
+            table.select(
+                *index,
+                pl.lit(name).alias("metric"),
+                pl.col(metric).cast(pl.Float64).alias("value"),
+                (pl.col(f"{band}_low").cast(pl.Float64) / scale).alias("low"),
+                (pl.col(f"{band}_high").cast(pl.Float64) / scale).alias("high"),
+            )
         )
-        .properties(width=150, height=200)
+    return pl.concat(parts)
+
+
+def _bars(table: pl.DataFrame) -> alt.FacetChart:
+    long = _long_with_bands(table.filter(pl.col("status") == "ok"), ["scenario"])
+    long = long.with_columns(pl.col("scenario").map_elements(_short, pl.String).alias("s"))
+    tooltip = ["scenario", "metric", alt.Tooltip("value:Q", format=",.4~g"), alt.Tooltip("low:Q", format=",.4~g"),
+               alt.Tooltip("high:Q", format=",.4~g")]  # fmt: skip
+    base = alt.Chart().encode(x=alt.X("s:N", title=None, axis=alt.Axis(labelAngle=0)), tooltip=tooltip)
+    bars = base.mark_bar().encode(
+        y=alt.Y("value:Q", title=None),
+        color=alt.Color("scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
     )
-    return base.facet(column=alt.Column("metric:N", title=None, sort=list(METRICS.values()))).resolve_scale(
-        y="independent"
+    whiskers = base.mark_errorbar(ticks=True, color="#333").encode(y=alt.Y("low:Q", title=None), y2="high:Q")
+    return (
+        alt.layer(bars, whiskers, data=long)
+        .properties(width=150, height=200)
+        .facet(column=alt.Column("metric:N", title=None, sort=list(METRICS.values())))
+        .resolve_scale(y="independent")
     )
 
 
@@ -255,8 +267,7 @@ def _memory(table: pl.DataFrame) -> alt.Chart:
 
 def _lines(rows: pl.DataFrame, axis: str) -> alt.FacetChart:
     spec = AXES[axis]
-    long = rows.unpivot(index=["scenario", spec.field], on=list(METRICS), variable_name="metric", value_name="value")
-    long = long.with_columns(pl.col("metric").replace_strict(METRICS))
+    long = _long_with_bands(rows, ["scenario", spec.field])
     if spec.numeric:
         x = alt.X(
             f"{spec.field}:Q",
@@ -265,21 +276,24 @@ def _lines(rows: pl.DataFrame, axis: str) -> alt.FacetChart:
         )
     else:
         x = alt.X(f"{spec.field}:N", title=spec.label, sort=None, axis=alt.Axis(labelAngle=0))
-    base = (
-        alt.Chart(long)
+    color = alt.Color("scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400))
+    lines = (
+        alt.Chart()
         .mark_line(point=True)
         .encode(
             x=x,
             y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-            color=alt.Color(
-                "scenario:N", title="scenario", legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)
-            ),
-            tooltip=["scenario", spec.field, "metric", alt.Tooltip("value:Q", format=",.4~g")],
+            color=color,
+            tooltip=["scenario", spec.field, "metric", alt.Tooltip("value:Q", format=",.4~g"),
+                     alt.Tooltip("low:Q", format=",.4~g"), alt.Tooltip("high:Q", format=",.4~g")],
         )
+    )  # fmt: skip
+    band = alt.Chart().mark_area(opacity=0.15).encode(x=x, y=alt.Y("low:Q", title=None), y2="high:Q", color=color)
+    return (
+        alt.layer(band, lines, data=long)
         .properties(width=330, height=220)
-    )
-    return base.facet(facet=alt.Facet("metric:N", title=None, sort=list(METRICS.values())), columns=2).resolve_scale(
-        y="independent"
+        .facet(facet=alt.Facet("metric:N", title=None, sort=list(METRICS.values())), columns=2)
+        .resolve_scale(y="independent")
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from llmcap.catalog.loader import Catalog
+from llmcap.estimate.bands import SERVING_KEYS, serving_bands
 from llmcap.estimate.single import estimate
 from llmcap.estimate.sweep import SweepResult, sweep
 from llmcap.perf.memory import GB
@@ -60,6 +61,7 @@ COLUMNS = (
     "output_tokens_per_s_per_device",
     "prefill_bound",
     "decode_bound",
+    *(f"{m}_{end}" for m in SERVING_KEYS for end in ("low", "high")),
 )
 
 
@@ -70,8 +72,9 @@ def label(i: int, scn: Scenario) -> str:
     return f"S{i}: {model} · {scn.hardware} {layout} · {scn.weight_format}"
 
 
-def _columns(scns: list[Scenario], res: SweepResult) -> dict[str, np.ndarray]:
-    """Every result column as an array over the resolved scenarios (vectorized; no loop over points)."""
+def _columns(scns: list[Scenario], res: SweepResult, catalog: Catalog) -> dict[str, np.ndarray]:
+    """Every result column as an array over the resolved scenarios (vectorized; no loop over points), with the
+    80% intervals of TTFT, TPOT, E2E and output tokens/s (llmcap.estimate.bands)."""
     fits = res.fits.astype(bool)
     devices = np.array([s.devices for s in scns], dtype=float)
     replicas = np.array([s.replicas for s in scns], dtype=float)
@@ -100,6 +103,13 @@ def _columns(scns: list[Scenario], res: SweepResult) -> dict[str, np.ndarray]:
         "output_tokens_per_s_per_device": when_fits(otps / devices),
         "prefill_bound": np.asarray(BOUNDS)[res.prefill_bound],
         "decode_bound": np.asarray(BOUNDS)[res.decode_bound],
+        **{
+            f"{m}_{end}": when_fits(v)
+            for m, (lo, hi) in serving_bands(
+                res, [catalog.device(s.hardware).kind for s in scns], [s.engine for s in scns], out_len
+            ).items()
+            for end, v in (("low", lo), ("high", hi))
+        },
     }
 
 
@@ -125,7 +135,7 @@ def evaluate_rows(scenarios: list[Scenario], catalog: Catalog, *, explain: bool 
             return [{**dict.fromkeys(COLUMNS), "status": "error", "message": _unresolved(exc)}]
         return [evaluate_rows([s], catalog, explain=explain)[0] for s in scenarios]
     ok = [s for s, e in zip(scenarios, errors, strict=True) if e is None]
-    cols = _columns(ok, res)
+    cols = _columns(ok, res, catalog)
     rows: list[dict[str, Any]] = []
     j = 0
     for scn, err in zip(scenarios, errors, strict=True):
