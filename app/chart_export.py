@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import altair as alt
 import streamlit as st
 import vl_convert as vlc
@@ -17,9 +19,22 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     return vlc.vegalite_to_svg(chart.to_json())
 
 
+VALIDATE_ENV = "LLMCAP_VALIDATE_CHARTS"  # "1": check every chart against the Vega-Lite schema (the tests set it)
+
+
+def vega_lite_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec, data inline, without Altair's default theme (as st.altair_chart does it).
+
+    Schema validation is on only where $LLMCAP_VALIDATE_CHARTS is 1: the test suite sets it (tests/conftest.py), so
+    every chart a page draws in a test is validated, while a served page skips it (it was about a third of a rerun's
+    server time, bench/page_rerun.py)."""
+    with alt.theme.enable("none"):
+        return chart.to_dict(validate=os.environ.get(VALIDATE_ENV) == "1")
+
+
 def show_chart(chart: alt.TopLevelMixin, name: str, key: str, *, stretch: bool = True) -> None:
     """The chart, then "PNG" and "SVG" buttons that download it as `llmcap-<name>.png/.svg`."""
-    st.altair_chart(chart, width="stretch" if stretch else "content", key=f"{key}_chart")
+    st.vega_lite_chart(spec=vega_lite_spec(chart), width="stretch" if stretch else "content", key=f"{key}_chart")
     row = st.container(horizontal=True, gap="small")
     for ext, render, mime in (("png", chart_png, "image/png"), ("svg", chart_svg, "image/svg+xml")):
         row.download_button(
