@@ -53,29 +53,26 @@ run: $(RUN_STAMP)
 serve-team: $(RUN_STAMP) proxy
 	$(BIN)/llmcap serve --workers $(WORKERS) --host $(HOST) --port $(PORT)
 
-# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
-chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
+# Install a Debian package when its program is missing and we are root; otherwise say what to run.
+# $(call debian_package,CHECK,PACKAGE,WHAT): CHECK is a shell test that succeeds when the program is there.
+define debian_package
+	@if ! $(1); then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian $(2) for $(3)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "note: $(CHROMIUM) is missing and you are not root: browser tests will be skipped" \
-	         "(sudo apt-get install chromium)"; \
+	    echo "note: $(2) is missing and you are not root: $(3) will be skipped (sudo apt-get install $(2))"; \
 	  fi; \
 	fi
+endef
+
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+chromium:
+	$(call debian_package,[ -x $(CHROMIUM) ],chromium,the browser tests)
 
 # Debian's HAProxy for `llmcap serve --workers N` and its tests (in /usr/sbin, which llmcap also searches).
 proxy:
-	@if ! PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $(HAPROXY) >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian haproxy for serve --workers"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
-	  else \
-	    echo "note: haproxy is missing and you are not root: serve --workers tests will be skipped" \
-	         "(sudo apt-get install haproxy)"; \
-	  fi; \
-	fi
+	$(call debian_package,PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v $(HAPROXY) >/dev/null,haproxy,the serve --workers tests)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

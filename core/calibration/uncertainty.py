@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 
 from llmcap.catalog.loader import catalog_dir
-from llmcap.estimate.bands import ANY, FILE, KEYS, MIN_RESIDUALS, QUANTILES, _load, level_codes, levels
+from llmcap.estimate.bands import ANY, FILE, KEYS, MIN_RESIDUALS, QUANTILES, forget_tables, level_codes, levels
 
 TARGET_COVERAGE = 0.80
 FACTOR_GRID = np.arange(0.5, 4.001, 0.05)  # width factors tried
@@ -77,5 +77,5 @@ def write_table(doc: dict, path: Path | None = None) -> Path:
         "# ../shared/reference in catalogs/measured/). Do not edit by hand: re-run it.\n"
     )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    _load.cache_clear()
+    forget_tables()
     return path

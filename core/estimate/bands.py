@@ -146,14 +146,21 @@ def interval(predicted, q10, q90) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.cache
-def _load(path: Path) -> BandTable:
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return BandTable(doc.get("bands") or [], doc.get("width_factor") or {})
+def _document(path: Path) -> dict:
+    """catalogs/uncertainty.yaml, read once per path (the bands and the cross-validated figures beside them)."""
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 @functools.cache
-def _document(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def _load(path: Path) -> BandTable:
+    doc = _document(path)
+    return BandTable(doc.get("bands") or [], doc.get("width_factor") or {})
+
+
+def forget_tables() -> None:
+    """Drop what was read, so a table just written (`llmcap validate --cv --write`) is read anew."""
+    _document.cache_clear()
+    _load.cache_clear()
 
 
 def cross_validation(path: Path | None = None) -> dict:
