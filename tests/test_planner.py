@@ -1,12 +1,18 @@
 """The planner: hand-checkable cases, objectives met by every candidate, monotonicity, reasons."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 
 from llmcap.catalog.loader import load_catalog
 from llmcap.catalog.support import check_support
 from llmcap.economics.cost import tco_cost
+from llmcap.load.queueing import attainment, load_curve
+from llmcap.plan.evaluate import COARSE_ITERATIONS, fewest_replicas
 from llmcap.plan.planner import plan
 from llmcap.plan.request import PlanRequest
+from llmcap.plan.space import build_space, resolve_families
 from llmcap.scenario import Pricing, Slo
 
 CAT = load_catalog()
@@ -227,3 +233,26 @@ def test_default_plan_rents_devices_that_a_real_engine_runs():
         assert verdict.supported, (c.hardware, c.engine, c.weight_format, verdict.reason)
         assert c.engine != "generic" and c.price_basis.startswith("cloud on-demand"), c
         assert device.kind != "apple_soc"
+
+
+@pytest.mark.parametrize("arrival_cv", [1.0, 2.0])
+def test_replica_search_finds_the_fewest_that_serve(arrival_cv):
+    # The planner searches the replica count directly. Property: at the count it returns, the split rate meets the
+    # objectives for >= pct% of requests, and one replica fewer does not (or is unstable).
+    req = _req(hardware=("h100-sxm", "l4", "a100-sxm-80gb"), rate_rps=30.0, arrival_cv=arrival_cv)
+    families, _ = resolve_families(CAT, req.model, list(req.hardware), list(req.weights), list(req.kv), ["vllm"])
+    space = build_space(families, req.input_len, req.output_len, req.max_devices)
+    curve = load_curve(space.inp, grid=16)
+    ttft_s, tpot_s = req.slo.ttft_ms / 1e3, req.slo.tpot_ms / 1e3
+    reps, att = fewest_replicas(curve, req, ttft_s, tpot_s, COARSE_ITERATIONS)
+    served = np.flatnonzero(reps > 0)
+    assert served.size > 10 and (reps[served] > 1).any()
+
+    def share(count):
+        c = dataclasses.replace(curve, replicas=count)
+        return attainment(c, req.rate_rps, ttft_s, tpot_s, arrival_cv=arrival_cv)
+
+    assert (share(np.maximum(reps, 1.0))[served] >= 0.9 - 1e-9).all()
+    assert np.allclose(att[served], share(np.maximum(reps, 1.0))[served])
+    fewer = served[reps[served] > 1]
+    assert (share(np.maximum(reps - 1, 1.0))[fewer] < 0.9 - 1e-9).all()

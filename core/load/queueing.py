@@ -165,26 +165,58 @@ class _States:
     stable: np.ndarray
 
 
-def _states(curve: LoadCurve, rate_rps, arrival_cv) -> _States:
-    """Stationary distribution over: empty, the grid states 1..n_max, and TAIL quantiles of the line."""
-    rows, g = curve.n.shape
-    lam = np.broadcast_to(np.asarray(rate_rps, dtype=float), (rows,)) / curve.replicas
-    ca2 = np.broadcast_to(np.asarray(arrival_cv, dtype=float), (rows,)) ** 2 / curve.replicas
-    beta = 2.0 / (ca2 + 1.0)
-    x = np.maximum(curve.rate, 1e-30)
+@dataclass(frozen=True)
+class _Fixed:
+    """The parts of _states that do not depend on the rate, computed once per curve (a goodput search asks for the
+    stationary distribution of the same curve at many rates)."""
+
+    curve: LoadCurve
+    log_x: np.ndarray  # log completion rate per grid state
+    step: np.ndarray  # integer states between grid points
+    width: np.ndarray  # integer states each grid point stands for
+    served: np.ndarray  # rows x (1 + grid): requests in service once an arrival finding empty/grid state is admitted
+    ttft_served: np.ndarray  # TTFT at `served`; beyond n_max it is TTFT(n_max)
+    wait_body: np.ndarray  # queue wait of an arrival finding empty/grid state (1 / X(n_max) at n_max, else 0)
+
+
+def _fixed(curve: LoadCurve) -> _Fixed:
+    rows = curve.n.shape[0]
     n = curve.n
-    lam_pos = np.maximum(lam, 1e-300)[:, None]
-    phi = beta[:, None] * np.log(lam_pos / x)  # log of each birth-death ratio, per state
-    # log pi(n) - log pi(0) = sum of phi(k) over k = 1..n; between grid points phi is linear in k, so the
-    # integers in (n_{j-1}, n_j] add d phi_{j-1} + (phi_j - phi_{j-1}) (d + 1) / 2, d = n_j - n_{j-1}
+    x = np.maximum(curve.rate, 1e-30)
     step = np.diff(n, axis=1)
-    add = step * phi[:, :-1] + (phi[:, 1:] - phi[:, :-1]) * (step + 1) / 2 * (step > 0)
-    cum = np.concatenate([phi[:, :1], phi[:, :1] + np.cumsum(add, axis=1)], axis=1)
-    # each grid point stands for the integer states around it (trapezoid weights; duplicates weigh 0)
     gaps = np.concatenate([np.zeros((rows, 1)), step, np.zeros((rows, 1))], axis=1)
     width = (gaps[:, :-1] + gaps[:, 1:]) / 2
     width[:, 0] += 0.5
     width[:, -1] += 0.5
+    n_max = n[:, -1:]
+    body = np.concatenate([np.zeros((rows, 1)), n], axis=1)
+    served = np.minimum(body + 1, n_max)
+    return _Fixed(
+        curve=curve,
+        log_x=np.log(x),
+        step=step,
+        width=width,
+        served=served,
+        ttft_served=_at(n, curve.ttft_s, served),
+        wait_body=np.maximum(body + 1 - n_max, 0.0) / x[:, -1:],
+    )
+
+
+def _states(curve: LoadCurve, rate_rps, arrival_cv, fixed: _Fixed | None = None) -> _States:
+    """Stationary distribution over: empty, the grid states 1..n_max, and TAIL quantiles of the line."""
+    fx = fixed if fixed is not None else _fixed(curve)
+    rows, g = curve.n.shape
+    lam = np.broadcast_to(np.asarray(rate_rps, dtype=float), (rows,)) / curve.replicas
+    ca2 = np.broadcast_to(np.asarray(arrival_cv, dtype=float), (rows,)) ** 2 / curve.replicas
+    beta = 2.0 / (ca2 + 1.0)
+    n = curve.n
+    phi = beta[:, None] * (np.log(np.maximum(lam, 1e-300))[:, None] - fx.log_x)  # log birth-death ratio per state
+    # log pi(n) - log pi(0) = sum of phi(k) over k = 1..n; between grid points phi is linear in k, so the
+    # integers in (n_{j-1}, n_j] add d phi_{j-1} + (phi_j - phi_{j-1}) (d + 1) / 2, d = n_j - n_{j-1}
+    step = fx.step
+    add = step * phi[:, :-1] + (phi[:, 1:] - phi[:, :-1]) * (step + 1) / 2 * (step > 0)
+    cum = np.concatenate([phi[:, :1], phi[:, :1] + np.cumsum(add, axis=1)], axis=1)
+    # each grid point stands for the integer states around it (trapezoid weights, in _fixed; duplicates weigh 0)
     g_tail = np.exp(phi[:, -1])  # ratio of successive states beyond n_max
     stable = (g_tail < 1.0) & curve.fits & (lam > 0)
     g_safe = np.where(stable, g_tail, 0.5)
@@ -195,18 +227,21 @@ def _states(curve: LoadCurve, rate_rps, arrival_cv) -> _States:
     q = q * (1.0 / (1.0 - g_safe))[:, None] / q.mean(axis=1, keepdims=True)
     tail_mass = g_safe / (1 - g_safe)
     shift = np.maximum(cum.max(axis=1), 0.0)[:, None]  # keeps exp() in range
-    body = np.exp(cum - shift) * width
+    body = np.exp(cum - shift) * fx.width
     empty = np.exp(-shift)
     tail = np.exp(cum[:, -1:] - shift) * (tail_mass[:, None] / TAIL)
     prob = np.concatenate([empty, body, np.broadcast_to(tail, (rows, TAIL))], axis=1)
     prob = prob / prob.sum(axis=1, keepdims=True)
-    states = np.concatenate([np.zeros((rows, 1)), n, n[:, -1:] + q], axis=1)
     n_max = n[:, -1:]
-    served = np.minimum(states + 1, n_max)  # requests in service once the arrival is admitted
-    mean_served = (prob * np.minimum(states, n_max)).sum(axis=1, keepdims=True)
-    wait = np.maximum(states + 1 - n_max, 0.0) / x[:, -1:]
-    ttft = wait + _at(n, curve.ttft_s, served)
+    states = np.concatenate([np.zeros((rows, 1)), n, n_max + q], axis=1)
+    # every arrival that finds the line full is served at n_max: one TTFT and TPOT column stands for the tail
+    mean_served = (prob[:, : g + 1] * np.minimum(states[:, : g + 1], n_max)).sum(axis=1, keepdims=True)
+    mean_served = mean_served + prob[:, g + 1 :].sum(axis=1, keepdims=True) * n_max
+    wait = np.concatenate([fx.wait_body, (q + 1.0) / np.maximum(curve.rate[:, -1:], 1e-30)], axis=1)
+    ttft = wait + np.concatenate([fx.ttft_served, np.broadcast_to(curve.ttft_s[:, -1:], (rows, TAIL))], axis=1)
+    served = np.concatenate([fx.served, n_max], axis=1)
     tpot = _at(n, curve.tpot_s, (served + np.maximum(mean_served, 1.0)) / 2)
+    tpot = np.concatenate([tpot, np.broadcast_to(tpot[:, -1:], (rows, TAIL - 1))], axis=1)
     return _States(prob=prob, ttft=ttft, tpot=tpot, wait=wait, n=states, stable=stable)
 
 
@@ -214,28 +249,31 @@ def _at(n: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row-wise linear interpolation of values(n) at x (rows x k), in log n.
 
     One searchsorted over all rows at once: each row's log grid is shifted by its own offset so the
-    concatenation stays sorted (log n spans far less than LOG_SPAN).
+    concatenation stays sorted (log n spans far less than LOG_SPAN). Gathers index the flattened arrays
+    (cheaper than take_along_axis).
     """
     rows, g = n.shape
     ln, lx = np.log(n), np.log(np.clip(x, n[:, :1], n[:, -1:]))
+    base = (np.arange(rows) * g)[:, None]
     off = (np.arange(rows, dtype=float) * LOG_SPAN)[:, None]
     j = np.searchsorted((ln + off).ravel(), (lx + off).ravel(), side="right").reshape(lx.shape)
-    j = np.clip(j - 1 - np.arange(rows)[:, None] * g, 0, g - 2)
-    lo = np.take_along_axis(ln, j, axis=1)
-    hi = np.take_along_axis(ln, j + 1, axis=1)
+    j = np.clip(j - 1 - base, 0, g - 2) + base
+    flat_ln, flat_v = ln.ravel(), values.ravel()
+    lo, hi = flat_ln[j], flat_ln[j + 1]
     w = np.where(hi > lo, (lx - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)
-    return (1 - w) * np.take_along_axis(values, j, axis=1) + w * np.take_along_axis(values, j + 1, axis=1)
+    return (1 - w) * flat_v[j] + w * flat_v[j + 1]
 
 
 def _quantiles(values: np.ndarray, prob: np.ndarray, pcts: tuple[float, ...]) -> np.ndarray:
     """Row-wise quantiles of a discrete distribution (values with probabilities), rows x len(pcts)."""
-    order = np.argsort(values, axis=1)
-    v = np.take_along_axis(values, order, axis=1)
-    c = np.cumsum(np.take_along_axis(prob, order, axis=1), axis=1)
+    rows, k = values.shape
+    order = (np.argsort(values, axis=1) + (np.arange(rows) * k)[:, None]).ravel()
+    v = values.ravel()[order].reshape(rows, k)
+    c = np.cumsum(prob.ravel()[order].reshape(rows, k), axis=1)
     out = []
     for pct in pcts:
         j = np.argmax(c >= pct / 100.0 - 1e-12, axis=1)
-        out.append(v[np.arange(len(v)), j])
+        out.append(v[np.arange(rows), j])
     return np.stack(out, axis=1)
 
 
@@ -291,9 +329,9 @@ def analyze(
     )
 
 
-def attainment(curve: LoadCurve, rate_rps, ttft_slo_s, tpot_slo_s, *, arrival_cv=1.0) -> np.ndarray:
+def attainment(curve: LoadCurve, rate_rps, ttft_slo_s, tpot_slo_s, *, arrival_cv=1.0, _fx: _Fixed | None = None):
     """Share of requests meeting both objectives at `rate_rps` (0 where unstable)."""
-    st = _states(curve, rate_rps, arrival_cv)
+    st = _states(curve, rate_rps, arrival_cv, _fx)
     ok = (st.ttft <= np.asarray(ttft_slo_s, dtype=float)[..., None]) & (
         st.tpot <= np.asarray(tpot_slo_s, dtype=float)[..., None]
     )
@@ -307,9 +345,10 @@ def goodput(
     """Highest deployment rate (req/s) at which >= pct% of requests meet both objectives (DistServe); 0 if none."""
     hi = curve.max_rate_rps.astype(float).copy()
     lo = np.zeros_like(hi)
+    fx = _fixed(curve)
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        ok = attainment(curve, mid, ttft_slo_s, tpot_slo_s, arrival_cv=arrival_cv) >= pct / 100.0
+        ok = attainment(curve, mid, ttft_slo_s, tpot_slo_s, arrival_cv=arrival_cv, _fx=fx) >= pct / 100.0
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return lo

@@ -26,7 +26,7 @@ class Evaluated:
 
     space: Space
     curve: LoadCurve
-    goodput_rps: np.ndarray  # per replica
+    goodput_rps: np.ndarray  # whole deployment at its replica count (NaN unless detailed)
     replicas: np.ndarray
     devices: np.ndarray
     usd_per_hour: np.ndarray
@@ -52,25 +52,55 @@ REASONS = ("ok", "does not fit", "TTFT", "TPOT", "devices", "budget", "e2e", "th
 PCTS = (50.0, 90.0, 99.0)
 
 
-def _replicas(
-    curve: LoadCurve, req: PlanRequest, g: np.ndarray, limit: np.ndarray, ttft_s, tpot_s
+def fewest_replicas(
+    curve: LoadCurve, req: PlanRequest, ttft_s, tpot_s, iterations: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fewest replicas meeting the objectives (per row, seconds) at the split rate (0 where goodput is 0), and
-    attainment."""
-    reps = np.where(g > 0, np.ceil(req.rate_rps / np.maximum(g, 1e-30) - 1e-9), 0.0)
-    reps = np.clip(reps, 0, REPLICA_LIMIT)
+    """Per row, the fewest replicas at which `slo.pct`% of requests meet both objectives (seconds, per row or
+    scalar) at the request rate split round-robin over them, and the attainment there; 0 replicas where no count
+    does (an objective is missed even at a vanishing load: below 2^-iterations of one replica's top rate).
+
+    Searched directly on the replica count: attainment only rises with replicas (each sees a lower rate, and the
+    round-robin split smooths bursts: llmcap.load.queueing), so an exponential search from the fewest stable
+    count, then bisection between the last miss and the first hit, settles most rows in one or two checks."""
+    n = len(curve.fits)
     need = req.slo.pct / 100.0
-    att = np.zeros_like(g)
-    for _ in range(4):  # the split rate lowers burstiness, so this rarely adds a replica
-        ok_rows = (reps > 0) & (reps <= limit)
-        if not ok_rows.any():
+    ttft_s, tpot_s = np.broadcast_to(np.asarray(ttft_s, dtype=float), n), np.broadcast_to(tpot_s, n)
+    top = curve.rate.max(axis=1)  # one replica's highest completion rate
+    reps, att = np.zeros(n), np.zeros(n)
+
+    def check(rows: np.ndarray, count: np.ndarray, rate) -> np.ndarray:
+        sub = dataclasses.replace(curve_rows(curve, rows), replicas=count.astype(float))
+        return attainment(sub, rate, ttft_s[rows], tpot_s[rows], arrival_cv=req.arrival_cv)
+
+    alone = curve.fits & (curve.ttft_s[:, 0] <= ttft_s) & (curve.tpot_s[:, 0] <= tpot_s) & (top > 0)
+    rows = np.flatnonzero(alone)
+    if rows.size:
+        vanishing = top[rows] * 2.0**-iterations
+        rows = rows[check(rows, np.ones(rows.size), vanishing) >= need - 1e-12]
+    if not rows.size or req.rate_rps <= 0:
+        return reps, att
+    miss = np.minimum(np.floor(req.rate_rps / top[rows]), REPLICA_LIMIT)  # fewer replicas are unstable
+    hit = np.full(rows.size, np.inf)
+    probe = miss + 1
+    while True:  # exponential search up from the fewest stable count
+        open_ = np.flatnonzero(~np.isfinite(hit) & (probe <= REPLICA_LIMIT))
+        if not open_.size:
             break
-        c = dataclasses.replace(curve, replicas=np.maximum(reps, 1.0))
-        att = np.where(ok_rows, attainment(c, req.rate_rps, ttft_s, tpot_s, arrival_cv=req.arrival_cv), 0.0)
-        short = ok_rows & (att < need - 1e-9)
-        if not short.any():
+        a = check(rows[open_], probe[open_], req.rate_rps)
+        ok = a >= need - 1e-9
+        hit[open_[ok]], att[rows[open_[ok]]] = probe[open_[ok]], a[ok]
+        miss[open_[~ok]] = probe[open_[~ok]]
+        probe[open_[~ok]] = probe[open_[~ok]] * 2
+    while True:  # bisection between the last miss and the first hit
+        open_ = np.flatnonzero(np.isfinite(hit) & (hit - miss > 1))
+        if not open_.size:
             break
-        reps = np.where(short, reps + 1, reps)
+        mid = np.floor((miss[open_] + hit[open_]) / 2)
+        a = check(rows[open_], mid, req.rate_rps)
+        ok = a >= need - 1e-9
+        hit[open_[ok]], att[rows[open_[ok]]] = mid[ok], a[ok]
+        miss[open_[~ok]] = mid[~ok]
+    reps[rows] = np.where(np.isfinite(hit), hit, REPLICA_LIMIT + 1)
     return reps, att
 
 
@@ -100,7 +130,8 @@ def curve_rows(curve: LoadCurve, rows: np.ndarray) -> LoadCurve:
 
 
 def replica_goodput(curve: LoadCurve, ttft_s, tpot_s, req: PlanRequest, iterations: int) -> np.ndarray:
-    """Goodput per row; rows that miss an objective even alone (one request in flight) get 0 without a search."""
+    """Goodput per row, of the deployment each row of `curve` describes (its replicas); rows that miss an objective
+    even alone (one request in flight) get 0 without a search."""
     n = len(curve.fits)
     ttft_s, tpot_s = np.broadcast_to(ttft_s, n), np.broadcast_to(tpot_s, n)
     hopeful = np.flatnonzero(curve.fits & (curve.ttft_s[:, 0] <= ttft_s) & (curve.tpot_s[:, 0] <= tpot_s))
@@ -146,9 +177,10 @@ def evaluate_space(
     progress: Progress,
     grid: int = FINE_GRID,
     iterations: int = FINE_ITERATIONS,
-    with_power: bool = True,
+    detailed: bool = True,
 ) -> Evaluated:
-    """Every row at the request's rate: replicas, cost, percentiles, energy, feasibility and reason.
+    """Every row at the request's rate: replicas, cost, percentiles, feasibility and reason; `detailed` adds each
+    deployment's goodput and power (the fine pass over the shortlist; the screening pass leaves them NaN).
 
     With `req.robust` the objectives each row must meet are tightened by its error band's pessimistic ratio
     (pessimism()), so the SLOs hold at the band's slow end."""
@@ -157,16 +189,20 @@ def evaluate_space(
     ttft_s, tpot_s = req.slo.ttft_ms / 1e3 * tighten[0], req.slo.tpot_ms / 1e3 * tighten[1]
     curve = load_curve(space.inp, grid=grid)
     progress(0.45, "load curves")
-    g = replica_goodput(curve, ttft_s, tpot_s, req, iterations)
-    progress(0.6, "goodput")
+    reps, att = fewest_replicas(curve, req, ttft_s, tpot_s, iterations)
+    progress(0.6, "replicas")
     dpr = space.devices_per_replica
     limit = np.floor(req.max_devices / dpr)
-    reps, att = _replicas(curve, req, g, limit, ttft_s, tpot_s)
     usd, basis, known = family_prices(space, req, catalog, np.maximum(reps, 1.0).astype(np.int64))
-    q = _operating_point(dataclasses.replace(curve, replicas=np.maximum(reps, 1.0)), reps > 0, req)
+    deployed = dataclasses.replace(curve, replicas=np.maximum(reps, 1.0))
+    # percentiles only where a deployment is allowed and priced: every other row has already failed a check
+    q = _operating_point(deployed, (reps > 0) & (reps <= limit) & known, req)
     progress(0.75, "percentiles")
     devices = np.maximum(reps, 1.0) * dpr
-    watts = _power(space, catalog, q.utilization, q.mean_batch) * devices if with_power else np.full(len(space), np.nan)
+    g, watts = np.full(len(space), np.nan), np.full(len(space), np.nan)
+    if detailed:
+        g = np.where(reps > 0, replica_goodput(deployed, ttft_s, tpot_s, req, iterations), 0.0)
+        watts = _power(space, catalog, q.utilization, q.mean_batch) * devices
     # why each row fails, first reason wins
     reason = np.zeros(len(space), dtype=int)
     out_tps = req.rate_rps * req.output_len
@@ -176,9 +212,13 @@ def evaluate_space(
         reason = np.where((reason == 0) & cond, code, reason)
 
     mark(~curve.fits, 1)
-    if (reason == 0).any():
-        mark((g <= 0) & (replica_goodput(curve, ttft_s, np.inf, req, COARSE_ITERATIONS) <= 0), 2)
-    mark(g <= 0, 3)
+    missed = np.flatnonzero((reason == 0) & (reps <= 0))
+    if missed.size:  # TTFT binds where even an unbounded TPOT objective leaves no replica count that serves
+        ttft_only, _ = fewest_replicas(
+            curve_rows(curve, missed), req, np.broadcast_to(ttft_s, len(space))[missed], np.inf, COARSE_ITERATIONS
+        )
+        mark(np.isin(np.arange(len(space)), missed[ttft_only <= 0]), 2)
+    mark(reps <= 0, 3)
     mark(reps > limit, 4)
     mark(~known, 8)
     if req.max_usd_per_hour is not None:

@@ -3,10 +3,9 @@
 One pass, vectorized over the whole space (llmcap.plan.space: device x format x engine families tiled over
 layouts and concurrency caps):
 1. the open-loop load curve of one replica of every row (llmcap.load.queueing.load_curve);
-2. its goodput: the highest rate per replica at which `slo_pct`% of requests meet both the TTFT and the
-   TPOT objective (DistServe's definition, llmcap.load.queueing.goodput);
-3. replicas = ceil(rate / goodput), re-checked at the split rate (round-robin splitting smooths
-   bursts, so the check only ever confirms or adds a replica);
+2. the fewest replicas at which `slo_pct`% of requests meet both the TTFT and the TPOT objective with the rate
+   split round-robin over them (llmcap.plan.evaluate.fewest_replicas: a direct search on the count);
+3. the deployment's goodput (DistServe's definition, llmcap.load.queueing.goodput), on the shortlist only;
 4. $/hour with whole instances billed (llmcap.economics.cost), percentiles at the operating point
    (llmcap.load.queueing.analyze), power and energy (llmcap.economics.energy);
 5. filters (devices, budget, end-to-end objective, minimum throughput), ranking by $/hour, and for each
@@ -64,7 +63,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         space = _scaled(build_space(families, req.input_len, req.output_len, req.max_devices), req)
         evaluated = len(space)
         progress(0.2, f"{len(space):,} configurations")
-        ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, with_power=False)
+        ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, detailed=False)
         rejected += rejected_families(ev, req)
         pareto = pareto_points(ev, req)
         short = shortlist(ev, req.top * SHORTLIST_FACTOR)

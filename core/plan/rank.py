@@ -36,7 +36,7 @@ def _candidate(ev: Evaluated, i: int, req: PlanRequest) -> Candidate:
         tpot_ms_p90=float(ev.tpot_p[i, 1]) * 1e3,
         e2e_ms_p90=float(ev.e2e_p[i, 1]) * 1e3,
         slo_attainment=float(ev.attainment[i]),
-        goodput_rps=float(ev.goodput_rps[i] * ev.replicas[i]),
+        goodput_rps=float(ev.goodput_rps[i]),
         max_rate_rps=float(ev.curve.rate[i].max() * ev.replicas[i]),
         utilization=float(ev.utilization[i]),
         usd_per_hour=usd,
