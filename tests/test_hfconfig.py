@@ -53,6 +53,21 @@ ACTIVE_EXCLUDES: dict[str, tuple[tuple[str, ...], str]] = {
         "GLM-5 report (arXiv:2602.15763) 40B activated equals the computed 41.79B minus the embedding and output "
         "matrices (2 x 154880 x 6144 = 1.90B); no breakdown is published, the adjustment is inferred from the figure.",
     ),
+    "MiniMaxAI/MiniMax-M3": (
+        ("embedding", "lm_head"),
+        "MiniMax-M3 card '~23B activated' equals the computed 25.74B minus the embedding and output matrices "
+        "(2 x 200064 x 6144 = 2.46B), as for MiniMax-M2.5; inferred from the figure, no breakdown published.",
+    ),
+    "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8": (
+        ("embedding",),
+        "NVIDIA's '12B active' equals the computed 12.77B minus the input embedding table (a lookup, "
+        "131072 x 4096 = 0.54B), the gpt-oss convention; inferred from the figure, no breakdown published.",
+    ),
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": (
+        ("embedding", "lm_head"),
+        "Qwen's '3B activated' (= 'A3B') is below the computed 3.87B by about the embedding and output matrices "
+        "(2 x 151936 x 2048 = 0.62B): 3.25B without them; inferred, checked to the nominal figure (NOMINAL_ACTIVE).",
+    ),
 }
 
 # Published activated counts that are only the nominal size in the model name (one significant digit
@@ -61,6 +76,10 @@ NOMINAL_ACTIVE: dict[str, tuple[float, str]] = {
     "Qwen/Qwen3.5-35B-A3B": (0.5, "model card: '3B activated' (= 'A3B'); computed 3.46B including embeddings"),
     "Qwen/Qwen3.5-122B-A10B": (0.5, "model card: '10B activated' (= 'A10B'); computed 9.77B"),
     "Qwen/Qwen3.5-397B-A17B": (0.5, "model card: '17B activated' (= 'A17B'); computed 17.35B"),
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": (
+        0.5,
+        "model card: '80B in total and 3B activated' (= 'A3B'); computed 3.25B without embedding and output matrices",
+    ),
 }
 
 
@@ -135,6 +154,11 @@ def test_catalog_has_the_required_models():
     assert not set(required) - present
 
 
+def test_catalog_has_at_least_100_architectures():
+    """Issue 13 item 4: at least 100 catalog architectures (checkpoints and aliases do not count)."""
+    assert len(_model_dirs()) >= 100
+
+
 @pytest.mark.parametrize("model_dir", _model_dirs(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_total_params_match_published(model_dir: Path):
     meta, arch = _load(model_dir)
@@ -175,7 +199,8 @@ def test_adjusted_models_say_so_in_their_notes():
 
 
 # "owner/repo path/to/file ... @<commit> (verbatim ...)": where a config outside shared/reference was copied from
-REPOSITORY_COPY = re.compile(r"^[\w.-]+/[\w.-]+ \S+\.(json|py)\b.* @[0-9a-f]{40}\s+\(verbatim\b", re.S)
+# (a JSON file, a Python dict or JSON string in code, or a JSON block quoted in a Markdown file)
+REPOSITORY_COPY = re.compile(r"^[\w.-]+/[\w.-]+ \S+\.(json|py|md)\b.* @[0-9a-f]{40}\s+\(verbatim\b", re.S)
 
 
 @pytest.mark.parametrize("model_dir", _model_dirs(), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -312,6 +337,26 @@ def test_nemotron_h_blocks_map_to_layers():
     dense = parse_config(_catalog_config("nvidia/Nemotron-H-56B-Base-8K"))
     assert (dense.num_layers, dense.n_linear_layers, dense.n_full_attn_layers) == (64, 54, 10)
     assert (dense.n_dense_mlp_layers, dense.dense_intermediate_size) == (54, 32768)
+
+
+def test_qwen3_next_hybrid_layout_by_hand():
+    a = parse_config(_catalog_config("Qwen/Qwen3-Next-80B-A3B-Thinking"))
+    # full_attention_interval 4: every 4th of 48 layers is gated softmax attention, the other 36 Gated DeltaNet
+    assert (a.num_layers, a.n_linear_layers, a.n_full_attn_layers, a.n_sliding_layers) == (48, 36, 12, 0)
+    assert a.kv_elems_per_token_per_layer == 2 * (256 + 256)
+    # recurrent state 32 v-heads x 128 x 128 + conv window (2 x 16 x 128 + 32 x 128) x (4 - 1)
+    assert a.linear_state_elems_per_layer == 32 * 128 * 128 + (2 * 16 * 128 + 32 * 128) * 3
+    m = a.moe
+    assert m is not None and (m.num_experts, m.top_k, m.num_shared_experts) == (512, 10, 1)
+    assert m.expert_intermediate_size == 512 and a.n_moe_layers == 48
+
+
+def test_phi3_window_shorter_than_the_context_is_sliding():
+    short = parse_config(_catalog_config("microsoft/Phi-3-mini-4k-instruct"))
+    assert (short.n_sliding_layers, short.sliding_window, short.max_context) == (32, 2047, 4096)
+    long = parse_config(_catalog_config("microsoft/Phi-3-mini-128k-instruct"))
+    assert (long.n_sliding_layers, long.n_full_attn_layers, long.max_context) == (0, 32, 131072)
+    assert long.params_total == short.params_total  # same weights; only RoPE scaling and the window differ
 
 
 def test_llama4_chunked_attention_and_interleaved_moe():
