@@ -207,8 +207,10 @@ def test_replicas_follow_the_profile(chat_day):
 @pytest.mark.parametrize("preset", sorted(presets()))
 def test_a_longer_scale_up_never_lowers_slo_misses(preset):
     prof = preset_profile(preset, 6.0)
-    p = handmade_plan([cand(1.0, math.ceil(prof.peak_rate_rps)), cand(0.7, math.ceil(prof.peak_rate_rps / 0.7),
-                                                                          hardware="l4")], prof.peak_rate_rps)
+    p = handmade_plan(
+        [cand(1.0, math.ceil(prof.peak_rate_rps)), cand(0.7, math.ceil(prof.peak_rate_rps / 0.7), hardware="l4")],
+        prof.peak_rate_rps,
+    )
     last = None
     for s in (0, 60, 300, 900, 1800, 3600, 7200):
         miss = np.array([r.slo_miss_request_share for r in day_plan(p, prof, CAT, scale_up_s=s).rows

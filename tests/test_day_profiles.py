@@ -91,7 +91,7 @@ HOSTILE = [
     ("when,how_many\n0,1\n", "no 'timestamp' column|request log"),
     ("time,rate_rps\n", "at least two rows"),
     ("", "empty"),
-    ("time,rate_rps\n0,1\n3600,\"unterminated\n", "line"),
+    ('time,rate_rps\n0,1\n3600,"unterminated\n', "line"),
 ]
 
 

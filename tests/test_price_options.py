@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_day_autoscale import cand
 
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.day import flat_profile, preset_profile
@@ -20,7 +21,6 @@ from llmcap.plan.price_options import (
 )
 from llmcap.plan.request import Plan, PlanRequest
 from llmcap.scenario import Slo
-from test_day_autoscale import cand
 
 CAT = load_catalog()
 LLAMA_70B = "meta-llama/Llama-3.3-70B-Instruct"
