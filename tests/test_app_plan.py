@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
 from llmcap.app.state.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.day import preset_profile
-from llmcap.plan.autoscale import day_plan
+from llmcap.plan.autoscale import day_plan, replica_bounds
+from llmcap.plan.launch import export
 from llmcap.plan.planner import plan
 from llmcap.plan.price_options import price_options
 from llmcap.plan.whatif import what_ifs
@@ -223,13 +225,21 @@ def test_the_day_view_shows_the_day_plan_of_the_same_request_and_its_price_optio
         model=LLAMA8, hw=SMALL, rate="12", w="fp8", day="business-hours", budget="2", pricing="on-demand,hosted,owned"
     )
     assert not at.error, [e.value for e in at.error]
-    inputs = PlanInputs(model=LLAMA8, hardware=tuple(SMALL.split(",")), rate_rps=12, weights=("fp8",),
-                        day="business-hours", slo_miss_budget_pct=2.0, pricing=("on-demand", "hosted", "owned"))
+    inputs = PlanInputs(
+        model=LLAMA8,
+        hardware=tuple(SMALL.split(",")),
+        rate_rps=12,
+        weights=("fp8",),
+        day="business-hours",
+        slo_miss_budget_pct=2.0,
+        pricing=("on-demand", "hosted", "owned"),
+    )
     assert dict(at.query_params) == plan_query(inputs)
     req = plan_request(inputs, CATALOG)
     prof = preset_profile("business-hours", 12)
-    day = day_plan(plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG,
-                   slo_miss_budget=0.02)
+    day = day_plan(
+        plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG, slo_miss_budget=0.02
+    )
     ranking = table_with(at, "slo_miss_request_share")
     shown = [t.value for t in at.dataframe if "policy" in t.value.columns and "rank" in t.value.columns][0]
     assert len(shown) == len(day.rows)
@@ -250,3 +260,20 @@ def test_a_bad_day_key_warns_and_the_page_plans_without_a_day():
     warned = " ".join(w.value for w in at.warning)
     assert "`day=" in warned and "`minrep=" in warned
     assert not at.error and len(ranked(at)) > 0
+
+
+def test_launch_downloads_the_rows_command_and_a_manifest_with_the_days_bounds():
+    at = open_plan(model=LLAMA8, hw=SMALL, rate="30", w="fp8", day="consumer-chat")
+    inputs = PlanInputs(model=LLAMA8, hardware=tuple(SMALL.split(",")), rate_rps=30, weights=("fp8",),
+                        day="consumer-chat")  # fmt: skip
+    req = plan_request(inputs, CATALOG)
+    first = plan(req, CATALOG).candidates[0]
+    command = next(c.value for c in at.code if c.language == "bash")
+    assert command.strip() == export(first, req, CATALOG, first.engine).strip()  # st.code drops the last newline
+    at.selectbox(key="plan_launch_target").set_value("k8s").run()
+    manifest = next(c.value for c in at.code if c.language == "yaml")
+    hpa = next(d for d in yaml.safe_load_all(manifest) if d["kind"] == "HorizontalPodAutoscaler")
+    prof = preset_profile("consumer-chat", 30)
+    day = day_plan(plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG)
+    bounds = replica_bounds(day, first)
+    assert bounds is not None and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == bounds

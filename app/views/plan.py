@@ -44,7 +44,7 @@ from llmcap.app.state.urlstate import (
     choices_from_catalog,
 )
 from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
-from llmcap.app.views import plan_day
+from llmcap.app.views import plan_day, plan_launch
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
@@ -590,7 +590,7 @@ ranked_section(candidates_frame(result, inputs, hardware_ids))
 rejected_section(result)
 pareto_section(result)
 whatif_section(result, inputs, full_catalog, plan_key)
-plan_day.day_section(inputs, req, full_catalog, plan_key[1])
+plan_launch.launch_section(result, full_catalog, plan_day.day_section(inputs, req, full_catalog, plan_key[1]))
 if result.notes:
     st.subheader("Notes")
     st.markdown("\n".join(f"- {n}" for n in result.notes))

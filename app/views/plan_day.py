@@ -29,6 +29,7 @@ from llmcap.plan.request import Plan, PlanRequest
 K = "plan_"  # the Plan page's widget-key prefix
 NONE = "none"
 UPLOAD = K + "day_upload"
+UPLOAD_LABEL = "Upload a day (CSV of time,rate_rps at 1 min to 1 h over a day or more, or a request log)"
 FIELDS = ("scale_up_s", "min_replicas", "slo_miss_budget_pct")
 DAY_COLUMNS = {
     "rank": "#",
@@ -214,11 +215,11 @@ def _summary(day: DayPlan) -> None:
     cols[3].metric("Replica start", f"{auto.startup_s:,.0f} s", start, delta_color="off", border=True)
 
 
-def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_key: str) -> None:
+def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_key: str) -> DayPlan | None:
+    """The day view; returns the day plan (None without a day profile or when it cannot be made)."""
     st.subheader("A day of traffic")
     st.file_uploader(
-        "Upload a day (CSV of time,rate_rps at 1 min to 1 h over a day or more, or a request log)",
-        type=["csv"], key=UPLOAD,
+        UPLOAD_LABEL, type=["csv"], key=UPLOAD,
         help="Replaces the preset for this session (files are not put in the URL). Request logs: llmcap, BurstGPT "
         "or Azure columns, counted per 15 minutes.",
     )  # fmt: skip
@@ -229,7 +230,7 @@ def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_k
                 "Choose a **day profile** in the sidebar (URL key `day`) or upload one to see replicas, cost and SLO "
                 "misses over a day, and the price options."
             )
-            return
+            return None
         profile, file_key = preset_profile(inputs.day, req.rate_rps), f"preset:{inputs.day}:{req.rate_rps!r}"
         st.caption(f"**{profile.name}**, mean {req.rate_rps:g} req/s (the rate above), peak "
                    f"{profile.peak_rate_rps:.3g} req/s. Source: {profile.source}")  # fmt: skip
@@ -249,7 +250,7 @@ def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_k
             )
     except (AutoscaleError, PriceOptionError, DayError, ValueError, KeyError) as exc:
         st.error(f"The day plan cannot be made: {exc}", icon=":material/error:")
-        return
+        return None
     _summary(day)
     best = day.best()
     shown = best or [r for r in day.rows if r.policy == "autoscaled"][:1]
@@ -276,6 +277,7 @@ def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_k
         f"Ranked by $/day among rows within {day.slo_miss_budget:.2%} of requests missed."
     )
     _prices(po)
+    return day
 
 
 def _prices(po: PriceOptions) -> None:

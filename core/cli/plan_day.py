@@ -29,6 +29,8 @@ DAY_COLUMNS = (
     "slo_miss_request_share",
     "utilization",
 )
+DAY_FLAGS = ("scale_up_s", "scale_down_s", "min_replicas", "slo_miss_budget", "static_pct", "storage_tier", "pricing",
+             "spot_interruptions")  # fmt: skip
 PRICE_COLUMNS = ("option", "provider", "hardware", "instance", "usd_per_day", "date_seen", "crossover_tokens_per_day")
 
 
@@ -42,14 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--scale-up-s", type=float, help="replica start time in seconds (default: computed)")
     g.add_argument("--scale-down-s", type=float, help="scale-down delay in seconds (default: HPA's 300)")
-    g.add_argument("--min-replicas", type=int, default=1, help="replicas kept at the quietest time (default 1)")
+    g.add_argument("--min-replicas", type=int, help="replicas kept at the quietest time (default 1)")
     g.add_argument(
         "--slo-miss-budget",
         type=float,
-        default=DEFAULT_SLO_MISS_BUDGET,
-        help="largest share of requests allowed outside the SLO by a shortage of replicas (default 0.01)",
+        help=f"largest share of requests allowed outside the SLO by a shortage of replicas "
+        f"(default {DEFAULT_SLO_MISS_BUDGET:g})",
     )
-    g.add_argument("--static-pct", type=float, default=DEFAULT_STATIC_PCT, help="percentile of the static policy")
+    g.add_argument("--static-pct", type=float, help=f"percentile of the static policy (default {DEFAULT_STATIC_PCT:g})")
     g.add_argument("--storage-tier", help="where weights load from (catalogs/startup.yaml; default its default)")
     g.add_argument(
         "--pricing",
@@ -68,7 +70,7 @@ class DayInputs:
 def prepare(args: argparse.Namespace) -> DayInputs | None:
     """Resolve --day before the request is built: the plan runs at the day's peak rate (args.rate is set to it)."""
     if not getattr(args, "day", None):
-        for flag in ("scale_up_s", "scale_down_s", "pricing", "spot_interruptions", "storage_tier"):
+        for flag in DAY_FLAGS:
             if getattr(args, flag, None) is not None:
                 raise ValueError(
                     f"--{flag.replace('_', '-')} needs --day PRESET|FILE (presets: {', '.join(presets())})"
@@ -86,9 +88,9 @@ def compute(args: argparse.Namespace, inputs: DayInputs, p: Plan, catalog: Catal
         catalog,
         scale_up_s=args.scale_up_s,
         scale_down_s=args.scale_down_s,
-        min_replicas=args.min_replicas,
-        slo_miss_budget=args.slo_miss_budget,
-        static_pct=args.static_pct,
+        min_replicas=1 if args.min_replicas is None else args.min_replicas,
+        slo_miss_budget=DEFAULT_SLO_MISS_BUDGET if args.slo_miss_budget is None else args.slo_miss_budget,
+        static_pct=DEFAULT_STATIC_PCT if args.static_pct is None else args.static_pct,
         tier=args.storage_tier,
     )
     req = p.request

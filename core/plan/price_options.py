@@ -33,7 +33,7 @@ from scipy.stats import poisson
 
 from llmcap.catalog.loader import Catalog, catalog_dir
 from llmcap.catalog.schema import CloudOffering, Frozen, Sourced
-from llmcap.economics.cost import CostError, instances_needed, offerings_for, tco_cost
+from llmcap.economics.cost import CostError, instances_needed, offerings_for, purchase_price, tco_cost
 from llmcap.load.day import DayProfile
 from llmcap.plan.autoscale import DayPlan, DayPolicy, autoscaled, needed_replicas
 
@@ -209,13 +209,14 @@ def _cloud_rows(row: DayPolicy, peak: DayPolicy, day: DayPlan, catalog: Catalog,
     if "owned" in wanted:
         try:
             tco = tco_cost(row.hardware, 1, catalog=catalog)
+            bought = purchase_price(row.hardware, catalog)[1][0].date_seen  # the purchase price's date
             devices = int(max(peak.replicas)) * dpr
             out.append(
                 PriceRow(
                     option="owned",
                     provider="owned (TCO)",
                     usd_per_day=tco.usd_per_device_hour * devices * 24,
-                    date_seen=None,
+                    date_seen=_date(bought),
                     hardware=row.hardware,
                     replicas_peak=int(max(peak.replicas)),
                     detail=f"{devices} device(s) at ${tco.usd_per_device_hour:.3f}/device-hour "
