@@ -262,6 +262,11 @@ def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_k
         with right:
             show_chart(replicas_chart(frame), "plan-day-replicas", key=K + "day_replicas")
         csv_download(frame, "plan-day-series", key=K + "dl_day_series")
+        st.caption(
+            "Capacity = replicas billed x the deployment's goodput per replica. A replica asked for at a step serves "
+            "only after the replica start, so on the way up the serving capacity lags the line by that time; the "
+            "requests above it in the meantime are the SLO misses."
+        )
     st.markdown("**Policies side by side** (the recommended deployment)")
     side = _rows_frame(shown).drop("rank")
     _table(side, {k: v for k, v in DAY_COLUMNS.items() if k != "rank"}, "day_policies")
