@@ -18,7 +18,7 @@ from llmcap.load.day import preset_profile
 from llmcap.plan.autoscale import day_plan, replica_bounds
 from llmcap.plan.launch import export
 from llmcap.plan.planner import plan
-from llmcap.plan.price_options import price_options
+from llmcap.plan.price_options import cheapest_rows, price_options
 from llmcap.plan.whatif import what_ifs
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
@@ -248,8 +248,11 @@ def test_the_day_view_shows_the_day_plan_of_the_same_request_and_its_price_optio
     best = {r.policy: r for r in day.best()}
     assert set(ranking["policy"]) >= set(best)
     po = price_options(day, prof, LLAMA8, req.input_len, req.output_len, CATALOG, ("on-demand", "hosted", "owned"))
-    prices = table_with(at, "option")
+    prices = table_with(at, "cheapest_in_class")
     assert list(prices["usd_per_day"]) == pytest.approx([r.usd_per_day for r in po.rows])
+    summary = table_with(at, "option")  # the cheapest of each class comes first
+    assert list(summary["usd_per_day"]) == pytest.approx([r.usd_per_day for r in cheapest_rows(po)])
+    assert len(set(summary["option"])) == len(summary)
     assert set(prices["option"]) <= {"on-demand", "hosted", "owned"}
     labels = [m.label for m in at.metric]
     assert "$/day autoscaled" in labels and "$/day static at peak" in labels

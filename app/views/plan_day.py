@@ -23,7 +23,7 @@ from llmcap.io.output import to_frame
 from llmcap.load.day import DayError, DayProfile, parse_day_file, preset_profile, presets
 from llmcap.plan.autoscale import AutoscaleError, DayPlan, day_plan
 from llmcap.plan.planner import plan
-from llmcap.plan.price_options import OPTIONS, PriceOptionError, PriceOptions, price_options
+from llmcap.plan.price_options import OPTIONS, PriceOptionError, PriceOptions, cheapest_rows, price_options
 from llmcap.plan.request import Plan, PlanRequest
 
 K = "plan_"  # the Plan page's widget-key prefix
@@ -286,7 +286,13 @@ def day_section(inputs: PlanInputs, req: PlanRequest, catalog: Catalog, custom_k
 
 
 def _prices(po: PriceOptions) -> None:
-    st.markdown("**Price options** for this day (cheapest deployment of each option)")
+    best = cheapest_rows(po)
+    if best:
+        st.markdown("**Cheapest of each price class** for this day")
+        summary = to_frame([r.model_dump() for r in best]).select(list(PRICE_COLUMNS)).drop("cheapest_in_class")
+        _table(summary, {k: v for k, v in PRICE_COLUMNS.items() if k != "cheapest_in_class"}, "day_cheapest")
+        csv_download(summary, "plan-day-cheapest", key=K + "dl_day_cheapest")
+    st.markdown("**Every price option** for this day (each provider and instance at its cheapest deployment)")
     frame = (
         to_frame([r.model_dump() for r in po.rows]).select(list(PRICE_COLUMNS))
         if po.rows
