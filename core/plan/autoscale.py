@@ -44,7 +44,6 @@ from llmcap.load.day import DayProfile
 from llmcap.plan.pricing import deployment_price
 from llmcap.plan.request import Candidate, Plan
 
-POLICIES = ("autoscaled", "static-peak", "static-p{pct}")
 DEFAULT_STATIC_PCT = 90.0
 DEFAULT_SLO_MISS_BUDGET = 0.01
 STARTUP_FILE = "startup.yaml"
