@@ -22,6 +22,7 @@ TARGETS = {
     "predict_rows_per_s": ("llmcap predict rows/s (3,000 rows < 5 s)", ">=", 600),
     "requests_per_s": ("simulator requests/s (100k < 2 s)", ">=", 50_000),
     "planner_full_catalog_s": ("planner, whole catalog, s", "<=", 2.0),
+    "day_plan_s": ("day plan, whole catalog, 96 intervals, s", "<=", 5.0),
     "page_rerun_ms": ("Estimate page rerun, ms", "<=", 300),
     "load_p95_ms": ("25 browser sessions, p95 ms", "<=", 1000),
     "load_memory_growth_mb": ("25 browser sessions, memory growth MB", "<=", 100),

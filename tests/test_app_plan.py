@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
 from llmcap.app.state.plan_url import PlanInputs, plan_query, plan_request, whatif_changes
 from llmcap.catalog.loader import load_catalog
+from llmcap.load.day import preset_profile
+from llmcap.plan.autoscale import day_plan, replica_bounds
+from llmcap.plan.launch import export
 from llmcap.plan.planner import plan
+from llmcap.plan.price_options import cheapest_rows, price_options
 from llmcap.plan.whatif import what_ifs
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
@@ -212,3 +217,66 @@ def test_a_custom_device_is_planned_and_travels_in_its_estimate_link():
     assert row["usd_per_hour"] == pytest.approx(0.5 * row["devices"])
     params = dict(urllib.parse.parse_qsl(row["estimate_link"][3:]))
     assert params["hw"] == "my-l4" and params["usd"] == "0.5" and params["dev"]
+
+
+def test_the_day_view_shows_the_day_plan_of_the_same_request_and_its_price_options():
+    """Policies, ranking and price rows equal llmcap.plan.autoscale / price_options for the same inputs."""
+    at = open_plan(
+        model=LLAMA8, hw=SMALL, rate="12", w="fp8", day="business-hours", budget="2", pricing="on-demand,hosted,owned"
+    )
+    assert not at.error, [e.value for e in at.error]
+    inputs = PlanInputs(
+        model=LLAMA8,
+        hardware=tuple(SMALL.split(",")),
+        rate_rps=12,
+        weights=("fp8",),
+        day="business-hours",
+        slo_miss_budget_pct=2.0,
+        pricing=("on-demand", "hosted", "owned"),
+    )
+    assert dict(at.query_params) == plan_query(inputs)
+    req = plan_request(inputs, CATALOG)
+    prof = preset_profile("business-hours", 12)
+    day = day_plan(
+        plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG, slo_miss_budget=0.02
+    )
+    ranking = table_with(at, "slo_miss_request_share")
+    shown = [t.value for t in at.dataframe if "policy" in t.value.columns and "rank" in t.value.columns][0]
+    assert len(shown) == len(day.rows)
+    assert list(shown["usd_per_day"]) == pytest.approx([r.usd_per_day for r in day.rows])
+    assert list(shown["policy"]) == [r.policy for r in day.rows]
+    best = {r.policy: r for r in day.best()}
+    assert set(ranking["policy"]) >= set(best)
+    po = price_options(day, prof, LLAMA8, req.input_len, req.output_len, CATALOG, ("on-demand", "hosted", "owned"))
+    prices = table_with(at, "cheapest_in_class")
+    assert list(prices["usd_per_day"]) == pytest.approx([r.usd_per_day for r in po.rows])
+    summary = table_with(at, "option")  # the cheapest of each class comes first
+    assert list(summary["usd_per_day"]) == pytest.approx([r.usd_per_day for r in cheapest_rows(po)])
+    assert len(set(summary["option"])) == len(summary)
+    assert set(prices["option"]) <= {"on-demand", "hosted", "owned"}
+    labels = [m.label for m in at.metric]
+    assert "$/day autoscaled" in labels and "$/day static at peak" in labels
+
+
+def test_a_bad_day_key_warns_and_the_page_plans_without_a_day():
+    at = open_plan(model=LLAMA8, hw=SMALL, rate="3", day="weekend-rush", minrep="-1")
+    warned = " ".join(w.value for w in at.warning)
+    assert "`day=" in warned and "`minrep=" in warned
+    assert not at.error and len(ranked(at)) > 0
+
+
+def test_launch_downloads_the_rows_command_and_a_manifest_with_the_days_bounds():
+    at = open_plan(model=LLAMA8, hw=SMALL, rate="30", w="fp8", day="consumer-chat")
+    inputs = PlanInputs(model=LLAMA8, hardware=tuple(SMALL.split(",")), rate_rps=30, weights=("fp8",),
+                        day="consumer-chat")  # fmt: skip
+    req = plan_request(inputs, CATALOG)
+    first = plan(req, CATALOG).candidates[0]
+    command = next(c.value for c in at.code if c.language == "bash")
+    assert command.strip() == export(first, req, CATALOG, first.engine).strip()  # st.code drops the last newline
+    at.selectbox(key="plan_launch_target").set_value("k8s").run()
+    manifest = next(c.value for c in at.code if c.language == "yaml")
+    hpa = next(d for d in yaml.safe_load_all(manifest) if d["kind"] == "HorizontalPodAutoscaler")
+    prof = preset_profile("consumer-chat", 30)
+    day = day_plan(plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG)
+    bounds = replica_bounds(day, first)
+    assert bounds is not None and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == bounds

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from llmcap.cli.main import main
 
@@ -96,3 +97,70 @@ def test_bad_trace_is_a_clear_error(capsys, tmp_path):
     assert main(BASE + ["--trace", str(bad), "--rate", "1"]) == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "Traceback" not in err
+
+
+DAY_FIELDS = {"interval_s", "rate_rps", "replicas", "gpu_hours", "usd_per_day", "usd_per_million_output_tokens",
+              "slo_miss_minutes", "slo_miss_request_share", "utilization"}  # fmt: skip
+
+
+def test_day_json_has_one_object_per_policy_and_pricing_rows(capsys):
+    out = _json(capsys, BASE + ["--input-len", "1024", "--output-len", "256", "--rate", "6", "--day", "consumer-chat",
+                                "--scale-up-s", "300", "--min-replicas", "1", "--slo-miss-budget", "0.02"])  # fmt: skip
+    day = out["day"]
+    assert [d["policy"] for d in day] == ["autoscaled", "static-peak", "static-p90"]
+    for d in day:
+        assert set(d) >= DAY_FIELDS and len(d["rate_rps"]) == len(d["replicas"]) == 96
+        assert d["startup_s"] == (300 if d["policy"] == "autoscaled" else 0)
+    assert sum(day[0]["rate_rps"]) / 96 == pytest.approx(6.0)
+    assert out["request"]["rate_rps"] == pytest.approx(max(day[0]["rate_rps"]))  # planned at the day's peak
+    assert day[0]["usd_per_day"] <= day[1]["usd_per_day"]
+    assert out["pricing"] and {"option", "provider", "usd_per_day", "date_seen", "crossover_tokens_per_day"} <= set(
+        out["pricing"][0]
+    )
+    assert out["day_profile"]["slo_miss_budget"] == 0.02
+
+
+def test_day_from_a_file_and_pricing_subset(capsys, tmp_path):
+    f = tmp_path / "rates.csv"
+    f.write_text("time,rate_rps\n" + "".join(f"{h:02d}:00,{1 + (h >= 9) * 3}\n" for h in range(24)))
+    out = _json(capsys, BASE + ["--input-len", "512", "--output-len", "128", "--day", str(f), "--pricing", "spot"])
+    assert out["request"]["rate_rps"] == pytest.approx(4.0)
+    assert {r["option"] for r in out["pricing"]} <= {"spot"}
+    assert main(BASE + ["--input-len", "512", "--output-len", "128", "--day", str(f)]) == 0
+    text = capsys.readouterr().out
+    assert "recommended deployment, each policy" in text and "replica start" in text
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--day", "weekend", "--rate", "2"], "not a preset"),
+        (["--day", "consumer-chat"], "--rate"),
+        (["--rate", "2", "--scale-up-s", "60"], "--scale-up-s needs --day"),
+        (["--day", "flat-api", "--rate", "2", "--pricing", "free"], "--pricing: unknown option"),
+        (["--day", "flat-api", "--rate", "2", "--slo-miss-budget", "2"], "--slo-miss-budget"),
+    ],
+)
+def test_bad_day_flags_exit_2_with_a_message(capsys, extra, message):
+    assert main(BASE + ["--input-len", "512", "--output-len", "128", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_day_file_names_its_line_and_column(capsys, tmp_path):
+    bad = tmp_path / "rates.csv"
+    bad.write_text("time,rate_rps\n0,1\n3600,lots\n")
+    assert main(BASE + ["--input-len", "512", "--output-len", "128", "--day", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3, column 'rate_rps'" in err and "Traceback" not in err
+
+
+def test_k8s_export_with_a_day_takes_the_rows_autoscaled_bounds(capsys):
+    args = BASE + ["--input-len", "1024", "--output-len", "256", "--rate", "6", "--day", "business-hours"]
+    out = _json(capsys, args)
+    first = out["candidates"][0]
+    auto = next(r for r in out["day_ranking"] if r["policy"] == "autoscaled" and r["hardware"] == first["hardware"]
+                and r["tp"] == first["tp"] and r["engine"] == first["engine"]
+                and r["weight_format"] == first["weight_format"])  # fmt: skip
+    assert main(args + ["--export", "1", "--target", "k8s"]) == 0
+    hpa = next(d for d in yaml.safe_load_all(capsys.readouterr().out) if d["kind"] == "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (min(auto["replicas"]), max(auto["replicas"]))

@@ -16,9 +16,11 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from llmcap.app.views.plan_day import UPLOAD_LABEL as DAY_UPLOAD_LABEL
 from llmcap.catalog.loader import load_catalog
 from llmcap.io.output import FORMULA_PREFIXES, csv_safe, render, to_frame
 from llmcap.io.scenario_io import MAX_FILE_BYTES, load_scenario_file
+from llmcap.load.day import DayError, parse_day_file
 from llmcap.load.trace import MAX_TRACE_BYTES, TraceError, parse_trace
 from llmcap.model.hf_limits import MAX_CONFIG_BYTES, ConfigError, ConfigJsonError
 from llmcap.model.hfconfig import parse_config, parse_config_bytes
@@ -58,6 +60,8 @@ def test_a_100_mb_file_is_refused_by_every_parser_before_it_is_read(hundred_mb):
         parse_trace(hundred_mb)
     with pytest.raises(ValueError, match="larger than 5 MB"):
         load_scenario_file(hundred_mb)
+    with pytest.raises(DayError, match="larger than"):
+        parse_day_file(hundred_mb, "day.csv")
 
 
 # -- config.json ----------------------------------------------------------------------------------------------------
@@ -224,6 +228,31 @@ def test_compare_scenario_file_upload_shows_a_message_not_a_traceback(name, data
     _uploader(at, "Load a scenario file").set_value((name, data, "application/json")).run()
     assert not at.exception, [e.message[:300] for e in at.exception]
     assert "scenario file not loaded" in _errors(at)
+
+
+HOSTILE_DAY = [
+    *HOSTILE_CSV,
+    ("rates-inject.csv", f"time,rate_rps\n00:00,{INJECTION}\n01:00,2\n".encode()),
+    ("rates-short.csv", b"time,rate_rps\n00:00,1\n01:00,2\n"),
+    ("rates-uneven.csv", b"time,rate_rps\n0,1\n60,1\n180,1\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), HOSTILE_DAY, ids=[n for n, _ in HOSTILE_DAY])
+def test_plan_day_upload_shows_a_message_not_a_traceback(name, data):
+    at = _page("views/plan.py", hw="l4", rate="2", w="fp8")
+    _uploader(at, DAY_UPLOAD_LABEL).set_value((name, data, "text/csv")).run()
+    assert not at.exception, [e.message[:300] for e in at.exception]
+    errors = _errors(at)
+    assert "day file cannot be used" in errors and name in errors
+
+
+def test_plan_day_upload_of_good_rates_draws_the_day_view():
+    at = _page("views/plan.py", hw="l4", rate="2", w="fp8")
+    rates = "time,rate_rps\n" + "".join(f"{h:02d}:00,{1 + (h > 8)}\n" for h in range(24))
+    _uploader(at, DAY_UPLOAD_LABEL).set_value(("day.csv", rates.encode(), "text/csv")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("policy" in d.value.columns for d in at.dataframe)
 
 
 # -- CSV exports ------------------------------------------------------------------------------------------------------

@@ -196,7 +196,8 @@ def reader_urls(n: int, rng: random.Random, counter: list[int], page_keys: set[s
 
 
 PLAN_KEYS = ["model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "maxdev", "maxusd", "w",
-             "kv", "engine", "top", "xbw", "xflops", "xprice", "xrate"]  # fmt: skip
+             "kv", "engine", "top", "xbw", "xflops", "xprice", "xrate", "day", "pricing", "scaleup", "minrep",
+             "budget"]  # fmt: skip
 PLAN_BAD = ["nan", "🦙", "=cmd|' /C calc'!A0", "1e999", "\x00", "<script>alert(1)</script>", "-inf", "x" * 300]
 
 

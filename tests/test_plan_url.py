@@ -18,6 +18,8 @@ from llmcap.app.state.plan_url import (
 )
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
 from llmcap.catalog.loader import load_catalog
+from llmcap.load.day import presets
+from llmcap.plan.price_options import OPTIONS
 from llmcap.plan.request import Candidate
 
 CATALOG = load_catalog()
@@ -112,6 +114,14 @@ def test_a_preset_sets_the_lengths_and_they_leave_the_link():
         ("xrate", "0", "whatif_traffic_x", "above 0"),
         ("w", "bogus", "weights", "no known weight format"),
         ("engine", "tgi", "engines", "no known engine"),
+        ("day", "weekend-rush", "day", "unknown day preset"),
+        ("pricing", "cheap,cheaper", "pricing", "no known price option"),
+        ("scaleup", "-60", "scale_up_s", "above 0"),
+        ("scaleup", "1e999", "scale_up_s", "not a number"),
+        ("minrep", "1.5", "min_replicas", "not a whole number"),
+        ("minrep", "5000", "min_replicas", "between 0"),
+        ("budget", "80", "slo_miss_budget_pct", "at most 50"),
+        ("budget", "=cmd|' /C calc'!A0", "slo_miss_budget_pct", "not a number"),
     ],
 )
 def test_a_bad_value_warns_naming_the_parameter_and_uses_the_default(key, value, field, reason):
@@ -135,6 +145,16 @@ def test_unknown_keys_and_overlong_values_warn():
     assert inputs == DEFAULTS
     assert keys_warned(warnings) == ["conc", "model"]  # dev belongs to the custom-device code: not warned
     assert "unknown parameter" in warnings[0].reason and "longer than" in warnings[1].reason
+
+
+def test_day_view_keys_round_trip_and_read_their_words():
+    inputs, warnings = parse({"day": "Consumer-Chat", "pricing": "spot,hosted,bogus", "scaleup": "auto",
+                              "minrep": "0", "budget": "0"})  # fmt: skip
+    assert [(w.key, w.value) for w in warnings] == [("pricing", "bogus")]
+    assert (inputs.day, inputs.pricing, inputs.scale_up_s, inputs.min_replicas, inputs.slo_miss_budget_pct) == (
+        "consumer-chat", ("spot", "hosted"), None, 0, 0.0)
+    assert parse(plan_query(inputs)) == (inputs, [])
+    assert parse({"day": "none", "pricing": "all"}) == (DEFAULTS, [])
 
 
 def test_optional_limits_read_none_and_any():
@@ -166,6 +186,11 @@ VALID = st.builds(
     whatif_bw_pct=st.floats(-90, 1000),
     whatif_traffic_x=st.floats(0.01, 1000),
     sensitivity=st.booleans(),
+    day=st.none() | ID(sorted(presets())),
+    pricing=st.lists(ID(list(OPTIONS)), min_size=1, max_size=6, unique=True).map(tuple),
+    scale_up_s=st.none() | st.floats(0.5, 86_400),
+    min_replicas=st.integers(0, 1000),
+    slo_miss_budget_pct=st.floats(0, 50),
 )
 
 

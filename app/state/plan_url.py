@@ -8,7 +8,9 @@ that parameter falls back to its default and nothing here raises on user input. 
 
 Keys (documented in the README): model, workload, isl, osl, rate, ttft, tpot, pct, e2e, hw, prov,
 usd, maxdev, maxusd, w, kv, engine, disagg, mixed, top, and for the what-ifs xbw, xflops, xprice (percent
-changes), xrate (traffic multiplier), sens (sensitivity table). List values are comma-separated.
+changes), xrate (traffic multiplier), sens (sensitivity table), and for the day view (llmcap.plan.autoscale)
+day (a day preset or none), pricing (price options or all), scaleup (replica start seconds or auto), minrep (minimum
+replicas), budget (SLO-miss budget, % of requests). List values are comma-separated.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from llmcap.app.state.urlstate import (
 )
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
+from llmcap.load.day import presets
+from llmcap.plan.price_options import OPTIONS
 from llmcap.plan.request import (
     AUTO_ENGINES,
     DEFAULT_WEIGHTS,
@@ -63,8 +67,11 @@ MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
     "maxdev", "maxusd", "w", "kv", "engine", "basis", "robust", "disagg", "mixed", "top", "xbw", "xflops", "xprice",
-    "xrate", "sens",
+    "xrate", "sens", "day", "pricing", "scaleup", "minrep", "budget",
 )  # fmt: skip
+MAX_SCALE_UP_S = 86_400.0
+MAX_MIN_REPLICAS = 1000
+MAX_MISS_BUDGET_PCT = 50.0
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -104,6 +111,13 @@ class PlanInputs(Frozen):
     whatif_price_pct: float = Field(default=-20.0, ge=MIN_WHATIF_PCT, le=MAX_WHATIF_PCT)
     whatif_traffic_x: float = Field(default=2.0, gt=0, le=MAX_TRAFFIC_X)
     sensitivity: bool = False
+    # the day view: a day preset (None: no day view), the price options, replica start time (None: computed),
+    # minimum replicas, and the SLO-miss budget in % of requests
+    day: str | None = None
+    pricing: tuple[str, ...] = Field(default=OPTIONS, min_length=1)
+    scale_up_s: float | None = Field(default=None, gt=0, le=MAX_SCALE_UP_S)
+    min_replicas: int = Field(default=1, ge=0, le=MAX_MIN_REPLICAS)
+    slo_miss_budget_pct: float = Field(default=1.0, ge=0, le=MAX_MISS_BUDGET_PCT)
 
     @field_validator("pct")
     @classmethod
@@ -222,6 +236,21 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "xprice": _pct_change,
         "xrate": number(0, MAX_TRAFFIC_X),
         "sens": _bool,
+        "day": one({p: p for p in presets()}, lower_text, "day preset", "none"),
+        "pricing": lambda t: (
+            OPTIONS
+            if t.strip().lower() == ALL
+            else _list(
+                "pricing",
+                t,
+                lambda s: s.strip().lower() if s.strip().lower() in OPTIONS else None,
+                "price option",
+                warn_item,
+            )
+        ),
+        "scaleup": number(0, MAX_SCALE_UP_S, "auto"),
+        "minrep": lambda t: parse_int(t, 0, MAX_MIN_REPLICAS),
+        "budget": _share_pct,
     }
     got = apply_parsers(raw, {key: (_FIELD[key], parse) for key, parse in parsers.items()}, base, warn)
     if got.get("workload"):
@@ -236,8 +265,17 @@ _FIELD = {
     "w": "weights", "kv": "kv", "engine": "engines", "basis": "price_basis", "robust": "robust",
     "disagg": "allow_disagg", "mixed": "allow_mixed", "top": "top",
     "xbw": "whatif_bw_pct", "xflops": "whatif_compute_pct", "xprice": "whatif_price_pct", "xrate": "whatif_traffic_x",
-    "sens": "sensitivity",
+    "sens": "sensitivity", "day": "day", "pricing": "pricing", "scaleup": "scale_up_s", "minrep": "min_replicas",
+    "budget": "slo_miss_budget_pct",
 }  # fmt: skip
+
+
+def _share_pct(text: str) -> float:
+    """A percent of requests in [0, MAX_MISS_BUDGET_PCT] (0 allowed: no miss tolerated)."""
+    t = text.strip().removesuffix("%")
+    if t in ("0", "0.0", "+0"):
+        return 0.0
+    return parse_float(t, 0, MAX_MISS_BUDGET_PCT)
 
 
 def _pct_change(text: str) -> float:
@@ -293,6 +331,16 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
     q.update(xbw=number_text(inputs.whatif_bw_pct), xflops=number_text(inputs.whatif_compute_pct))
     q.update(xprice=number_text(inputs.whatif_price_pct), xrate=number_text(inputs.whatif_traffic_x))
     q["sens"] = _show(inputs.sensitivity)
+    if inputs.day is not None:
+        q["day"] = inputs.day
+    if inputs.pricing != OPTIONS:
+        q["pricing"] = ",".join(inputs.pricing)
+    if inputs.scale_up_s is not None:
+        q["scaleup"] = number_text(inputs.scale_up_s)
+    if inputs.min_replicas != 1:
+        q["minrep"] = str(inputs.min_replicas)
+    if inputs.slo_miss_budget_pct != 1.0:
+        q["budget"] = number_text(inputs.slo_miss_budget_pct)
     return q
 
 

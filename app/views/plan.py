@@ -44,6 +44,7 @@ from llmcap.app.state.urlstate import (
     choices_from_catalog,
 )
 from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
+from llmcap.app.views import plan_day, plan_launch
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
@@ -129,6 +130,7 @@ def push_to_widgets(inputs: PlanInputs) -> None:
     ss[K + "provider"] = inputs.provider or ANY
     for name in LIST_FIELDS:
         ss[K + name] = list(getattr(inputs, name))
+    plan_day.push(inputs)
 
 
 def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
@@ -147,6 +149,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     data["hardware"] = tuple(ss[K + "hardware"]) or None
     data["provider"] = None if ss[K + "provider"] == ANY else ss[K + "provider"]
     data["price_basis"] = ss[K + "price_basis"]
+    data |= plan_day.read()
     problems = []
     for name in LIST_FIELDS:
         data[name] = tuple(ss[K + name]) or getattr(base, name)
@@ -301,6 +304,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             "Cost sensitivity table", key=K + "sensitivity",
             help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
         )  # fmt: skip
+        plan_day.sidebar_widgets()
         st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
 
 
@@ -586,6 +590,7 @@ ranked_section(candidates_frame(result, inputs, hardware_ids))
 rejected_section(result)
 pareto_section(result)
 whatif_section(result, inputs, full_catalog, plan_key)
+plan_launch.launch_section(result, full_catalog, plan_day.day_section(inputs, req, full_catalog, plan_key[1]))
 if result.notes:
     st.subheader("Notes")
     st.markdown("\n".join(f"- {n}" for n in result.notes))

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmcap.catalog.loader import load_catalog
+from llmcap.cli import plan_day
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
@@ -103,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=targets(),
         help="with --export: the row's engine (its launch command) or k8s (Deployment, Service, HPA as YAML)",
     )
+    plan_day.add_arguments(p)
     p.set_defaults(func=cmd_plan)
 
 
@@ -179,10 +181,12 @@ def plan_json(p: Plan, extra: dict | None = None) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    day_inputs = plan_day.prepare(args)  # with --day: the plan runs at the day's peak rate
     req = request_from_args(args)
     catalog = load_catalog()
     catalog.model(req.model)  # unknown model: a clear error with suggestions, before any work
     p = plan(req, catalog)
+    day = plan_day.compute(args, day_inputs, p, catalog) if day_inputs else None
     if args.export is not None or args.target is not None:
         if args.export is None or args.target is None:
             raise ValueError("--export RANK and --target go together")
@@ -190,7 +194,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--export {args.export}: there are {len(p.candidates)} candidates (ranks 1 to {len(p.candidates)})"
             )
-        sys.stdout.write(export(p.candidates[args.export - 1], req, catalog, args.target))
+        cand = p.candidates[args.export - 1]
+        bounds = plan_day.bounds(day[0], cand) if day else None
+        sys.stdout.write(export(cand, req, catalog, args.target, replica_bounds=bounds))
         return 0
     extra = {}
     if args.what_if and p.candidates:
@@ -198,6 +204,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "what_ifs": [w.model_dump() for w in what_ifs(p, catalog)],
             "sensitivity": [s.model_dump() for s in sensitivity(p, catalog)],
         }
+    if day:
+        extra |= plan_day.extra(*day)
     if args.format == "json":
         print(plan_json(p, extra))
         return 0
@@ -215,4 +223,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if extra.get(key):
             print(f"\n{title}:")
             print(render(extra[key], "table"))
+    if day:
+        plan_day.print_text(*day)
     return 0

@@ -300,9 +300,13 @@ def build_manifest(
     *,
     port: int | None = None,
     max_replicas: int | None = None,
+    min_replicas: int | None = None,
     flags: EngineFlagsCatalog | None = None,
 ) -> list[dict[str, Any]]:
-    """Deployment (one pod per replica), Service and HorizontalPodAutoscaler (plus a ConfigMap if one is needed)."""
+    """Deployment (one pod per replica), Service and HorizontalPodAutoscaler (plus a ConfigMap if one is needed).
+
+    The autoscaler's bounds: `min_replicas`/`max_replicas` when given (a day plan's autoscaled schedule,
+    llmcap.plan.autoscale.replica_bounds), else the row's replicas and twice that."""
     flags = flags or load_engine_flags()
     launch = build_command(cand, req, catalog, port=port, data_parallel=False, flags=flags)
     spec = flags.engines[cand.engine]
@@ -366,8 +370,8 @@ def build_manifest(
     target = {"type": "AverageValue", "averageValue": str(planned_in_flight(cand, req))}
     hpa = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-        "minReplicas": cand.replicas,
-        "maxReplicas": max_replicas or 2 * cand.replicas,
+        "minReplicas": max(min_replicas if min_replicas is not None else cand.replicas, 1),
+        "maxReplicas": max(max_replicas or 2 * cand.replicas, min_replicas or 1, 1),
         "metrics": [{"type": "Pods", "pods": {"metric": metric, "target": target}}],
     }
     docs.append(
@@ -390,12 +394,16 @@ def targets() -> tuple[str, ...]:
     return (*load_engine_flags().engines, K8S)
 
 
-def export(cand: Candidate, req: PlanRequest, catalog: Catalog, target: str) -> str:
-    """What `llmcap plan --export RANK --target T` prints for a row."""
+def export(
+    cand: Candidate, req: PlanRequest, catalog: Catalog, target: str, replica_bounds: tuple[int, int] | None = None
+) -> str:
+    """What `llmcap plan --export RANK --target T` prints for a row; `replica_bounds` (min, max) set the k8s
+    autoscaler's bounds (from a day plan)."""
     if target not in targets():
         raise LaunchError(f"unknown target {target}; known: {', '.join(targets())}")
     if target == K8S:
-        return render_manifest(build_manifest(cand, req, catalog))
+        lo, hi = replica_bounds if replica_bounds else (None, None)
+        return render_manifest(build_manifest(cand, req, catalog, min_replicas=lo, max_replicas=hi))
     if target != cand.engine:
         raise LaunchError(f"target {target} is not this row's engine {cand.engine}: export --target {cand.engine}")
     return render_command(build_command(cand, req, catalog))

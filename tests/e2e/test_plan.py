@@ -15,6 +15,8 @@ from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_ren
 from llmcap.app.state.plan_url import parse_plan_query, plan_request
 from llmcap.app.state.urlstate import choices_from_catalog
 from llmcap.catalog.loader import load_catalog
+from llmcap.load.day import preset_profile
+from llmcap.plan.autoscale import day_plan
 from llmcap.plan.planner import plan
 
 SHARED = (
@@ -107,3 +109,38 @@ def test_bad_values_warn_and_the_page_still_plans(page: Page):
         assert key in text, text
     search = page.evaluate("location.search")
     assert "hw=l4&" in search and "rate=10&" in search and "pct=90" in search
+
+
+DAY = (
+    "/plan?model=meta-llama/Llama-3.3-70B-Instruct&isl=1024&osl=256&rate=20&ttft=2000&tpot=100&pct=90"
+    "&hw=h100-sxm,h200-sxm,b200-sxm&w=fp8&day=consumer-chat"
+)
+
+
+def test_the_day_view_draws_its_charts_and_its_csv_equals_core(page: Page, tmp_path: Path):
+    open_plan(page, DAY)
+    heading = page.get_by_role("heading", name="A day of traffic").last
+    expect(heading).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Download plan-day-policies CSV")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    wait_rendered(page)
+    assert_no_errors(page)
+    expect(page.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+    assert "day=consumer-chat" in page.evaluate("location.search")
+    heading.scroll_into_view_if_needed()
+    screenshot(page, "plan-day.png")
+
+    rows = download(page, "Download plan-day-policies CSV", tmp_path)
+    catalog = load_catalog()
+    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(DAY).query))
+    inputs, _ = parse_plan_query(params, choices_from_catalog(catalog))
+    req = plan_request(inputs, catalog)
+    prof = preset_profile("consumer-chat", req.rate_rps)
+    day = day_plan(plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), catalog), prof, catalog)
+    best = day.best()
+    assert [r["policy"] for r in rows] == [r.policy for r in best]
+    for row, r in zip(rows, best, strict=True):
+        assert float(row["usd_per_day"]) == pytest.approx(r.usd_per_day)
+        assert float(row["slo_miss_request_share"]) == pytest.approx(r.slo_miss_request_share, abs=1e-12)
+    prices = download(page, "Download plan-day-prices CSV", tmp_path)
+    assert {p["option"] for p in prices} >= {"on-demand", "spot", "owned", "hosted"}
+    expect(page.get_by_role("button", name="Download plan-day-crossover CSV")).to_be_visible()
