@@ -53,6 +53,7 @@ from pydantic import Field
 from llmcap.catalog.schema import Frozen
 from llmcap.estimate.resolve import Resolved
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
+from llmcap.load.prefix_cache import CacheSpec, ReplicaCache, no_cache_results
 from llmcap.load.steptable import Lookups, StepTable
 
 
@@ -109,25 +110,39 @@ class SimResult:
     decode_batch_s: float  # integral of the decode batch over time, summed over replicas
     iterations: int
     replicas: int
+    cached_tokens: np.ndarray | None = None  # prompt tokens found in the prefix cache (with a CacheSpec)
+    hit_tier: np.ndarray | None = None  # -1 miss, 0 device memory, 1.. offload tier
+    reload_s: np.ndarray | None = None  # time to reload a prefix from an offload tier (in ttft_s)
 
 
-def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens, output_tokens) -> SimResult:
-    """Simulate the requests (arrays of equal length) on cfg.replicas replicas."""
+def simulate(
+    table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens, output_tokens, cache: CacheSpec | None = None
+) -> SimResult:
+    """Simulate the requests (arrays of equal length) on cfg.replicas replicas.
+
+    With a `cache` (llmcap.load.prefix_cache) every request looks its session's history up in the replica's
+    prefix cache; a session's requests then all go to one replica (session-affine routing), others round-robin.
+    """
     arr, s_in, s_out = _check(arrival_s, input_tokens, output_tokens)
     n = len(arr)
     order = np.argsort(arr, kind="stable")
     lk = table if isinstance(table, Lookups) else table.lookups()
+    cached, tier, reload = no_cache_results(n)
     out = {k: np.full(n, np.nan) for k in ("queue", "first", "finish")}
     pre = np.zeros(n, dtype=np.int64)
     rej = np.zeros(n, dtype=bool)
     busy = batch = 0.0
     iters = 0
     for rep in range(cfg.replicas):
-        ids = order[rep :: cfg.replicas]
+        ids = order[rep :: cfg.replicas] if cache is None else order[cache.session[order] % cfg.replicas == rep]
         if len(ids) == 0:
             continue
         r = _Replica(lk, cfg, arr[ids].tolist(), s_in[ids].tolist(), s_out[ids].tolist())
+        if cache is not None:
+            r.pc = ReplicaCache(cache, ids, lambda c: lk.prefill(c, c * (c + 1) / 2))
         r.run()
+        if r.pc is not None:
+            cached[ids], tier[ids], reload[ids] = r.pc.cached, r.pc.tier, r.pc.delay
         out["queue"][ids] = r.admit_t
         out["first"][ids] = r.first_t
         out["finish"][ids] = r.finish_t
@@ -136,7 +151,7 @@ def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens
         busy += r.busy
         batch += r.batch_int
         iters += r.iterations
-    ov = cfg.request_overhead_s
+    ov = cfg.request_overhead_s + reload
     o = s_out.astype(float)
     ttft = out["first"] - arr + ov
     e2e = out["finish"] - arr + ov
@@ -159,6 +174,9 @@ def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens
         decode_batch_s=batch,
         iterations=iters,
         replicas=cfg.replicas,
+        cached_tokens=cached if cache is not None else None,
+        hit_tier=tier if cache is not None else None,
+        reload_s=reload if cache is not None else None,
     )
 
 
@@ -203,6 +221,7 @@ class _Replica:
         self.busy = self.batch_int = 0.0
         self.iterations = 0
         self._spec_rows: dict[int, list[float]] = {}
+        self.pc: ReplicaCache | None = None  # prefix cache of sessions (llmcap.load.prefix_cache)
 
     def _step_time(self, b: int, m: float, p: float, q: float) -> float:
         """Iteration time with b decodes (speculative: k + 1 positions each plus k draft steps)."""
@@ -240,6 +259,7 @@ class _Replica:
         hit = cfg.prefix_hit
         reserve = cfg.on_full == "reject"
         admit_t, first_t, finish_t = self.admit_t, self.first_t, self.finish_t
+        pc = self.pc
 
         waiting: deque[int] = deque()
         prefilling: deque[int] = deque()  # admitted, prompt not finished (in admission order)
@@ -274,6 +294,8 @@ class _Replica:
                 X -= ctx
                 kv -= (s[i] + o[i]) if reserve else ctx
                 finish_t[i] = now
+                if pc is not None:
+                    pc.finish(i, s[i] + o[i])
             if b == 0:
                 X = R = 0.0
                 if not reserve:  # no float drift left behind: only prompts in flight hold KV now
@@ -286,6 +308,8 @@ class _Replica:
             if left[i] <= 0:
                 finish_t[i] = now
                 kv -= (s[i] + o[i]) if reserve else prompt[i]
+                if pc is not None:
+                    pc.finish(i, s[i] + o[i])
                 return
             decoding[i] = True
             enter[i] = D
@@ -341,6 +365,8 @@ class _Replica:
                     break
                 t = arr[ia]
                 continue
+            if pc is not None:  # idle cached prefixes give way to running requests first
+                pc.evict(cap - kv)
             # decode growth must fit: preempt the newest decoders until it does
             if not reserve:
                 while b > 0 and kv + b * e > cap and preempt_one():
@@ -372,7 +398,7 @@ class _Replica:
                         admit_t[i] = t
                     if not reserve:
                         kv += prompt[i]
-                    cached = int(prompt[i] * hit)
+                    cached = pc.admit(i, prompt[i]) if pc is not None else int(prompt[i] * hit)
                     done[i] = cached if cached < prompt[i] else prompt[i] - 1
                     c = min(prompt[i] - done[i], room)
                     q += c * done[i] + c * (c + 1) / 2
