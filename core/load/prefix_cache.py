@@ -60,14 +60,23 @@ class ReplicaCache:
         self.delay = [0.0] * n
         self.system_warm = False
         self.recompute_s = recompute_s
+        self.resident_sum = 0.0  # idle histories in device memory, summed over admissions
+        self.admissions = 0
 
     @property
     def idle(self) -> float:
         return self.sizes[0]
 
+    @property
+    def resident_sessions(self) -> float:
+        """Mean number of idle session histories in device memory, as arriving requests find it."""
+        return self.resident_sum / self.admissions if self.admissions else 0.0
+
     def admit(self, i: int, prompt: int) -> int:
         """Tokens of request i's prompt found in the cache (its session's entry leaves the idle pool)."""
         sid = self.session[i]
+        self.resident_sum += len(self.levels[0])
+        self.admissions += 1
         found = None
         for level, table in enumerate(self.levels):
             if sid in table:
@@ -84,9 +93,10 @@ class ReplicaCache:
                 if level == 0:
                     cached, tier = reuse, 0
                 else:
-                    reload = reuse * self.tiers[level - 1].seconds_per_token
-                    if reload < self.recompute_s(reuse):
-                        cached, tier, delay = reuse, level, reload
+                    how, seconds = reload_or_recompute(reuse, self.tiers[level - 1].seconds_per_token,
+                                                       self.recompute_s(reuse))  # fmt: skip
+                    if how == "reload":
+                        cached, tier, delay = reuse, level, seconds
         if self.cached[i] < 0:  # the first admission counts (a preempted request is admitted again)
             self.cached[i], self.tier[i], self.delay[i] = cached, tier, delay
         return cached
@@ -117,6 +127,13 @@ class ReplicaCache:
                 self._shrink(level + 1, self.tiers[level].capacity_tokens)
         if not table:
             self.sizes[level] = 0.0
+
+
+def reload_or_recompute(tokens: float, seconds_per_token: float, recompute_s: float) -> tuple[str, float]:
+    """'reload' with its transfer time when faster than recomputing `tokens` (`recompute_s`), else 'recompute'
+    with that time: a tiered cache reloads a prefix only when the copy beats the prefill."""
+    reload_s = tokens * seconds_per_token
+    return ("reload", reload_s) if reload_s < recompute_s else ("recompute", recompute_s)
 
 
 def no_cache_results(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,8 @@ Seeded: the same inputs give the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Literal
 
 from pydantic import Field
@@ -47,6 +49,7 @@ from llmcap.economics.operating_point import CostResult, EnergyResult, Operating
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.load.rate_analytic import _analytic, analytic_goodput, analytic_max_rate, analytic_point
 from llmcap.load.rate_prepare import Prepared, prepare
+from llmcap.load.rate_sessions import CacheResult, analytic_cache, simulated_cache
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
 from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
 from llmcap.load.trace import Trace
@@ -100,6 +103,15 @@ class LoadEstimate(Frozen):
     bound: Bounds
     memory: LoadMemory
     method: str = ""
+    prefix_cache: CacheResult | None = Field(default=None, description="sessions: the prefix cache at the rate")
+    prefix_hit_rate: float | None = Field(default=None, description="prompt tokens served from the prefix cache")
+    prefill_tokens_per_request: float | None = Field(default=None, description="prompt tokens computed, mean")
+    kv_resident_sessions: float | None = Field(default=None, description="idle session histories in device KV")
+    kv_offload_gb: float | None = Field(default=None, description="KV offload tier(s) per replica, GB")
+    seconds_per_answer: float | None = Field(default=None, description="mean end-to-end seconds of one answer")
+    usd_per_answer: float | None = None
+    joules_per_answer: float | None = None
+    lora_memory_gb_per_device: float | None = Field(default=None, description="not modelled yet: always null")
     notes: list[str] = []
     estimate: Estimate = Field(exclude=True, description="closed-loop estimate at the simulated mean batch")
 
@@ -120,6 +132,11 @@ def assemble(
     simulate: from `simulated` (the three simulations); analytic: the queueing model is evaluated here.
     """
     catalog = catalog or load_catalog()
+    cache = None
+    if prep.method == "analytic" and prep.sessions is not None:
+        cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, prep.scenario.replicas,
+                                      prep.arrival_cv, prep.output_cv)  # fmt: skip
+        prep = dataclasses.replace(prep, curve=curve)
     if prep.method == "analytic":
         max_rate_rps, goodput_rps = analytic_max_rate(prep), analytic_goodput(prep, slo)
         run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), max_rate_rps, slo)
@@ -128,6 +145,8 @@ def assemble(
     else:
         max_rate_rps, goodput_rps = simulated.max_rate_rps, simulated.goodput_rps
         run = _simulated(prep, rate_rps, simulated.sim, max_rate_rps, slo)
+        if prep.sessions is not None:
+            cache = simulated_cache(prep.sessions, simulated.sim, scn_replicas(prep))
     scn = prep.scenario
     at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog)
     tp = run.throughput
@@ -173,9 +192,52 @@ def assemble(
         bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
         memory=_memory(prep.estimate, at),
         method=run.method,
-        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes),
+        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes) + _workload_notes(cache),
         estimate=at,
+        **_workload_fields(cache, e2e.mean, pc.cost, pc.energy, prep.summary.mean_output_tokens),
     )
+
+
+def scn_replicas(prep: Prepared) -> int:
+    return prep.scenario.replicas
+
+
+def _workload_fields(cache: CacheResult | None, e2e_ms: float, cost, energy, output_tokens: float) -> dict:
+    """The per-answer figures (one answer = one request: samples are not modelled yet) and the cache's keys."""
+    out: dict = {
+        "seconds_per_answer": e2e_ms / 1e3 if math.isfinite(e2e_ms) else None,
+        "usd_per_answer": cost.usd_per_request if cost is not None else None,
+        "joules_per_answer": (
+            energy.joules_per_output_token * output_tokens
+            if energy is not None and energy.joules_per_output_token is not None
+            and math.isfinite(energy.joules_per_output_token) else None
+        ),
+    }  # fmt: skip
+    if cache is not None:
+        out |= {
+            "prefix_cache": cache,
+            "prefix_hit_rate": cache.prefix_hit_rate,
+            "prefill_tokens_per_request": cache.prefill_tokens_per_request,
+            "kv_resident_sessions": cache.kv_resident_sessions,
+            "kv_offload_gb": cache.kv_offload_gb,
+        }
+    return out
+
+
+def _workload_notes(cache: CacheResult | None) -> list[str]:
+    notes = ["lora_memory_gb_per_device is null: LoRA adapters are not modelled yet"]
+    if cache is None:
+        notes.append(
+            "prefix_hit_rate, prefill_tokens_per_request, kv_resident_sessions and kv_offload_gb are null: they "
+            "describe sessions (--turns or a session workload preset)"
+        )
+    else:
+        notes.append(
+            f"prefix cache ({cache.method}): {cache.prefix_hit_rate:.1%} of prompt tokens served from the cache, "
+            f"{cache.prefill_tokens_per_request:,.0f} of {cache.prompt_tokens_per_request:,.0f} prompt tokens "
+            "computed per request"
+        )
+    return notes
 
 
 def _memory(base: Estimate, at: Estimate) -> LoadMemory:

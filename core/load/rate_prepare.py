@@ -14,7 +14,9 @@ from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
 from llmcap.load.queueing import LoadCurve, load_curve
+from llmcap.load.rate_sessions import SessionSetup, check_offload_needs_sessions, draw_sessions, sessions_of, setup
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
+from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
 from llmcap.load.trace import Trace
@@ -40,6 +42,8 @@ class Prepared:
     curve: LoadCurve | None = None  # analytic; None when the scenario does not fit
     arrival_cv: float = 1.0
     output_cv: float = 0.0
+    sessions: SessionSetup | None = None  # multi-turn sessions and their prefix cache (llmcap.load.rate_sessions)
+    sweep_input: object | None = None  # analytic with sessions: the SweepInput the load curve came from
 
     @property
     def fits(self) -> bool:
@@ -71,8 +75,8 @@ def prepare(
     curve (raises LoadError)."""
     check_method(method, traffic)
     catalog = catalog or load_catalog()
-    unit, summary, own_rate = _unit_requests(scn, traffic, trace, catalog)
-    if traffic.workload is not None or trace is not None:
+    unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
+    if traffic.workload is not None or trace is not None or sreq is not None:
         scn = scn.model_copy(
             update={
                 "input_len": max(1, round(summary.mean_input_tokens)),
@@ -83,13 +87,18 @@ def prepare(
     if not est.fits:
         return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
     r = resolve(scn, catalog)
+    ss = None
+    if sreq is not None:
+        ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + list(ss.notes)})
     if method == "analytic":
-        curve = load_curve(resolved_input(r))
+        inp = resolved_input(r)
+        curve = load_curve(inp)
         if not bool(curve.fits[0]):
             raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
-            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens),
+            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
@@ -108,7 +117,7 @@ def prepare(
         raise LoadError(
             "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
         ) from None
-    return Prepared(scn, est, unit, summary, own_rate, table, cfg)
+    return Prepared(scn, est, unit, summary, own_rate, table, cfg, sessions=ss)
 
 
 def _cv(values: np.ndarray) -> float:
@@ -127,14 +136,31 @@ def _arrival_cv(unit: Requests, summary: TrafficSummary) -> float:
 
 def _unit_requests(
     scn: Scenario, traffic: Traffic, trace: Trace | None, catalog: Catalog
-) -> tuple[Requests, TrafficSummary, float | None]:
+) -> tuple[Requests, TrafficSummary, float | None, SessionRequests | None]:
     n = traffic.requests
     notes: list[str] = []
     own_rate = None
+    sreq = None
+    wl = catalog.workload(traffic.workload) if traffic.workload is not None else None
+    spec = sessions_of(traffic, wl)
     try:
         if trace is not None and traffic.workload is not None:
             raise LoadError("give a workload preset or a trace, not both")
-        if trace is not None and traffic.rate_rps is None:
+        if spec is not None and trace is not None:
+            raise LoadError("sessions (--turns) draw their own requests: give them without a trace")
+        if spec is None:
+            check_offload_needs_sessions(traffic)
+        if spec is not None:
+            if traffic.rate_rps is None:
+                raise LoadError("give a request rate for sessions")
+            arrival = traffic.arrival or (wl.arrival.family if wl else "poisson")
+            cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if wl and arrival == wl.arrival.family
+                                                             else 1.0)  # fmt: skip
+            out = wl.output_tokens if wl is not None else scn.output_len
+            sreq = draw_sessions(spec, out, n, arrival, 1.0 if arrival == "poisson" else cv, traffic.seed)
+            req = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0,
+                           f"sessions of {spec.turns.mean:g} turns on average")  # fmt: skip
+        elif trace is not None and traffic.rate_rps is None:
             if trace.rows < 2 or trace.span_s <= 0:
                 raise LoadError("the trace cannot be replayed: its requests all share one timestamp; give a rate")
             count = min(trace.rows, n)
@@ -181,7 +207,12 @@ def _unit_requests(
         source = f"replay of a {trace.format} trace at its own timestamps"
     else:
         process = "Poisson arrivals" if arrival == "poisson" else f"gamma arrivals (cv {cv:g})"
-        if trace is not None:
+        if sreq is not None:
+            lengths = (
+                f"sessions of {spec.turns.mean:g} turns on average, {spec.new_tokens:,} new tokens per turn, "
+                f"{spec.system_prompt_tokens:,}-token system prompt, {spec.think_s:g} s between turns"
+            )
+        elif trace is not None:
             lengths = f"lengths drawn from a {trace.format} trace"
         elif traffic.workload is not None:
             lengths = f"lengths of workload preset {traffic.workload}"
@@ -198,7 +229,7 @@ def _unit_requests(
         prefix_hit=hit,
         notes=notes + list(req.notes),
     )
-    return req, summary, own_rate
+    return req, summary, own_rate, sreq
 
 
 def _need_fit(prep: Prepared, method: Method = "simulate") -> None:

@@ -24,7 +24,10 @@ SEARCH_ITERATIONS = 8
 def operating_point(prep: Prepared, rate_rps: float) -> SimResult:
     """Simulate all requests at `rate_rps` (whole deployment)."""
     _need_fit(prep)
-    u = prep.unit
+    u, ss = prep.unit, prep.sessions
+    if ss is not None:
+        return simulate(prep.table, prep.cfg, ss.requests.arrivals(rate_rps), u.input_tokens, u.output_tokens,
+                        ss.cache())  # fmt: skip
     return simulate(prep.table, prep.cfg, u.arrival_s / rate_rps, u.input_tokens, u.output_tokens)
 
 
@@ -33,7 +36,11 @@ def max_rate(prep: Prepared) -> float:
     _need_fit(prep)
     u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
     one = prep.cfg.model_copy(update={"replicas": 1})
-    return max_rate_sim(prep.table, one, u.input_tokens[:k], u.output_tokens[:k]) * prep.cfg.replicas
+    ss = prep.sessions
+    # sessions saturate turn by turn: every first turn queues ahead of every second turn, and so on, so a turn
+    # is admitted after its session's previous one (as in a real queue of sessions) and can find its history
+    kw = {} if ss is None else {"offset_s": (ss.requests.turn[:k] - 1) * 1e-6, "cache": ss.cache(k)}
+    return max_rate_sim(prep.table, one, u.input_tokens[:k], u.output_tokens[:k], **kw) * prep.cfg.replicas
 
 
 def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
@@ -42,10 +49,13 @@ def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
     u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
     if max_rate_rps <= 0:
         return 0.0
+    ss = prep.sessions
+    kw = {} if ss is None else {"offset_s": ss.requests.offset_s[:k], "cache": ss.cache(k)}
+    unit = u.arrival_s[:k] if ss is None else ss.requests.start_unit[:k]
     return goodput_sim(
         prep.table,
         prep.cfg,
-        u.arrival_s[:k],
+        unit,
         u.input_tokens[:k],
         u.output_tokens[:k],
         slo.ttft_ms / MS,
@@ -53,6 +63,7 @@ def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
         pct=slo.pct,
         hi_rps=max_rate_rps,
         iterations=SEARCH_ITERATIONS,
+        **kw,
     )
 
 

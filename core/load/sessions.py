@@ -140,6 +140,14 @@ class HitRate:
     t_cache_s: float  # LRU characteristic time of the device cache (inf: nothing is ever evicted)
 
 
+def idle_time(t: float, p_idle: float, think_s: float) -> float:
+    """Mean time a history with a later turn stays idle in an LRU cache of characteristic time t:
+    p theta (1 - exp(-t / theta)) + (1 - p) t (module docstring)."""
+    if think_s <= 0:
+        return (1.0 - p_idle) * t
+    return p_idle * think_s * (1.0 - math.exp(-t / think_s)) + (1.0 - p_idle) * t
+
+
 def characteristic_time(context: np.ndarray, has_next: np.ndarray, p_idle: float, think_s: float,
                         rate_rps: float, capacity_tokens: float) -> float:  # fmt: skip
     """Che's t_C: the age at which LRU evicts, from occupancy(t_C) = capacity (see the module docstring)."""
@@ -148,11 +156,7 @@ def characteristic_time(context: np.ndarray, has_next: np.ndarray, p_idle: float
     c = np.asarray(context, dtype=float)
 
     def occupancy(t: float) -> float:
-        if think_s > 0:
-            waiting = p_idle * think_s * (1.0 - math.exp(-t / think_s)) + (1.0 - p_idle) * t
-        else:
-            waiting = (1.0 - p_idle) * t
-        return rate_rps * float(np.mean(c * np.where(has_next, waiting, t)))
+        return rate_rps * float(np.mean(c * np.where(has_next, idle_time(t, p_idle, think_s), t)))
 
     hi = 1.0
     while occupancy(hi) < capacity_tokens:
@@ -202,12 +206,9 @@ def analytic_hit_rate(
     anywhere = float(base.sum() + p_hit(t2) * gain.sum())
 
     def resident(t: float) -> float:
-        if theta > 0:
-            waiting = p_idle * theta * (1.0 - math.exp(-min(t, 1e300) / theta)) + (1.0 - p_idle) * t
-        else:
-            waiting = t
-        per = np.where(req.has_next, waiting, t)
-        return rate_rps_per_replica * float(np.mean(per)) if math.isfinite(t) else math.inf
+        if not math.isfinite(t):
+            return math.inf
+        return rate_rps_per_replica * float(np.mean(np.where(req.has_next, idle_time(t, p_idle, theta), t)))
 
     r1, r2 = resident(t1), resident(t2)
     return HitRate(

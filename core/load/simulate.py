@@ -113,6 +113,7 @@ class SimResult:
     cached_tokens: np.ndarray | None = None  # prompt tokens found in the prefix cache (with a CacheSpec)
     hit_tier: np.ndarray | None = None  # -1 miss, 0 device memory, 1.. offload tier
     reload_s: np.ndarray | None = None  # time to reload a prefix from an offload tier (in ttft_s)
+    resident_sessions: float | None = None  # idle histories in device memory (mean, summed over replicas)
 
 
 def simulate(
@@ -128,6 +129,7 @@ def simulate(
     order = np.argsort(arr, kind="stable")
     lk = table if isinstance(table, Lookups) else table.lookups()
     cached, tier, reload = no_cache_results(n)
+    resident = 0.0
     out = {k: np.full(n, np.nan) for k in ("queue", "first", "finish")}
     pre = np.zeros(n, dtype=np.int64)
     rej = np.zeros(n, dtype=bool)
@@ -143,6 +145,7 @@ def simulate(
         r.run()
         if r.pc is not None:
             cached[ids], tier[ids], reload[ids] = r.pc.cached, r.pc.tier, r.pc.delay
+            resident += r.pc.resident_sessions
         out["queue"][ids] = r.admit_t
         out["first"][ids] = r.first_t
         out["finish"][ids] = r.finish_t
@@ -177,6 +180,7 @@ def simulate(
         cached_tokens=cached if cache is not None else None,
         hit_tier=tier if cache is not None else None,
         reload_s=reload if cache is not None else None,
+        resident_sessions=resident if cache is not None else None,
     )
 
 

@@ -1,0 +1,106 @@
+"""The session, prefix-cache and KV-offload flags of `llmcap estimate --rate` (issue 15): registration and parsing
+into llmcap.scenario.Traffic fields, each error naming its flag."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from pydantic import ValidationError
+
+from llmcap.catalog.schema import LengthDistribution, SessionSpec, Workload
+
+FAMILIES = ("fixed", "exponential", "lognormal", "gamma", "uniform")
+SESSION_FLAGS = ("think_s", "new_tokens", "system_prompt_tokens")
+DEFAULT_THINK_S, DEFAULT_NEW_TOKENS = 30.0, 150
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sessions, prefix caching and KV offload (open loop)")
+    g.add_argument(
+        "--turns",
+        help="multi-turn sessions: turns per session, N (fixed) or FAMILY:MEAN[:CV] with FAMILY one of "
+        f"{', '.join(FAMILIES)} (e.g. exponential:6); each turn resends the history",
+    )
+    g.add_argument("--think-s", type=float, help=f"mean seconds between two turns (default {DEFAULT_THINK_S:g})")
+    g.add_argument("--new-tokens", type=int, help=f"tokens each turn adds (default {DEFAULT_NEW_TOKENS})")
+    g.add_argument("--system-prompt-tokens", type=int, help="system prompt shared by every session (default 0)")
+    g.add_argument("--prefix-cache", choices=("on", "off"), help="automatic prefix caching (default: the engine's)")
+    g.add_argument("--kv-offload", help="KV offload tiers per replica: cpu:GB[,ssd:GB] (extend the prefix cache)")
+
+
+def turns_dist(text: str) -> LengthDistribution:
+    """`N` or `FAMILY:MEAN[:CV]` as a length distribution of turns (ValueError naming --turns)."""
+    parts = [t.strip() for t in str(text).split(":")]
+    try:
+        if len(parts) == 1:
+            n = float(parts[0])
+            if not (math.isfinite(n) and n == int(n) and 1 <= n <= 10_000):
+                raise ValueError
+            return LengthDistribution(family="fixed", mean=n, min=1, max=10_000)
+        if len(parts) not in (2, 3) or parts[0] not in FAMILIES:
+            raise ValueError
+        mean = float(parts[1])
+        cv = float(parts[2]) if len(parts) == 3 else (1.0 if parts[0] == "exponential" else 0.0)
+        if not (math.isfinite(mean) and 1 <= mean <= 10_000 and math.isfinite(cv) and 0 <= cv <= 20):
+            raise ValueError
+        return LengthDistribution(family=parts[0], mean=mean, cv=cv, min=1, max=10_000)  # type: ignore[arg-type]
+    except (ValueError, ValidationError):
+        raise ValueError(
+            f"--turns: expected N (1 to 10000) or FAMILY:MEAN[:CV] with FAMILY one of {', '.join(FAMILIES)}, "
+            f"MEAN 1 to 10000 and CV 0 to 20 (got {text!r})"
+        ) from None
+
+
+def kv_offload(text: str | None) -> tuple[float, float]:
+    """`cpu:GB[,ssd:GB]` as (cpu GB, ssd GB) (ValueError naming --kv-offload)."""
+    if text is None:
+        return 0.0, 0.0
+    sizes = {"cpu": 0.0, "ssd": 0.0}
+    bad = ValueError(f"--kv-offload: expected cpu:GB[,ssd:GB] with sizes 0 to 100000 GB (got {text!r})")
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise bad
+    for item in items:
+        tier, _, size = item.partition(":")
+        try:
+            gb = float(size)
+        except ValueError:
+            raise bad from None
+        if tier.strip() not in sizes or not (math.isfinite(gb) and 0 <= gb <= 100_000):
+            raise bad
+        sizes[tier.strip()] = gb
+    return sizes["cpu"], sizes["ssd"]
+
+
+def traffic_fields(args: argparse.Namespace, workload: Workload | None) -> dict:
+    """Traffic fields from the flags: sessions (the preset's, with any flag overriding its part), the prefix
+    cache and the offload tiers."""
+    given = {k: getattr(args, k, None) for k in SESSION_FLAGS}
+    base = workload.sessions if workload is not None else None
+    turns = getattr(args, "turns", None)
+    fields: dict = {}
+    if turns is None and base is None:
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise ValueError(f"--{extra[0].replace('_', '-')} describes sessions: give --turns too")
+    else:
+        parts = {
+            "turns": turns_dist(turns) if turns is not None else base.turns,
+            "think_s": base.think_s if base else DEFAULT_THINK_S,
+            "new_tokens": base.new_tokens if base else DEFAULT_NEW_TOKENS,
+            "system_prompt_tokens": base.system_prompt_tokens if base else 0,
+        } | {k: v for k, v in given.items() if v is not None}
+        try:
+            fields["sessions"] = SessionSpec(**parts)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            name = str(e["loc"][0]) if e["loc"] else "turns"
+            raise ValueError(f"--{name.replace('_', '-')}: {e['msg']} (got {e.get('input')!r})") from None
+    pc = getattr(args, "prefix_cache", None)
+    if pc is not None:
+        fields["prefix_cache"] = pc == "on"
+    cpu, ssd = kv_offload(getattr(args, "kv_offload", None))
+    if cpu or ssd:
+        fields["kv_offload_cpu_gb"], fields["kv_offload_ssd_gb"] = cpu, ssd
+    return fields
