@@ -29,7 +29,6 @@ exclusive LRU gives a second characteristic time for C_free + C_2: hits between 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,37 +139,95 @@ class HitRate:
     t_cache_s: float  # LRU characteristic time of the device cache (inf: nothing is ever evicted)
 
 
-def idle_time(t: float, p_idle: float, think_s: float) -> float:
-    """Mean time a history with a later turn stays idle in an LRU cache of characteristic time t:
+def idle_time(t, p_idle, think_s):
+    """Mean time a history with a later turn stays idle in an LRU cache of characteristic time t (arrays):
     p theta (1 - exp(-t / theta)) + (1 - p) t (module docstring)."""
-    if think_s <= 0:
-        return (1.0 - p_idle) * t
-    return p_idle * think_s * (1.0 - math.exp(-t / think_s)) + (1.0 - p_idle) * t
+    t, p, theta = np.asarray(t, dtype=float), np.asarray(p_idle, dtype=float), np.asarray(think_s, dtype=float)
+    safe = np.where(theta > 0, theta, 1.0)
+    cold = -np.expm1(-np.where(np.isfinite(t), t, 1e300) / safe)
+    return np.where(theta > 0, p * theta * cold + (1.0 - p) * t, (1.0 - p) * t)
 
 
-def characteristic_time(context: np.ndarray, has_next: np.ndarray, p_idle: float, think_s: float,
-                        rate_rps: float, capacity_tokens: float) -> float:  # fmt: skip
-    """Che's t_C: the age at which LRU evicts, from occupancy(t_C) = capacity (see the module docstring)."""
-    if capacity_tokens <= 0 or rate_rps <= 0:
-        return 0.0
-    c = np.asarray(context, dtype=float)
+@dataclass(frozen=True)
+class SessionShape:
+    """The few sums of a session workload the analytic hit rate needs (llmcap.load.sessions module docstring)."""
 
-    def occupancy(t: float) -> float:
-        return rate_rps * float(np.mean(c * np.where(has_next, idle_time(t, p_idle, think_s), t)))
+    context_next: float  # mean over requests of context x [the session has a later turn]
+    context_last: float  # mean over requests of context x [last turn]
+    gain_tokens: float  # sum over turns >= 2 of the history beyond the system prompt (what a hit adds)
+    base_tokens: float  # sum of the system-prompt tokens every request finds cached
+    prompt_tokens: float  # sum of the prompts
+    n: int
+    next_share: float  # share of requests with a later turn
+    think_s: float
 
-    hi = 1.0
-    while occupancy(hi) < capacity_tokens:
-        hi *= 2.0
-        if hi > 1e12:
-            return math.inf
-    lo = 0.0
-    for _ in range(80):
+    @classmethod
+    def of(cls, req: SessionRequests) -> SessionShape:
+        s = req.input_tokens.astype(float)
+        ctx = s + req.output_tokens
+        base = np.minimum(float(req.system_tokens), s - 1)
+        gain = np.where(req.turn > 1, np.maximum(np.minimum(req.history_tokens, s - 1) - base, 0.0), 0.0)
+        return cls(
+            context_next=float(np.mean(ctx * req.has_next)),
+            context_last=float(np.mean(ctx * ~req.has_next)),
+            gain_tokens=float(gain.sum()),
+            base_tokens=float(base.sum()),
+            prompt_tokens=float(s.sum()),
+            n=req.n,
+            next_share=float(np.mean(req.has_next)),
+            think_s=float(req.think_s),
+        )
+
+
+def characteristic_times(shape: SessionShape, p_idle, rate_rps, capacity_tokens) -> np.ndarray:
+    """Che's t_C per row (arrays): the age at which LRU evicts, from rate x occupancy(t_C) = capacity, where
+    occupancy(t) = mean(c [next]) idle_time(t) + mean(c [last]) t; bisection on a log scale. inf where the
+    cache never fills, 0 where it holds nothing."""
+    p, lam, cap = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (p_idle, rate_rps, capacity_tokens)))
+
+    def occupancy(t):
+        return lam * (shape.context_next * idle_time(t, p, shape.think_s) + shape.context_last * t)
+
+    lo, hi = np.full(p.shape, -9.0), np.full(p.shape, 13.0)  # log10 seconds
+    for _ in range(60):
         mid = (lo + hi) / 2
-        if occupancy(mid) < capacity_tokens:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+        below = occupancy(10.0**mid) < cap
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    t = 10.0 ** ((lo + hi) / 2)
+    t = np.where(occupancy(1e13) < cap, np.inf, t)
+    return np.where((cap <= 0) | (lam <= 0), 0.0, t)
+
+
+def hit_rates(shape: SessionShape, rate_rps, free_tokens, e2e_s, offload_tokens=0.0) -> dict[str, np.ndarray]:
+    """Token hit rates per row (arrays): any tier, device memory, offload tier; prompt tokens computed per
+    request; idle histories resident in device memory and in the tier; t_C of the device cache."""
+    theta = shape.think_s
+    e2e = np.asarray(e2e_s, dtype=float)
+    p = np.exp(-e2e / theta) if theta > 0 else np.zeros_like(e2e)
+    free = np.asarray(free_tokens, dtype=float)
+    t1 = characteristic_times(shape, p, rate_rps, free)
+    t2 = characteristic_times(shape, p, rate_rps, free + np.asarray(offload_tokens, dtype=float))
+
+    def p_hit(t):
+        return p * -np.expm1(-np.where(np.isfinite(t), t, 1e300) / theta) if theta > 0 else np.zeros_like(t)
+
+    def resident(t):
+        per = shape.next_share * idle_time(t, p, theta) + (1 - shape.next_share) * t
+        return np.where(np.isfinite(t), np.asarray(rate_rps, dtype=float) * per, np.inf)
+
+    total = max(shape.prompt_tokens, 1e-12)
+    gpu = (shape.base_tokens + p_hit(t1) * shape.gain_tokens) / total
+    anywhere = (shape.base_tokens + p_hit(t2) * shape.gain_tokens) / total
+    r1, r2 = resident(t1), resident(t2)
+    return {
+        "hit_rate": anywhere,
+        "gpu_hit_rate": gpu,
+        "offload_hit_rate": anywhere - gpu,
+        "prefill_tokens_per_request": shape.prompt_tokens * (1 - anywhere) / shape.n,
+        "resident_sessions": r1,
+        "offload_resident_sessions": np.where(np.isfinite(r2), np.maximum(r2 - r1, 0.0), np.inf),
+        "t_cache_s": t1,
+    }
 
 
 def analytic_hit_rate(
@@ -183,40 +240,5 @@ def analytic_hit_rate(
 ) -> HitRate:
     """The prefix hit rate of `req` at a per-replica request rate with `free_tokens` of device KV for idle
     histories and `offload_tokens` more in an offload tier (Che's approximation; module docstring)."""
-    s = req.input_tokens.astype(float)
-    h = req.history_tokens.astype(float)
-    ctx = s + req.output_tokens
-    theta = req.think_s
-    p_idle = math.exp(-e2e_s / theta) if theta > 0 else 0.0
-    t1 = characteristic_time(ctx, req.has_next, p_idle, theta, rate_rps_per_replica, free_tokens)
-    t2 = characteristic_time(ctx, req.has_next, p_idle, theta, rate_rps_per_replica, free_tokens + offload_tokens)
-
-    def p_hit(t: float) -> float:
-        if theta <= 0:
-            return 0.0
-        return p_idle * (1.0 - (0.0 if math.isinf(t) else math.exp(-t / theta)))
-
-    later = req.turn > 1
-    sys_tokens = float(req.system_tokens)
-    # turn 1 and a missed history still find the shared system prompt
-    base = np.minimum(sys_tokens, s - 1)
-    gain = np.where(later, np.maximum(np.minimum(h, s - 1) - base, 0.0), 0.0)
-    total = float(s.sum())
-    gpu = float(base.sum() + p_hit(t1) * gain.sum())
-    anywhere = float(base.sum() + p_hit(t2) * gain.sum())
-
-    def resident(t: float) -> float:
-        if not math.isfinite(t):
-            return math.inf
-        return rate_rps_per_replica * float(np.mean(np.where(req.has_next, idle_time(t, p_idle, theta), t)))
-
-    r1, r2 = resident(t1), resident(t2)
-    return HitRate(
-        hit_rate=anywhere / total if total else 0.0,
-        gpu_hit_rate=gpu / total if total else 0.0,
-        offload_hit_rate=(anywhere - gpu) / total if total else 0.0,
-        prefill_tokens_per_request=(total - anywhere) / req.n,
-        resident_sessions=r1,
-        offload_resident_sessions=max(r2 - r1, 0.0) if math.isfinite(r2) else math.inf,
-        t_cache_s=t1,
-    )
+    h = hit_rates(SessionShape.of(req), rate_rps_per_replica, free_tokens, e2e_s, offload_tokens)
+    return HitRate(**{k: float(np.asarray(v).ravel()[0]) for k, v in h.items()})
