@@ -41,6 +41,13 @@ from llmcap.app.state.urlstate import (
     query_texts,
     to_query,
 )
+from llmcap.app.state.workload_url import (
+    WORKLOAD_KEYS,
+    WorkloadInputs,
+    parse_workload_keys,
+    plan_fields,
+    workload_query,
+)
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
 from llmcap.plan.request import (
@@ -63,7 +70,7 @@ MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
     "maxdev", "maxusd", "w", "kv", "engine", "basis", "robust", "disagg", "mixed", "top", "xbw", "xflops", "xprice",
-    "xrate", "sens",
+    "xrate", "sens", *WORKLOAD_KEYS,
 )  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -104,6 +111,7 @@ class PlanInputs(Frozen):
     whatif_price_pct: float = Field(default=-20.0, ge=MIN_WHATIF_PCT, le=MAX_WHATIF_PCT)
     whatif_traffic_x: float = Field(default=2.0, gt=0, le=MAX_TRAFFIC_X)
     sensitivity: bool = False
+    extra: WorkloadInputs = Field(default_factory=WorkloadInputs, description="sessions, prefix cache, offload")
 
     @field_validator("pct")
     @classmethod
@@ -171,7 +179,8 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
     def warn_item(key: str, value: str, reason: str) -> None:
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=""))
 
-    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, getattr(base, _FIELD[key])),
+    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, getattr(base, _FIELD[key])
+                                                                          if key in _FIELD else None),
                       limits={"hw": MAX_HW_CHARS})  # fmt: skip
 
     def one(options: Mapping[str, str], key_of, what: str, none_word: str | None = None):
@@ -224,6 +233,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "sens": _bool,
     }
     got = apply_parsers(raw, {key: (_FIELD[key], parse) for key, parse in parsers.items()}, base, warn)
+    got["extra"] = parse_workload_keys(raw, warn)
     if got.get("workload"):
         got["input_len"], got["output_len"] = c.lengths(got["workload"])
     return base.model_copy(update=got), warnings
@@ -293,7 +303,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
     q.update(xbw=number_text(inputs.whatif_bw_pct), xflops=number_text(inputs.whatif_compute_pct))
     q.update(xprice=number_text(inputs.whatif_price_pct), xrate=number_text(inputs.whatif_traffic_x))
     q["sens"] = _show(inputs.sensitivity)
-    return q
+    return q | workload_query(inputs.extra)
 
 
 def whatif_changes(inputs: PlanInputs) -> tuple[tuple[str, dict[str, float]], ...]:
@@ -318,8 +328,10 @@ def plan_request(inputs: PlanInputs, catalog: Catalog) -> PlanRequest:
     its arrival burstiness (catalogs/workloads.yaml); fixed lengths have no spread and Poisson arrivals.
     Raises ValueError (pydantic's ValidationError) for a request the planner cannot take."""
     traffic: dict[str, object] = {"input_len": inputs.input_len, "output_len": inputs.output_len}
-    if inputs.workload:
-        traffic = workload_traffic(catalog.workload(inputs.workload))
+    preset = catalog.workload(inputs.workload) if inputs.workload else None
+    if preset is not None:
+        traffic = workload_traffic(preset)
+    traffic |= plan_fields(inputs.extra, preset, float(traffic["output_len"]), float(traffic.get("output_cv", 0.0)))
     return PlanRequest(
         model=inputs.model,
         rate_rps=inputs.rate_rps,
@@ -378,6 +390,7 @@ def estimate_query(
             ttft_ms=inputs.ttft_ms,
             tpot_ms=inputs.tpot_ms,
             pct=inputs.pct,
+            extra=inputs.extra,
         )
     except ValueError:
         return None

@@ -44,6 +44,7 @@ from llmcap.app.state.urlstate import (
     choices_from_catalog,
 )
 from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
+from llmcap.app.workload_inputs import plan_cache_section, push_workload, read_workload, workload_expander
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
@@ -124,6 +125,7 @@ def push_to_widgets(inputs: PlanInputs) -> None:
     ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
     ss[K + "price_basis"] = inputs.price_basis
+    push_workload(K, inputs.extra)
     ss[K + "workload"] = inputs.workload or "fixed"
     ss[K + "hardware"] = list(inputs.hardware or ())
     ss[K + "provider"] = inputs.provider or ANY
@@ -147,7 +149,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     data["hardware"] = tuple(ss[K + "hardware"]) or None
     data["provider"] = None if ss[K + "provider"] == ANY else ss[K + "provider"]
     data["price_basis"] = ss[K + "price_basis"]
-    problems = []
+    data["extra"], problems = read_workload(K)
     for name in LIST_FIELDS:
         data[name] = tuple(ss[K + name]) or getattr(base, name)
         if not ss[K + name]:
@@ -301,6 +303,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             "Cost sensitivity table", key=K + "sensitivity",
             help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
         )  # fmt: skip
+        workload_expander(K, st)
         st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
 
 
@@ -584,6 +587,7 @@ else:
     )
 ranked_section(candidates_frame(result, inputs, hardware_ids))
 rejected_section(result)
+plan_cache_section(result, K)
 pareto_section(result)
 whatif_section(result, inputs, full_catalog, plan_key)
 if result.notes:

@@ -9,8 +9,9 @@ import math
 from pydantic import ValidationError
 
 from llmcap.catalog.schema import LengthDistribution, SessionSpec, Workload
+from llmcap.load.sessions import TURN_FAMILIES as FAMILIES
+from llmcap.load.sessions import parse_turns
 
-FAMILIES = ("fixed", "exponential", "lognormal", "gamma", "uniform")
 SESSION_FLAGS = ("think_s", "new_tokens", "system_prompt_tokens")
 DEFAULT_THINK_S, DEFAULT_NEW_TOKENS = 30.0, 150
 
@@ -31,25 +32,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def turns_dist(text: str) -> LengthDistribution:
     """`N` or `FAMILY:MEAN[:CV]` as a length distribution of turns (ValueError naming --turns)."""
-    parts = [t.strip() for t in str(text).split(":")]
     try:
-        if len(parts) == 1:
-            n = float(parts[0])
-            if not (math.isfinite(n) and n == int(n) and 1 <= n <= 10_000):
-                raise ValueError
-            return LengthDistribution(family="fixed", mean=n, min=1, max=10_000)
-        if len(parts) not in (2, 3) or parts[0] not in FAMILIES:
-            raise ValueError
-        mean = float(parts[1])
-        cv = float(parts[2]) if len(parts) == 3 else (1.0 if parts[0] == "exponential" else 0.0)
-        if not (math.isfinite(mean) and 1 <= mean <= 10_000 and math.isfinite(cv) and 0 <= cv <= 20):
-            raise ValueError
-        return LengthDistribution(family=parts[0], mean=mean, cv=cv, min=1, max=10_000)  # type: ignore[arg-type]
-    except (ValueError, ValidationError):
-        raise ValueError(
-            f"--turns: expected N (1 to 10000) or FAMILY:MEAN[:CV] with FAMILY one of {', '.join(FAMILIES)}, "
-            f"MEAN 1 to 10000 and CV 0 to 20 (got {text!r})"
-        ) from None
+        return parse_turns(text)
+    except ValueError as exc:
+        raise ValueError(f"--turns: {exc}") from None
 
 
 def kv_offload(text: str | None) -> tuple[float, float]:

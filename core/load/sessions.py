@@ -29,6 +29,7 @@ exclusive LRU gives a second characteristic time for C_free + C_2: hits between 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,42 @@ from llmcap.catalog.schema import LengthDistribution, SessionSpec
 from llmcap.load.traffic import Lengths, TrafficError, interarrival_s, sample_lengths
 
 MAX_TURNS = 10_000
+TURN_FAMILIES = ("fixed", "exponential", "lognormal", "gamma", "uniform")
+
+
+def parse_turns(text: str) -> LengthDistribution:
+    """Turns per session from text: `N` (fixed) or `FAMILY:MEAN[:CV]` (FAMILY in TURN_FAMILIES; exponential's cv
+    is 1, the others' 0 unless given). ValueError saying what is expected."""
+    parts = [t.strip() for t in str(text).split(":")]
+    try:
+        if not str(text).isascii() or len(str(text)) > 200:  # float() reads other scripts' digits too
+            raise ValueError
+        if len(parts) == 1:
+            n = float(parts[0])
+            if not (math.isfinite(n) and n == int(n) and 1 <= n <= MAX_TURNS):
+                raise ValueError
+            return LengthDistribution(family="fixed", mean=n, min=1, max=MAX_TURNS)
+        if len(parts) not in (2, 3) or parts[0] not in TURN_FAMILIES:
+            raise ValueError
+        mean = float(parts[1])
+        cv = float(parts[2]) if len(parts) == 3 else (1.0 if parts[0] == "exponential" else 0.0)
+        if not (math.isfinite(mean) and 1 <= mean <= MAX_TURNS and math.isfinite(cv) and 0 <= cv <= 20):
+            raise ValueError
+        return LengthDistribution(family=parts[0], mean=mean, cv=cv, min=1, max=MAX_TURNS)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"expected N (1 to {MAX_TURNS}) or FAMILY:MEAN[:CV] with FAMILY one of {', '.join(TURN_FAMILIES)}, "
+            f"MEAN 1 to {MAX_TURNS} and CV 0 to 20 (got {text!r})"
+        ) from None
+
+
+def turns_text(d: LengthDistribution) -> str:
+    """The text parse_turns reads back as `d`."""
+    if d.family == "fixed":
+        return str(int(d.mean))
+    default_cv = 1.0 if d.family == "exponential" else 0.0
+    mean = f"{d.mean:g}"
+    return f"{d.family}:{mean}" if d.cv == default_cv else f"{d.family}:{mean}:{d.cv:g}"
 
 
 @dataclass(frozen=True)
