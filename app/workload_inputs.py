@@ -12,6 +12,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from llmcap.app.chart_export import show_chart
+from llmcap.app.charts import FIT_WIDTH
 from llmcap.app.state.workload_url import DEFAULT_TURNS, MAX_NEW_TOKENS, MAX_OFFLOAD_GB, MAX_THINK_S, WorkloadInputs
 from llmcap.app.ui import csv_download
 from llmcap.load.rate import LoadEstimate
@@ -139,15 +140,19 @@ def cache_section(le: LoadEstimate, k: str) -> None:
         "tokens_per_request": [c.prefill_tokens_per_request,
                                prompt * (c.prefix_hit_rate - c.offload_hit_rate), prompt * c.offload_hit_rate],
     })  # fmt: skip
+    parts = parts.with_columns(pl.Series("order", [0, 1, 2]))
+    domain = list(parts["part"])
     chart = (
         alt.Chart(parts)
         .mark_bar()
         .encode(
             x=alt.X("tokens_per_request:Q", stack="zero", title="prompt tokens per request (mean)"),
-            color=alt.Color("part:N", title=None, sort=list(parts["part"])),
+            color=alt.Color("part:N", scale=alt.Scale(domain=domain, range=["#d62728", "#2ca02c", "#1f77b4"]),
+                            legend=alt.Legend(orient="top", title=None, direction="horizontal")),
+            order=alt.Order("order:Q"),
             tooltip=["part", alt.Tooltip("tokens_per_request:Q", format=",.0f")],
-        )
-        .properties(height=70, title="Where each prompt's tokens come from")
+        )  # fmt: skip
+        .properties(height=48, title="Where each prompt's tokens come from", autosize=FIT_WIDTH)
     )
     show_chart(chart, "prefix-cache", key=k + "cache")
     st.caption(f"Method: {c.method}.")
@@ -177,11 +182,11 @@ def plan_cache_section(result: Plan, k: str) -> None:
         .mark_bar()
         .encode(
             x=alt.X("prefix_hit_rate:Q", title="prefix hit rate (share of prompt tokens)", axis=alt.Axis(format="%")),
-            y=alt.Y("deployment:N", sort=None, title=None),
+            y=alt.Y("deployment:N", sort=None, title=None, axis=alt.Axis(labelLimit=320)),
             tooltip=["deployment", alt.Tooltip("prefix_hit_rate:Q", format=".1%"),
                      alt.Tooltip("prefill_tokens_per_request:Q", format=",.0f")],
         )  # fmt: skip
-        .properties(height=max(80, 22 * len(rows)))
+        .properties(height=alt.Step(26), autosize=FIT_WIDTH)
     )
     show_chart(chart, "plan-prefix-cache", key=k + "plan_cache")
     st.caption(
