@@ -193,4 +193,5 @@ def plan_cache_section(result: Plan, k: str) -> None:
         f"Sessions: mean prompt {result.request.input_len:,.0f} tokens with history. Each deployment's hit rate is "
         "Che's LRU approximation with the KV memory its running requests leave (llmcap.plan.sessions)."
     )
+    st.dataframe(df.drop("deployment"), hide_index=True)
     csv_download(df.drop("deployment"), "plan-prefix-cache", key=k + "dl_plan_cache")
