@@ -13,7 +13,14 @@ from pydantic import ValidationError
 
 from llmcap.app.chart_export import show_chart
 from llmcap.app.charts import FIT_WIDTH
-from llmcap.app.state.workload_url import DEFAULT_TURNS, MAX_NEW_TOKENS, MAX_OFFLOAD_GB, MAX_THINK_S, WorkloadInputs
+from llmcap.app.state.workload_url import (
+    DEFAULT_TURNS,
+    MAX_NEW_TOKENS,
+    MAX_OFFLOAD_GB,
+    MAX_SAMPLES,
+    MAX_THINK_S,
+    WorkloadInputs,
+)
 from llmcap.app.ui import csv_download
 from llmcap.load.rate import LoadEstimate
 from llmcap.load.sessions import TURN_FAMILIES, parse_turns, turns_text
@@ -31,6 +38,7 @@ def push_workload(k: str, w: WorkloadInputs) -> None:
     ss[k + W + "think"], ss[k + W + "newtok"], ss[k + W + "sysp"] = w.think_s, w.new_tokens, w.system_prompt_tokens
     ss[k + W + "pcache"] = w.prefix_cache
     ss[k + W + "kvcpu"], ss[k + W + "kvssd"] = w.kv_cpu_gb, w.kv_ssd_gb
+    ss[k + W + "samples"] = w.samples
 
 
 def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
@@ -50,6 +58,7 @@ def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
         turns=turns, think_s=ss[k + W + "think"], new_tokens=ss[k + W + "newtok"],
         system_prompt_tokens=ss[k + W + "sysp"], prefix_cache=ss[k + W + "pcache"],
         kv_cpu_gb=ss[k + W + "kvcpu"] or 0.0, kv_ssd_gb=ss[k + W + "kvssd"] or 0.0,
+        samples=ss.get(k + W + "samples") or 1,
     )  # fmt: skip
     if data["prefix_cache"] == "off" and (data["kv_cpu_gb"] or data["kv_ssd_gb"]):
         problems.append("An offload tier extends the prefix cache, which is off: the tiers are not used.")
@@ -62,8 +71,9 @@ def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
         return WorkloadInputs(**{k2: v for k2, v in data.items() if k2 not in bad}), problems
 
 
-def workload_expander(k: str, where=None) -> None:
-    """The collapsed expander of session, prefix-cache and offload inputs (in the sidebar, or in a form)."""
+def workload_expander(k: str, where=None, samples: bool = False) -> None:
+    """The collapsed expander of session, prefix-cache and offload inputs (in the sidebar, or in a form); with
+    `samples`, the generations per prompt too (the Estimate page)."""
     box = (where or st.sidebar).expander("Sessions, prefix cache, KV offload", expanded=False)
     ss = st.session_state
     box.checkbox(
@@ -96,7 +106,13 @@ def workload_expander(k: str, where=None) -> None:
                     "link (PCIe, NVLink-C2C). URL key `kvcpu`.")  # fmt: skip
     c4.number_input("SSD KV tier (GB)", 0.0, MAX_OFFLOAD_GB, step=256.0, format="%g", key=k + W + "kvssd",
                     help="Local NVMe per replica behind the CPU tier. URL key `kvssd`.")  # fmt: skip
-    box.caption("Sessions and offload need sessions at a request rate; the closed-loop view ignores them.")
+    if samples:
+        box.number_input(
+            "Samples per prompt", 1, MAX_SAMPLES, step=1, key=k + W + "samples",
+            help="Best-of-N / self-consistency: N generations share one prefilled prompt; the rate counts prompts "
+            "and seconds, $ and joules are per answer. Not with sessions. URL key `smp`.",
+        )  # fmt: skip
+    box.caption("These apply at a request rate; the closed-loop view ignores them.")
 
 
 # -- results --------------------------------------------------------------------------------------------
@@ -120,10 +136,14 @@ def answer_tiles(le: LoadEstimate) -> None:
 def cache_section(le: LoadEstimate, k: str) -> None:
     """Prefix-cache tiles, where prompt tokens come from (chart) and the figures as a table."""
     c = le.prefix_cache
-    if c is None:  # independent requests: nothing of the cache to show (per-answer figures are in the JSON)
+    if c is None and le.samples == 1:  # independent single answers: per-answer figures are in the JSON only
         return
-    st.subheader("Sessions and prefix cache")
+    st.subheader("Sessions and prefix cache" if c is not None else f"Per answer ({le.samples} samples per prompt)")
     answer_tiles(le)
+    if c is None:
+        st.caption(f"One answer = {le.samples} samples of one prompt, prefilled once. $ per answer at the maximum "
+                   f"rate (the deployment fully used): ${_num(le.usd_per_answer_at_max_rate, '.3g')}.")  # fmt: skip
+        return
     cols = st.columns(4)
     cols[0].metric("Prefix hit rate", f"{c.prefix_hit_rate:.1%}", border=True,
                    help="Share of prompt tokens served from the prefix cache (device memory or an offload tier).")

@@ -195,3 +195,45 @@ def test_session_flags_without_turns_are_refused():
                               kv_offload=None)  # fmt: skip
     with pytest.raises(ValueError, match="--think-s.*--turns"):
         workload_flags.traffic_fields(args, None)
+
+
+# -- samples (best-of-N) ---------------------------------------------------------------------------------------
+
+
+def test_samples_expand_by_hand():
+    from llmcap.load.samples import answer_seconds, computed_prompt, expand
+    from llmcap.load.traffic import Requests
+
+    req = Requests(np.array([0.0, 1.0]), np.array([100, 50]), np.array([10, 20]))
+    out, spec = expand(req, 3, seed=0)
+    assert out.arrival_s.tolist() == [0, 0, 0, 1, 1, 1] and out.input_tokens.tolist() == [100] * 3 + [50] * 3
+    assert sorted(out.output_tokens[[0, 3]].tolist()) == [10, 20]  # the first samples keep the drawn lengths
+    assert spec.session.tolist() == [0, 0, 0, 1, 1, 1] and spec.forked.tolist() == [False, True, True] * 2
+    assert computed_prompt(100, 4) == pytest.approx((100 + 3) / 4)
+    assert answer_seconds(np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0]), 3) == pytest.approx((3 + 6) / 2)
+
+
+@pytest.mark.parametrize("method", ["simulate", "analytic"])
+def test_n_samples_cost_at_most_n_times_one_and_more_than_one(method):
+    from llmcap.load.rate import estimate_load
+    from llmcap.scenario import Traffic
+
+    scn = Scenario(model=MODEL, hardware="h100-sxm", engine="vllm", input_len=2000, output_len=300)
+    one = estimate_load(scn, Traffic(rate_rps=1.0, requests=1000), method=method)
+    for n in (2, 8):
+        many = estimate_load(scn, Traffic(rate_rps=1.0, requests=1000, samples=n), method=method)
+        assert many.samples == n
+        # at capacity: the deployment's cost per answer
+        assert one.usd_per_answer_at_max_rate < many.usd_per_answer_at_max_rate <= n * one.usd_per_answer_at_max_rate
+        assert one.joules_per_answer < many.joules_per_answer <= n * one.joules_per_answer * 1.05
+        # the prompt is prefilled once: a sample computes far fewer prompt tokens than N prompts would
+        assert many.max_rate_rps > one.max_rate_rps / n
+
+
+def test_hostile_samples():
+    args = argparse.Namespace(turns=None, think_s=None, new_tokens=None, system_prompt_tokens=None, prefix_cache=None,
+                              kv_offload=None, samples=0)  # fmt: skip
+    for bad in (0, -1, 65, 10**9):
+        args.samples = bad
+        with pytest.raises(ValueError, match="--samples"):
+            workload_flags.traffic_fields(args, None)

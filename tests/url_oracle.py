@@ -35,6 +35,7 @@ INT_RANGES = {
     "conc": (1, MAX_CONCURRENCY),
     "newtok": (1, 1_000_000),  # sessions (issue 15): tokens a turn adds, system prompt tokens
     "sysp": (0, 1_000_000),
+    "smp": (1, 64),  # samples per prompt
 }
 FLOAT_RANGES = {"rate": (0.0, MAX_RATE_RPS), "ttft": (MIN_SLO_MS, MAX_SLO_MS), "tpot": (MIN_SLO_MS, MAX_SLO_MS)}
 FLOAT_RANGES |= {"cv": (0.0, MAX_CV), "usd": (0.0, MAX_USD_PER_GPU_HOUR)}

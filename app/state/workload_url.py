@@ -20,6 +20,8 @@ from llmcap.load.sessions import parse_turns, turns_text
 from llmcap.plan.sessions import session_traffic
 
 WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd")
+SAMPLE_KEYS = ("smp",)  # generations per prompt: the Estimate page only (the planner does not model samples)
+MAX_SAMPLES = 64
 DEFAULT_TURNS = "exponential:6"
 MAX_THINK_S = 86_400.0
 MAX_NEW_TOKENS = 1_000_000
@@ -37,6 +39,7 @@ class WorkloadInputs(Frozen):
     prefix_cache: Literal["auto", "on", "off"] = "auto"
     kv_cpu_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no CPU tier")
     kv_ssd_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no SSD tier")
+    samples: int = Field(default=1, ge=1, le=MAX_SAMPLES, description="generations per prompt (Estimate page)")
 
     def sessions(self, preset: Workload | None = None) -> SessionSpec | None:
         """The sessions these inputs ask for: their own turns, else a session preset's (None: none)."""
@@ -56,6 +59,8 @@ class WorkloadInputs(Frozen):
             out["sessions"] = self.sessions()
         if self.prefix_cache != "auto":
             out["prefix_cache"] = self.prefix_cache == "on"
+        if self.samples > 1:
+            out["samples"] = self.samples
         return out
 
 
@@ -71,7 +76,7 @@ def plan_fields(w: WorkloadInputs, preset: Workload | None, output_len: float, o
     return out
 
 
-def parse_workload_keys(raw: dict[str, str], warn) -> WorkloadInputs:
+def parse_workload_keys(raw: dict[str, str], warn, samples: bool = False) -> WorkloadInputs:
     """WorkloadInputs from the raw texts of WORKLOAD_KEYS; warn(key, text, reason, fallback) for each bad one."""
     base = WorkloadInputs()
     got: dict = {}
@@ -108,6 +113,8 @@ def parse_workload_keys(raw: dict[str, str], warn) -> WorkloadInputs:
     number("sysp", "system_prompt_tokens", 0, MAX_NEW_TOKENS, True)
     number("kvcpu", "kv_cpu_gb", 0.0, MAX_OFFLOAD_GB, False)
     number("kvssd", "kv_ssd_gb", 0.0, MAX_OFFLOAD_GB, False)
+    if samples:
+        number("smp", "samples", 1, MAX_SAMPLES, True)
     if "pcache" in raw:
         t = raw["pcache"].strip().lower()
         if t in PCACHE:
@@ -128,7 +135,8 @@ def workload_query(w: WorkloadInputs) -> dict[str, str]:
     if w.turns is not None:
         q["turns"] = w.turns
     for key, name in (("think", "think_s"), ("newtok", "new_tokens"), ("sysp", "system_prompt_tokens"),
-                      ("pcache", "prefix_cache"), ("kvcpu", "kv_cpu_gb"), ("kvssd", "kv_ssd_gb")):  # fmt: skip
+                      ("pcache", "prefix_cache"), ("kvcpu", "kv_cpu_gb"), ("kvssd", "kv_ssd_gb"),
+                      ("smp", "samples")):  # fmt: skip
         v = getattr(w, name)
         if v != getattr(base, name):
             q[key] = _text(v)

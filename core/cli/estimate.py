@@ -138,7 +138,7 @@ def _register_load(p: argparse.ArgumentParser) -> None:
 
 OPEN_LOOP_ONLY = (
     "method", "arrival", "cv", "prefix_hit", "spec_k", "spec_alpha", "draft_cost", "on_full", "requests", "seed",
-    "turns", "think_s", "new_tokens", "system_prompt_tokens", "prefix_cache", "kv_offload",
+    "turns", "think_s", "new_tokens", "system_prompt_tokens", "prefix_cache", "kv_offload", "samples",
 )  # fmt: skip
 
 
@@ -299,6 +299,7 @@ _DEFAULTS = {k: None for k in ("arrival", "cv", "prefix_hit", *workload_flags.SE
     "turns": None,
     "prefix_cache": None,
     "kv_offload": None,
+    "samples": None,
     "method": "simulate",
     "spec_k": 0,
     "spec_alpha": 0.0,

@@ -180,6 +180,8 @@ def plan_session_fields(args: argparse.Namespace, wl, fields: dict) -> dict:
     if args.trace is not None and (getattr(args, "turns", None) or getattr(args, "kv_offload", None)):
         raise ValueError("--turns and --kv-offload describe sessions: give them without --trace")
     got = workload_flags.traffic_fields(args, wl)
+    if got.get("samples", 1) > 1:
+        raise ValueError("--samples: the planner does not model samples yet; compare them with estimate --rate")
     out: dict = {}
     if got.get("sessions") is not None:
         out["sessions"] = got["sessions"]

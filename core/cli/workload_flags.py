@@ -28,6 +28,11 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--system-prompt-tokens", type=int, help="system prompt shared by every session (default 0)")
     g.add_argument("--prefix-cache", choices=("on", "off"), help="automatic prefix caching (default: the engine's)")
     g.add_argument("--kv-offload", help="KV offload tiers per replica: cpu:GB[,ssd:GB] (extend the prefix cache)")
+    g.add_argument(
+        "--samples", type=int,
+        help="generations per prompt (best-of-N, self-consistency; 1 to 64): the prompt is prefilled once; "
+        "--rate counts prompts, and s/$/J are reported per answer",
+    )  # fmt: skip
 
 
 def turns_dist(text: str) -> LengthDistribution:
@@ -86,6 +91,11 @@ def traffic_fields(args: argparse.Namespace, workload: Workload | None) -> dict:
     pc = getattr(args, "prefix_cache", None)
     if pc is not None:
         fields["prefix_cache"] = pc == "on"
+    samples = getattr(args, "samples", None)
+    if samples is not None:
+        if not 1 <= samples <= 64:
+            raise ValueError(f"--samples: must be 1 to 64 (got {samples})")
+        fields["samples"] = samples
     cpu, ssd = kv_offload(getattr(args, "kv_offload", None))
     if cpu or ssd:
         fields["kv_offload_cpu_gb"], fields["kv_offload_ssd_gb"] = cpu, ssd

@@ -42,6 +42,12 @@ class CacheSpec:
     history_tokens: np.ndarray
     system_tokens: int = 0
     tiers: tuple[Tier, ...] = ()
+    forked: np.ndarray | None = None  # bool per request: a later sample of a prompt, whose prompt KV is shared
+
+    def head(self, k: int) -> CacheSpec:
+        """The spec of the first k requests."""
+        f = None if self.forked is None else self.forked[:k]
+        return CacheSpec(self.session[:k], self.history_tokens[:k], self.system_tokens, self.tiers, f)
 
 
 class ReplicaCache:
@@ -49,6 +55,7 @@ class ReplicaCache:
 
     def __init__(self, spec: CacheSpec, ids: np.ndarray, recompute_s: Callable[[float], float]):
         self.session = spec.session[ids].tolist()
+        self.forked = spec.forked[ids].tolist() if spec.forked is not None else None
         self.history = spec.history_tokens[ids].tolist()
         self.system = int(spec.system_tokens)
         self.tiers = spec.tiers
@@ -97,6 +104,8 @@ class ReplicaCache:
                                                        self.recompute_s(reuse))  # fmt: skip
                     if how == "reload":
                         cached, tier, delay = reuse, level, seconds
+        if self.forked is not None and self.forked[i] and prompt - 1 > cached:
+            cached, tier, delay = prompt - 1, 0, 0.0  # the prompt was prefilled once for all samples (forked)
         if self.cached[i] < 0:  # the first admission counts (a preempted request is admitted again)
             self.cached[i], self.tier[i], self.delay[i] = cached, tier, delay
         return cached

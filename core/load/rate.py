@@ -52,6 +52,7 @@ from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_sessions import CacheResult, analytic_cache, simulated_cache
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
 from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
+from llmcap.load.samples import answer_seconds
 from llmcap.load.trace import Trace
 from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
@@ -109,8 +110,10 @@ class LoadEstimate(Frozen):
     kv_resident_sessions: float | None = Field(default=None, description="idle session histories in device KV")
     kv_offload_gb: float | None = Field(default=None, description="KV offload tier(s) per replica, GB")
     seconds_per_answer: float | None = Field(default=None, description="mean end-to-end seconds of one answer")
-    usd_per_answer: float | None = None
+    usd_per_answer: float | None = Field(default=None, description="at this rate: samples x $ per request")
+    usd_per_answer_at_max_rate: float | None = Field(default=None, description="$/h / answers per hour at max rate")
     joules_per_answer: float | None = None
+    samples: int = Field(default=1, description="generations per prompt; one answer = one prompt's samples")
     lora_memory_gb_per_device: float | None = Field(default=None, description="not modelled yet: always null")
     notes: list[str] = []
     estimate: Estimate = Field(exclude=True, description="closed-loop estimate at the simulated mean batch")
@@ -137,9 +140,11 @@ def assemble(
         cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, prep.scenario.replicas,
                                       prep.arrival_cv, prep.output_cv)  # fmt: skip
         prep = dataclasses.replace(prep, curve=curve)
-    if prep.method == "analytic":
-        max_rate_rps, goodput_rps = analytic_max_rate(prep), analytic_goodput(prep, slo)
-        run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), max_rate_rps, slo)
+    if prep.method == "analytic":  # with samples the queue sees N requests per prompt; rates are in prompts/s
+        n, per_sample = prep.samples, rate_rps * prep.samples
+        top = analytic_max_rate(prep)
+        max_rate_rps, goodput_rps = top / n, analytic_goodput(prep, slo) / n
+        run = _analytic(prep, per_sample, analytic_point(prep, per_sample, slo), top, slo)
     elif simulated is None:
         raise LoadError("the simulate method needs its three simulations (llmcap.load.rate.Simulated)")
     else:
@@ -194,21 +199,35 @@ def assemble(
         method=run.method,
         notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes) + _workload_notes(cache),
         estimate=at,
-        **_workload_fields(cache, e2e.mean, pc.cost, pc.energy, prep.summary.mean_output_tokens),
+        **_workload_fields(cache, _answer_s(prep, run, simulated), pc.cost, pc.energy,
+                           prep.summary.mean_output_tokens, prep.samples, max_rate_rps),  # fmt: skip
     )
+
+
+def _answer_s(prep: Prepared, run, simulated: Simulated | None) -> float:
+    """Mean seconds per answer: the slowest of a prompt's samples (simulator), the mean sample (analytic)."""
+    e2e_ms = run.latencies[2].mean
+    if simulated is None or prep.samples == 1 or not math.isfinite(e2e_ms):
+        return e2e_ms / 1e3
+    return answer_seconds(simulated.sim.e2e_s, prep.samples)
 
 
 def scn_replicas(prep: Prepared) -> int:
     return prep.scenario.replicas
 
 
-def _workload_fields(cache: CacheResult | None, e2e_ms: float, cost, energy, output_tokens: float) -> dict:
-    """The per-answer figures (one answer = one request: samples are not modelled yet) and the cache's keys."""
+def _workload_fields(cache: CacheResult | None, answer_s: float, cost, energy, output_tokens: float, samples: int,
+                     max_rate_rps: float) -> dict:  # fmt: skip
+    """The per-answer figures (one answer = one prompt's `samples` generations) and the cache's keys."""
     out: dict = {
-        "seconds_per_answer": e2e_ms / 1e3 if math.isfinite(e2e_ms) else None,
-        "usd_per_answer": cost.usd_per_request if cost is not None else None,
+        "samples": samples,
+        "seconds_per_answer": answer_s if math.isfinite(answer_s) else None,
+        "usd_per_answer": cost.usd_per_request * samples if cost is not None else None,
+        "usd_per_answer_at_max_rate": (
+            cost.usd_per_hour / 3600.0 / max_rate_rps if cost is not None and max_rate_rps > 0 else None
+        ),
         "joules_per_answer": (
-            energy.joules_per_output_token * output_tokens
+            energy.joules_per_output_token * output_tokens * samples
             if energy is not None and energy.joules_per_output_token is not None
             and math.isfinite(energy.joules_per_output_token) else None
         ),

@@ -13,9 +13,18 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
+from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
-from llmcap.load.rate_sessions import SessionSetup, check_offload_needs_sessions, draw_sessions, sessions_of, setup
+from llmcap.load.rate_sessions import (
+    SessionSetup,
+    check_offload_needs_sessions,
+    computed_curve,
+    draw_sessions,
+    sessions_of,
+    setup,
+)
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
+from llmcap.load.samples import computed_prompt, expand
 from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
@@ -44,6 +53,16 @@ class Prepared:
     output_cv: float = 0.0
     sessions: SessionSetup | None = None  # multi-turn sessions and their prefix cache (llmcap.load.rate_sessions)
     sweep_input: object | None = None  # analytic with sessions: the SweepInput the load curve came from
+    samples: int = 1  # generations per prompt (llmcap.load.samples); unit holds every sample
+    sample_cache: CacheSpec | None = None  # the samples' shared prompts, for the simulator
+
+    def cache(self, k: int | None = None) -> CacheSpec | None:
+        """The simulator's prefix cache spec (sessions or samples) of the first k requests."""
+        if self.sessions is not None:
+            return self.sessions.cache(k)
+        if self.sample_cache is not None:
+            return self.sample_cache if k is None else self.sample_cache.head(k)
+        return None
 
     @property
     def fits(self) -> bool:
@@ -76,6 +95,15 @@ def prepare(
     check_method(method, traffic)
     catalog = catalog or load_catalog()
     unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
+    n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
+    sample_cache = None
+    if n_samples > 1:
+        if sreq is not None:
+            raise LoadError("--samples with sessions is not modelled yet: give samples or sessions, not both")
+        unit, sample_cache = expand(unit, n_samples, traffic.seed)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + [
+            f"{n_samples} samples per prompt: the rate counts prompts (answers), throughput counts samples; the "
+            "prompt is prefilled once and shared (its KV counted per sample, conservative)"]})  # fmt: skip
     if traffic.workload is not None or trace is not None or sreq is not None:
         scn = scn.model_copy(
             update={
@@ -96,9 +124,12 @@ def prepare(
         curve = load_curve(inp)
         if not bool(curve.fits[0]):
             raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
+        if n_samples > 1:  # each sample's prompt work, the in-flight limit of whole contexts
+            curve = computed_curve(inp, computed_prompt(summary.mean_input_tokens, n_samples), float(curve.n[0, -1]))
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
             arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
+            samples=n_samples,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
@@ -117,7 +148,8 @@ def prepare(
         raise LoadError(
             "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
         ) from None
-    return Prepared(scn, est, unit, summary, own_rate, table, cfg, sessions=ss)
+    return Prepared(scn, est, unit, summary, own_rate, table, cfg, sessions=ss, samples=n_samples,
+                    sample_cache=sample_cache)  # fmt: skip
 
 
 def _cv(values: np.ndarray) -> float:
