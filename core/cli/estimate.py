@@ -454,6 +454,7 @@ def load_text(le: LoadEstimate) -> str:
             f"SLO attainment at this rate: {le.slo_attainment:.1%} of requests meet both "
             f"(p{le.slo.pct:g} TTFT {_n(le.slo_ttft_ms)} ms, TPOT {_n(le.slo_tpot_ms)} ms)",
             f"bound: prefill {le.bound.prefill}, decode {le.bound.decode}",
+            *workload_flags.workload_lines(le),
             *_cost_energy_lines(
                 PointCosts(cost=le.cost, energy=le.energy, notes=[]) if le.energy is not None else None
             ),

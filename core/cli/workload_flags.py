@@ -35,6 +35,31 @@ def register(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def workload_lines(le) -> list[str]:
+    """Text lines of `estimate --rate` for the prefix cache and the per-answer figures."""
+    lines = []
+    c = le.prefix_cache
+    if c is not None:
+        lines.append(
+            f"prefix cache ({'on' if c.prefix_cache else 'off'}): {c.prefix_hit_rate:.1%} of prompt tokens cached"
+            + (f" ({c.offload_hit_rate:.1%} reloaded from the offload tier, mean {c.reload_ms_mean:.1f} ms)"
+               if c.offload_hit_rate else "")
+            + f"; {c.prefill_tokens_per_request:,.0f} of {c.prompt_tokens_per_request:,.0f} prompt tokens computed "
+            f"per request; {_g(c.kv_resident_sessions)} idle sessions resident; offload {c.kv_offload_gb:g} GB"
+        )  # fmt: skip
+    if le.seconds_per_answer is not None or le.usd_per_answer is not None:
+        lines.append(
+            f"per answer ({le.samples} sample{'s' if le.samples > 1 else ''}): {_g(le.seconds_per_answer)} s, "
+            f"${_g(le.usd_per_answer)} (${_g(le.usd_per_answer_at_max_rate)} at the max rate), "
+            f"{_g(le.joules_per_answer)} J"
+        )
+    return lines
+
+
+def _g(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
 def turns_dist(text: str) -> LengthDistribution:
     """`N` or `FAMILY:MEAN[:CV]` as a length distribution of turns (ValueError naming --turns)."""
     try:
