@@ -49,7 +49,7 @@ from llmcap.economics.operating_point import CostResult, EnergyResult, Operating
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.load.rate_analytic import _analytic, analytic_goodput, analytic_max_rate, analytic_point
 from llmcap.load.rate_prepare import Prepared, prepare
-from llmcap.load.rate_sessions import CacheResult, analytic_cache, simulated_cache
+from llmcap.load.rate_sessions import CacheResult, analytic_cache, saturation_curve, simulated_cache
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
 from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
 from llmcap.load.samples import answer_seconds
@@ -135,15 +135,17 @@ def assemble(
     simulate: from `simulated` (the three simulations); analytic: the queueing model is evaluated here.
     """
     catalog = catalog or load_catalog()
-    cache = None
+    cache, sat = None, None
     if prep.method == "analytic" and prep.sessions is not None:
-        cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, prep.scenario.replicas,
-                                      prep.arrival_cv, prep.output_cv)  # fmt: skip
+        reps = prep.scenario.replicas
+        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps))
+        cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, reps, prep.arrival_cv,
+                                      prep.output_cv)  # fmt: skip
         prep = dataclasses.replace(prep, curve=curve)
     if prep.method == "analytic":  # with samples the queue sees N requests per prompt; rates are in prompts/s
         n, per_sample = prep.samples, rate_rps * prep.samples
-        top = analytic_max_rate(prep)
-        max_rate_rps, goodput_rps = top / n, analytic_goodput(prep, slo) / n
+        top = analytic_max_rate(sat or prep)
+        max_rate_rps, goodput_rps = top / n, min(analytic_goodput(prep, slo), top) / n
         run = _analytic(prep, per_sample, analytic_point(prep, per_sample, slo), top, slo)
     elif simulated is None:
         raise LoadError("the simulate method needs its three simulations (llmcap.load.rate.Simulated)")

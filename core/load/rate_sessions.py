@@ -6,6 +6,8 @@ simulate: the simulator's prefix cache decides every request's hit (llmcap.load.
 analytic: Che's hit rate (llmcap.load.sessions.analytic_hit_rate) with the device KV left over by the running
 requests (mean batch x mean context at the rate), then the load curve again with the prompt tokens actually
 computed (capacity still limited by the whole context): twice, as the hit rate and the batch depend on each other.
+The maximum rate comes from a second curve with the hit rate at saturation, where n_max requests hold the KV
+and leave little for idle histories (as the simulator's saturation run finds); goodput is capped by it.
 """
 
 from __future__ import annotations
@@ -188,6 +190,24 @@ def analytic_cache(
         method=f"analytic (Che's LRU approximation, characteristic time {hit.t_cache_s:.3g} s)",
     )
     return res, cur
+
+
+def saturation_curve(ss: SessionSetup, inp: SweepInput, curve: LoadCurve, replicas: int) -> LoadCurve:
+    """The load curve with the hit rate at saturation: n_max requests in flight, the rest of the KV for idle
+    histories, arrivals at the saturated rate (twice: the rate depends on the hit rate)."""
+    if not ss.prefix_cache:
+        return curve
+    r = ss.requests
+    held = float(r.input_tokens.mean()) + float(r.output_tokens.mean()) / 2
+    n_max = float(curve.n[0, -1])
+    free = max(ss.kv_tokens - n_max * held, 0.0)
+    cur = curve
+    for _ in range(ANALYTIC_PASSES):
+        lam = float(cur.max_rate_rps[0]) / replicas
+        e2e = float(cur.ttft_s[0, -1] + max(float(cur.output_len[0]) - 1, 0.0) * cur.tpot_s[0, -1])
+        hit = analytic_hit_rate(r, lam, free, e2e_s=e2e, offload_tokens=ss.offload_tokens)
+        cur = computed_curve(inp, max(hit.prefill_tokens_per_request, 1.0), n_max)
+    return cur
 
 
 def _mean_reload_ms(r: SessionRequests, tier: Tier) -> float:
