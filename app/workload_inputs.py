@@ -15,8 +15,10 @@ from llmcap.app.chart_export import show_chart
 from llmcap.app.charts import FIT_WIDTH
 from llmcap.app.state.workload_url import (
     DEFAULT_TURNS,
+    MAX_ADAPTERS,
     MAX_NEW_TOKENS,
     MAX_OFFLOAD_GB,
+    MAX_RANK,
     MAX_SAMPLES,
     MAX_THINK_S,
     WorkloadInputs,
@@ -39,6 +41,7 @@ def push_workload(k: str, w: WorkloadInputs) -> None:
     ss[k + W + "pcache"] = w.prefix_cache
     ss[k + W + "kvcpu"], ss[k + W + "kvssd"] = w.kv_cpu_gb, w.kv_ssd_gb
     ss[k + W + "samples"] = w.samples
+    ss[k + W + "lora"], ss[k + W + "lrank"], ss[k + W + "ltgt"] = w.lora_adapters, w.lora_rank, w.lora_targets
 
 
 def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
@@ -59,6 +62,8 @@ def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
         system_prompt_tokens=ss[k + W + "sysp"], prefix_cache=ss[k + W + "pcache"],
         kv_cpu_gb=ss[k + W + "kvcpu"] or 0.0, kv_ssd_gb=ss[k + W + "kvssd"] or 0.0,
         samples=ss.get(k + W + "samples") or 1,
+        lora_adapters=ss.get(k + W + "lora") or 0, lora_rank=ss.get(k + W + "lrank") or 16,
+        lora_targets=ss.get(k + W + "ltgt") or "attn",
     )  # fmt: skip
     if data["prefix_cache"] == "off" and (data["kv_cpu_gb"] or data["kv_ssd_gb"]):
         problems.append("An offload tier extends the prefix cache, which is off: the tiers are not used.")
@@ -112,6 +117,15 @@ def workload_expander(k: str, where=None, samples: bool = False) -> None:
             help="Best-of-N / self-consistency: N generations share one prefilled prompt; the rate counts prompts "
             "and seconds, $ and joules are per answer. Not with sessions. URL key `smp`.",
         )  # fmt: skip
+        box.number_input(
+            "LoRA adapters", 0, MAX_ADAPTERS, step=1, key=k + W + "lora",
+            help="Resident LoRA adapters per replica (0: none): their memory comes out of the KV cache and batched "
+            "adapter kernels slow every step (llmcap.load.lora). URL key `lora`.",
+        )  # fmt: skip
+        c5, c6 = box.columns(2)
+        c5.number_input("LoRA rank", 1, MAX_RANK, step=8, key=k + W + "lrank", help="URL key `lrank`.")
+        c6.selectbox("LoRA targets", ["attn", "all"], key=k + W + "ltgt",
+                     help="Attention projections, or also the MLP. URL key `ltgt`.")  # fmt: skip
     box.caption("These apply at a request rate; the closed-loop view ignores them.")
 
 
@@ -135,11 +149,15 @@ def answer_tiles(le: LoadEstimate) -> None:
 
 def cache_section(le: LoadEstimate, k: str) -> None:
     """Prefix-cache tiles, where prompt tokens come from (chart) and the figures as a table."""
-    c = le.prefix_cache
-    if c is None and le.samples == 1:  # independent single answers: per-answer figures are in the JSON only
+    c, lora = le.prefix_cache, le.lora_memory_gb_per_device
+    if c is None and le.samples == 1 and lora is None:  # per-answer figures of single answers are in the JSON only
         return
-    st.subheader("Sessions and prefix cache" if c is not None else f"Per answer ({le.samples} samples per prompt)")
+    st.subheader("Sessions and prefix cache" if c is not None else f"Per answer ({le.samples} sample(s) per prompt)")
     answer_tiles(le)
+    if lora is not None:
+        st.metric("LoRA adapters per device", f"{lora:,.3g} GB", border=True,
+                  help="Resident adapters' memory, taken from the KV cache; their per-step cost is in the traffic "
+                  "notes (llmcap.load.lora, estimated).")  # fmt: skip
     if c is None:
         st.caption(f"One answer = {le.samples} samples of one prompt, prefilled once. $ per answer at the maximum "
                    f"rate (the deployment fully used): ${_num(le.usd_per_answer_at_max_rate, '.3g')}.")  # fmt: skip

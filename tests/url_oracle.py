@@ -36,6 +36,8 @@ INT_RANGES = {
     "newtok": (1, 1_000_000),  # sessions (issue 15): tokens a turn adds, system prompt tokens
     "sysp": (0, 1_000_000),
     "smp": (1, 64),  # samples per prompt
+    "lora": (1, 10_000),  # LoRA adapters, rank
+    "lrank": (1, 1024),
 }
 FLOAT_RANGES = {"rate": (0.0, MAX_RATE_RPS), "ttft": (MIN_SLO_MS, MAX_SLO_MS), "tpot": (MIN_SLO_MS, MAX_SLO_MS)}
 FLOAT_RANGES |= {"cv": (0.0, MAX_CV), "usd": (0.0, MAX_USD_PER_GPU_HOUR)}
@@ -52,6 +54,7 @@ CHOICE_SETS = {
     "region": (set(CHOICES.regions), normalize_id),
     "sim": ({"0", "1"}, str.strip),
     "pcache": ({"auto", "on", "off"}, lambda t: t.strip().lower()),
+    "ltgt": ({"attn", "all"}, lambda t: t.strip().lower()),
 }
 FLAG_KEYS = {"sim"}  # 0 or 1
 TURN_FAMILIES = {"fixed", "exponential", "lognormal", "gamma", "uniform"}

@@ -15,13 +15,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from llmcap.catalog.schema import Frozen, SessionSpec, Workload
+from llmcap.catalog.schema import Frozen, LoraSpec, SessionSpec, Workload
 from llmcap.load.sessions import parse_turns, turns_text
 from llmcap.plan.sessions import session_traffic
 
 WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd")
-SAMPLE_KEYS = ("smp",)  # generations per prompt: the Estimate page only (the planner does not model samples)
+# the Estimate page only (the planner models neither): generations per prompt; LoRA adapters, rank, targets
+SAMPLE_KEYS = ("smp", "lora", "lrank", "ltgt")
 MAX_SAMPLES = 64
+MAX_ADAPTERS, MAX_RANK = 10_000, 1024
 DEFAULT_TURNS = "exponential:6"
 MAX_THINK_S = 86_400.0
 MAX_NEW_TOKENS = 1_000_000
@@ -40,6 +42,9 @@ class WorkloadInputs(Frozen):
     kv_cpu_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no CPU tier")
     kv_ssd_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no SSD tier")
     samples: int = Field(default=1, ge=1, le=MAX_SAMPLES, description="generations per prompt (Estimate page)")
+    lora_adapters: int = Field(default=0, ge=0, le=MAX_ADAPTERS, description="resident LoRA adapters (0: none)")
+    lora_rank: int = Field(default=16, ge=1, le=MAX_RANK)
+    lora_targets: Literal["attn", "all"] = "attn"
 
     def sessions(self, preset: Workload | None = None) -> SessionSpec | None:
         """The sessions these inputs ask for: their own turns, else a session preset's (None: none)."""
@@ -61,6 +66,8 @@ class WorkloadInputs(Frozen):
             out["prefix_cache"] = self.prefix_cache == "on"
         if self.samples > 1:
             out["samples"] = self.samples
+        if self.lora_adapters > 0:
+            out["lora"] = LoraSpec(adapters=self.lora_adapters, rank=self.lora_rank, targets=self.lora_targets)
         return out
 
 
@@ -115,6 +122,14 @@ def parse_workload_keys(raw: dict[str, str], warn, samples: bool = False) -> Wor
     number("kvssd", "kv_ssd_gb", 0.0, MAX_OFFLOAD_GB, False)
     if samples:
         number("smp", "samples", 1, MAX_SAMPLES, True)
+        number("lora", "lora_adapters", 1, MAX_ADAPTERS, True)
+        number("lrank", "lora_rank", 1, MAX_RANK, True)
+        if "ltgt" in raw:
+            t = raw["ltgt"].strip().lower()
+            if t in ("attn", "all"):
+                got["lora_targets"] = t
+            else:
+                warn("ltgt", raw["ltgt"], "must be attn or all", base.lora_targets)
     if "pcache" in raw:
         t = raw["pcache"].strip().lower()
         if t in PCACHE:
@@ -136,7 +151,8 @@ def workload_query(w: WorkloadInputs) -> dict[str, str]:
         q["turns"] = w.turns
     for key, name in (("think", "think_s"), ("newtok", "new_tokens"), ("sysp", "system_prompt_tokens"),
                       ("pcache", "prefix_cache"), ("kvcpu", "kv_cpu_gb"), ("kvssd", "kv_ssd_gb"),
-                      ("smp", "samples")):  # fmt: skip
+                      ("smp", "samples"), ("lora", "lora_adapters"), ("lrank", "lora_rank"),
+                      ("ltgt", "lora_targets")):  # fmt: skip
         v = getattr(w, name)
         if v != getattr(base, name):
             q[key] = _text(v)

@@ -197,6 +197,15 @@ class SessionSpec(Frozen):
     system_prompt_tokens: int = Field(default=0, ge=0, le=1_000_000, description="shared by every session")
 
 
+class LoraSpec(Frozen):
+    """K resident LoRA adapters per replica of rank r on the attention projections, or attention and MLP
+    (llmcap.load.lora)."""
+
+    adapters: int = Field(ge=1, le=10_000)
+    rank: int = Field(default=16, ge=1, le=1024)
+    targets: Literal["attn", "all"] = "attn"
+
+
 class Workload(Sourced):
     """A named workload preset."""
 

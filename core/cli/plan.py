@@ -182,6 +182,8 @@ def plan_session_fields(args: argparse.Namespace, wl, fields: dict) -> dict:
     got = workload_flags.traffic_fields(args, wl)
     if got.get("samples", 1) > 1:
         raise ValueError("--samples: the planner does not model samples yet; compare them with estimate --rate")
+    if got.get("lora") is not None:
+        raise ValueError("--lora-adapters: the planner does not model LoRA adapters yet; use estimate --rate")
     out: dict = {}
     if got.get("sessions") is not None:
         out["sessions"] = got["sessions"]

@@ -8,7 +8,7 @@ import math
 
 from pydantic import ValidationError
 
-from llmcap.catalog.schema import LengthDistribution, SessionSpec, Workload
+from llmcap.catalog.schema import LengthDistribution, LoraSpec, SessionSpec, Workload
 from llmcap.load.sessions import TURN_FAMILIES as FAMILIES
 from llmcap.load.sessions import parse_turns
 
@@ -28,6 +28,9 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--system-prompt-tokens", type=int, help="system prompt shared by every session (default 0)")
     g.add_argument("--prefix-cache", choices=("on", "off"), help="automatic prefix caching (default: the engine's)")
     g.add_argument("--kv-offload", help="KV offload tiers per replica: cpu:GB[,ssd:GB] (extend the prefix cache)")
+    g.add_argument("--lora-adapters", type=int, help="resident LoRA adapters per replica (1 to 10000)")
+    g.add_argument("--lora-rank", type=int, help="LoRA rank (default 16)")
+    g.add_argument("--lora-targets", choices=("attn", "all"), help="attention projections (default) or also the MLP")
     g.add_argument(
         "--samples", type=int,
         help="generations per prompt (best-of-N, self-consistency; 1 to 64): the prompt is prefilled once; "
@@ -58,6 +61,21 @@ def workload_lines(le) -> list[str]:
 
 def _g(x) -> str:
     return "n/a" if x is None else f"{x:.4g}"
+
+
+def _lora(args: argparse.Namespace) -> dict:
+    k, rank, targets = (getattr(args, f"lora_{x}", None) for x in ("adapters", "rank", "targets"))
+    if k is None:
+        if rank is not None or targets is not None:
+            raise ValueError(f"--lora-{'rank' if rank is not None else 'targets'} needs --lora-adapters")
+        return {}
+    parts = {"adapters": k} | ({"rank": rank} if rank is not None else {}) | ({"targets": targets} if targets else {})
+    try:
+        return {"lora": LoraSpec(**parts)}
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        name = {"adapters": "--lora-adapters", "rank": "--lora-rank"}.get(str(e["loc"][0]), "--lora-targets")
+        raise ValueError(f"{name}: {e['msg']} (got {e.get('input')!r})") from None
 
 
 def turns_dist(text: str) -> LengthDistribution:
@@ -121,6 +139,7 @@ def traffic_fields(args: argparse.Namespace, workload: Workload | None) -> dict:
         if not 1 <= samples <= 64:
             raise ValueError(f"--samples: must be 1 to 64 (got {samples})")
         fields["samples"] = samples
+    fields |= _lora(args)
     cpu, ssd = kv_offload(getattr(args, "kv_offload", None))
     if cpu or ssd:
         fields["kv_offload_cpu_gb"], fields["kv_offload_ssd_gb"] = cpu, ssd

@@ -114,7 +114,7 @@ class LoadEstimate(Frozen):
     usd_per_answer_at_max_rate: float | None = Field(default=None, description="$/h / answers per hour at max rate")
     joules_per_answer: float | None = None
     samples: int = Field(default=1, description="generations per prompt; one answer = one prompt's samples")
-    lora_memory_gb_per_device: float | None = Field(default=None, description="not modelled yet: always null")
+    lora_memory_gb_per_device: float | None = Field(default=None, description="resident LoRA adapters per device")
     notes: list[str] = []
     estimate: Estimate = Field(exclude=True, description="closed-loop estimate at the simulated mean batch")
 
@@ -199,10 +199,12 @@ def assemble(
         bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
         memory=_memory(prep.estimate, at),
         method=run.method,
-        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes) + _workload_notes(cache),
+        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes)
+        + _workload_notes(cache, prep.lora_gb_per_device is not None),
         estimate=at,
         **_workload_fields(cache, _answer_s(prep, run, simulated), pc.cost, pc.energy,
                            prep.summary.mean_output_tokens, prep.samples, max_rate_rps),  # fmt: skip
+        lora_memory_gb_per_device=prep.lora_gb_per_device,
     )
 
 
@@ -245,8 +247,8 @@ def _workload_fields(cache: CacheResult | None, answer_s: float, cost, energy, o
     return out
 
 
-def _workload_notes(cache: CacheResult | None) -> list[str]:
-    notes = ["lora_memory_gb_per_device is null: LoRA adapters are not modelled yet"]
+def _workload_notes(cache: CacheResult | None, lora: bool = False) -> list[str]:
+    notes = [] if lora else ["lora_memory_gb_per_device is null: no LoRA adapters (--lora-adapters)"]
     if cache is None:
         notes.append(
             "prefix_hit_rate, prefill_tokens_per_request, kv_resident_sessions and kv_offload_gb are null: they "

@@ -4,6 +4,7 @@ as nothing here depends on the rate or the SLO."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
+from llmcap.load.lora import adapter_gb_per_device, kv_tokens_left, step_overhead_s, with_lora
 from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
 from llmcap.load.rate_sessions import (
@@ -20,6 +22,7 @@ from llmcap.load.rate_sessions import (
     check_offload_needs_sessions,
     computed_curve,
     draw_sessions,
+    kv_per_token,
     sessions_of,
     setup,
 )
@@ -54,6 +57,7 @@ class Prepared:
     sessions: SessionSetup | None = None  # multi-turn sessions and their prefix cache (llmcap.load.rate_sessions)
     sweep_input: object | None = None  # analytic with sessions: the SweepInput the load curve came from
     samples: int = 1  # generations per prompt (llmcap.load.samples); unit holds every sample
+    lora_gb_per_device: float | None = None  # resident LoRA adapters (llmcap.load.lora)
     sample_cache: CacheSpec | None = None  # the samples' shared prompts, for the simulator
 
     def cache(self, k: int | None = None) -> CacheSpec | None:
@@ -115,21 +119,35 @@ def prepare(
     if not est.fits:
         return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
     r = resolve(scn, catalog)
+    kv_left, lora_gb = 1.0, None  # share of the KV cache the adapters leave
+    if traffic.lora is not None:
+        per, kv_tokens = kv_per_token(resolved_input(r), summary.mean_input_tokens, summary.mean_output_tokens)
+        kv_left = kv_tokens_left(kv_tokens, per, r, traffic.lora) / kv_tokens
+        lora_gb = traffic.lora.adapters * adapter_gb_per_device(r, traffic.lora)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + [
+            f"LoRA: {traffic.lora.adapters} adapters of rank {traffic.lora.rank} ({traffic.lora.targets}) take "
+            f"{lora_gb:,.3g} GB per device, {1 - kv_left:.1%} of the KV cache; batched adapter kernels add "
+            f"{step_overhead_s(r, traffic.lora) * 1e3:.3g} ms to every step (estimated, llmcap.load.lora)"
+        ]})  # fmt: skip
+        r = with_lora(r, traffic.lora)
     ss = None
     if sreq is not None:
         ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
+        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left)
         summary = summary.model_copy(update={"notes": list(summary.notes) + list(ss.notes)})
     if method == "analytic":
         inp = resolved_input(r)
         curve = load_curve(inp)
         if not bool(curve.fits[0]):
             raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
+        if kv_left < 1.0:  # the adapters' memory lowers the in-flight limit
+            curve = computed_curve(inp, summary.mean_input_tokens, max(float(curve.n[0, -1]) * kv_left, 1.0))
         if n_samples > 1:  # each sample's prompt work, the in-flight limit of whole contexts
             curve = computed_curve(inp, computed_prompt(summary.mean_input_tokens, n_samples), float(curve.n[0, -1]))
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
             arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
-            samples=n_samples,
+            samples=n_samples, lora_gb_per_device=lora_gb,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
@@ -148,8 +166,10 @@ def prepare(
         raise LoadError(
             "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
         ) from None
+    if kv_left < 1.0:
+        cfg = cfg.model_copy(update={"kv_capacity_tokens": cfg.kv_capacity_tokens * kv_left})
     return Prepared(scn, est, unit, summary, own_rate, table, cfg, sessions=ss, samples=n_samples,
-                    sample_cache=sample_cache)  # fmt: skip
+                    sample_cache=sample_cache, lora_gb_per_device=lora_gb)  # fmt: skip
 
 
 def _cv(values: np.ndarray) -> float:
