@@ -191,8 +191,9 @@ def reader_urls(n: int, rng: random.Random, counter: list[int], page_keys: set[s
             bad.add(key)
         _unknown(rng, params, bad, page_keys)
         if rng.random() < 0.3:
-            params["dev"] = _bad_dev(rng, counter) if rng.random() < 0.6 else _good_dev(rng, counter)
-            if not params["dev"].startswith("eNp"):
+            is_bad = rng.random() < 0.6  # judged by how it was made, not by its first bytes (they vary with the data)
+            params["dev"] = _bad_dev(rng, counter) if is_bad else _good_dev(rng, counter)
+            if is_bad:
                 bad.add("dev")
         out.append((params, bad))
     return out
