@@ -153,7 +153,7 @@ def assemble(
         max_rate_rps, goodput_rps = simulated.max_rate_rps, simulated.goodput_rps
         run = _simulated(prep, rate_rps, simulated.sim, max_rate_rps, slo)
         if prep.sessions is not None:
-            cache = simulated_cache(prep.sessions, simulated.sim, scn_replicas(prep))
+            cache = simulated_cache(prep.sessions, simulated.sim, prep.scenario.replicas)
     scn = prep.scenario
     at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog)
     tp = run.throughput
@@ -214,10 +214,6 @@ def _answer_s(prep: Prepared, run, simulated: Simulated | None) -> float:
     if simulated is None or prep.samples == 1 or not math.isfinite(e2e_ms):
         return e2e_ms / 1e3
     return answer_seconds(simulated.sim.e2e_s, prep.samples)
-
-
-def scn_replicas(prep: Prepared) -> int:
-    return prep.scenario.replicas
 
 
 def _workload_fields(cache: CacheResult | None, answer_s: float, cost, energy, output_tokens: float, samples: int,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmcap.catalog.loader import Catalog
-from llmcap.catalog.schema import Frozen, Workload
+from llmcap.catalog.schema import Frozen, SessionSpec, Workload
 from llmcap.estimate.sweep import SweepInput, evaluate, expand
-from llmcap.load.offload import GB, offload_tiers
+from llmcap.load.offload import offload_tiers
 from llmcap.load.prefix_cache import CacheSpec, Tier
 from llmcap.load.queueing import LoadCurve, analyze, load_curve
 from llmcap.load.rate_types import LoadError
@@ -70,7 +70,7 @@ class SessionSetup:
         return CacheSpec(r.session[sl], r.history_tokens[sl], r.system_tokens, self.tiers)
 
 
-def sessions_of(traffic: Traffic, wl: Workload | None) -> tuple:
+def sessions_of(traffic: Traffic, wl: Workload | None) -> SessionSpec | None:
     """The sessions spec of the traffic, else the workload preset's (None: independent requests)."""
     if traffic.sessions is not None:
         return traffic.sessions
@@ -221,10 +221,3 @@ def computed_curve(inp: SweepInput, computed_len: float, n_max: float) -> LoadCu
     (the KV limit of the whole context)."""
     eng = dataclasses.replace(inp.engine, max_seqs=np.minimum(inp.engine.max_seqs, max(n_max, 1.0)))
     return load_curve(dataclasses.replace(inp, engine=eng, input_len=np.array([float(computed_len)])))
-
-
-def offload_gb_note(gb: float, tokens: float) -> str:
-    return f"KV offload tier(s) {gb:g} GB per replica hold {tokens:,.0f} more tokens of session history"
-
-
-__all__ = ["GB", "CacheResult", "SessionSetup", "analytic_cache", "simulated_cache", "setup"]
