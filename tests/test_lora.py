@@ -83,3 +83,23 @@ def test_hostile_lora_flags(adapters, rank, targets, flag):
                               lora_targets=targets)  # fmt: skip
     with pytest.raises(ValueError, match=flag):
         workload_flags.traffic_fields(args, None)
+
+
+def test_planner_with_adapters_never_cheaper_and_reports_their_memory():
+    from llmcap.plan.planner import plan
+    from llmcap.plan.request import PlanRequest
+    from llmcap.scenario import Slo
+
+    base = dict(model=MODEL, rate_rps=20, input_len=1024, output_len=256, slo=Slo(ttft_ms=1000, tpot_ms=50),
+                hardware=("h100-sxm", "l40s"), top=5)  # fmt: skip
+    spec = LoraSpec(adapters=100, rank=64, targets="all")
+    plain, adapted = plan(PlanRequest(**base), CAT), plan(PlanRequest(**base, lora=spec), CAT)
+    assert adapted.candidates and plain.candidates
+    assert adapted.candidates[0].usd_per_hour >= plain.candidates[0].usd_per_hour
+    per_replica = 100 * adapter_params(resolve(SCN, CAT), spec) * 2 / 1e9
+    for c in adapted.candidates:
+        assert c.lora_memory_gb_per_device == pytest.approx(per_replica / (c.tp * c.pp))
+    same = {(c.hardware, c.engine, c.weight_format, c.tp, c.replicas): c.tpot_ms_p90 for c in plain.candidates}
+    both = [(same[k], c.tpot_ms_p90) for c in adapted.candidates
+            if (k := (c.hardware, c.engine, c.weight_format, c.tp, c.replicas)) in same]  # fmt: skip
+    assert both and all(t > p for p, t in both)

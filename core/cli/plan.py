@@ -182,14 +182,14 @@ def plan_session_fields(args: argparse.Namespace, wl, fields: dict) -> dict:
     got = workload_flags.traffic_fields(args, wl)
     if got.get("samples", 1) > 1:
         raise ValueError("--samples: the planner does not model samples yet; compare them with estimate --rate")
-    if got.get("lora") is not None:
-        raise ValueError("--lora-adapters: the planner does not model LoRA adapters yet; use estimate --rate")
     out: dict = {}
     if got.get("sessions") is not None:
         out["sessions"] = got["sessions"]
         out |= session_traffic(got["sessions"], fields["output_len"], fields.get("output_cv", 0.0))
     elif got.get("kv_offload_cpu_gb") or got.get("kv_offload_ssd_gb"):
         raise ValueError("--kv-offload holds session histories: give sessions (--turns, or a session workload preset)")
+    if got.get("lora") is not None:
+        out["lora"] = got["lora"]
     if "prefix_cache" in got:
         out["prefix_cache"] = got["prefix_cache"]
     for k in ("kv_offload_cpu_gb", "kv_offload_ssd_gb"):

@@ -13,8 +13,9 @@ the KV capacity in tokens falls by it over the KV bytes per token.
 Per-step cost (a roofline formula, not calibrated against Punica's or S-LoRA's measurements: estimated). Batched
 kernels (SGMV, MBGMV) read each distinct adapter of the batch once per step; with K adapters drawn uniformly by b
 requests, E[distinct] = K (1 - (1 - 1/K)^b). Their weights' read time, E[distinct] x bytes per device / memory
-bandwidth, is added to every step at the engine's full batch b = max_seqs (conservative at low load); the
-adapters' FLOPs, 2 r (d_in + d_out) per token and target, are left out (r << h).
+bandwidth, is added to each step: the simulator at the step's own b (decodes plus one for prompt work), the
+analytic model at the engine's full batch b = max_seqs (conservative at low load); the adapters' FLOPs,
+2 r (d_in + d_out) per token and target, are left out (r << h).
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ def distinct_adapters(adapters: int, batch: float) -> float:
     return k * (1.0 - (1.0 - 1.0 / k) ** max(batch, 0.0))
 
 
-def step_overhead_s(r: Resolved, spec: LoraSpec) -> float:
-    """Seconds added to every engine step: the distinct adapters of a full batch read from memory once."""
-    gb = adapter_gb_per_device(r, spec)
+def adapter_read_s(r: Resolved, spec: LoraSpec) -> float:
+    """Seconds to read one adapter's weights on a device at its memory bandwidth."""
     bw = float(np.asarray(r.system.dev.mem_bw, dtype=float).ravel()[0])
-    return distinct_adapters(spec.adapters, r.engine.max_seqs) * gb * GB / bw
+    return adapter_gb_per_device(r, spec) * GB / bw
+
+
+def step_overhead_s(r: Resolved, spec: LoraSpec) -> float:
+    """Seconds added to every engine step by the analytic model: the distinct adapters of a full batch."""
+    return distinct_adapters(spec.adapters, r.engine.max_seqs) * adapter_read_s(r, spec)
 
 
 def with_lora(r: Resolved, spec: LoraSpec) -> Resolved:

@@ -14,7 +14,7 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
-from llmcap.load.lora import adapter_gb_per_device, kv_tokens_left, step_overhead_s, with_lora
+from llmcap.load.lora import adapter_gb_per_device, adapter_read_s, kv_tokens_left, step_overhead_s, with_lora
 from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
 from llmcap.load.rate_sessions import (
@@ -119,7 +119,7 @@ def prepare(
     if not est.fits:
         return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
     r = resolve(scn, catalog)
-    kv_left, lora_gb = 1.0, None  # share of the KV cache the adapters leave
+    kv_left, lora_gb, lora_opts = 1.0, None, {}  # share of the KV cache the adapters leave
     if traffic.lora is not None:
         per, kv_tokens = kv_per_token(resolved_input(r), summary.mean_input_tokens, summary.mean_output_tokens)
         kv_left = kv_tokens_left(kv_tokens, per, r, traffic.lora) / kv_tokens
@@ -127,9 +127,14 @@ def prepare(
         summary = summary.model_copy(update={"notes": list(summary.notes) + [
             f"LoRA: {traffic.lora.adapters} adapters of rank {traffic.lora.rank} ({traffic.lora.targets}) take "
             f"{lora_gb:,.3g} GB per device, {1 - kv_left:.1%} of the KV cache; batched adapter kernels add "
-            f"{step_overhead_s(r, traffic.lora) * 1e3:.3g} ms to every step (estimated, llmcap.load.lora)"
+            f"{adapter_read_s(r, traffic.lora) * 1e3:.3g} ms to a step per distinct adapter in it ("
+            + ("simulated step by step" if method != "analytic" else
+               f"analytic: at the full batch, {step_overhead_s(r, traffic.lora) * 1e3:.3g} ms, conservative at low")
+            + "; estimated, llmcap.load.lora)"
         ]})  # fmt: skip
-        r = with_lora(r, traffic.lora)
+        lora_opts = {"lora_adapters": traffic.lora.adapters, "lora_s_per_adapter": adapter_read_s(r, traffic.lora)}
+        if method == "analytic":
+            r = with_lora(r, traffic.lora)
     ss = None
     if sreq is not None:
         ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
@@ -161,6 +166,7 @@ def prepare(
             spec_k=traffic.spec_k,
             spec_alpha=traffic.spec_alpha,
             draft_cost=traffic.draft_cost,
+            **lora_opts,
         )
     except ValidationError as exc:
         raise LoadError(

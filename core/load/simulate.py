@@ -53,6 +53,7 @@ from pydantic import Field
 from llmcap.catalog.schema import Frozen
 from llmcap.estimate.resolve import Resolved
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
+from llmcap.load.lora import distinct_adapters
 from llmcap.load.prefix_cache import CacheSpec, ReplicaCache, no_cache_results
 from llmcap.load.steptable import Lookups, StepTable
 
@@ -86,6 +87,8 @@ class SimConfig(Frozen):
         "None: 0 for mixed, 0.1 for prefill-first",
     )
     request_overhead_s: float = Field(default=0.0, ge=0.0, description="added to TTFT and E2E (API server)")
+    lora_adapters: int = Field(default=0, ge=0, description="resident LoRA adapters (llmcap.load.lora)")
+    lora_s_per_adapter: float = Field(default=0.0, ge=0.0, description="read time of one adapter per step")
     replicas: int = Field(default=1, ge=1)
 
 
@@ -227,7 +230,16 @@ class _Replica:
         self._spec_rows: dict[int, list[float]] = {}
         self.pc: ReplicaCache | None = None  # prefix cache of sessions (llmcap.load.prefix_cache)
 
+    def _lora_s(self, seqs: int) -> float:
+        """Batched LoRA kernels: each distinct adapter of the step's sequences read once (llmcap.load.lora)."""
+        k = self.cfg.lora_adapters
+        return self.cfg.lora_s_per_adapter * distinct_adapters(k, seqs) if k else 0.0
+
     def _step_time(self, b: int, m: float, p: float, q: float) -> float:
+        """Iteration time with b decodes and prompt work p, plus the adapters' read time."""
+        return self._base_step(b, m, p, q) + self._lora_s(b + (1 if p > 0 else 0))
+
+    def _base_step(self, b: int, m: float, p: float, q: float) -> float:
         """Iteration time with b decodes (speculative: k + 1 positions each plus k draft steps)."""
         lk, k = self.lk, self.cfg.spec_k
         if b == 0:
@@ -239,12 +251,16 @@ class _Replica:
         return t + k * self.cfg.draft_cost * lk.decode(b, m)[0]
 
     def _decode_line(self, b: int, m: float) -> tuple[float, float]:
-        """(time, d time / d m) of a decode-only iteration at mean context m."""
+        """(time, d time / d m) of a decode-only iteration at mean context m (adapters' read time included)."""
+        t, slope = self._base_decode_line(b, m)
+        return t + self._lora_s(b), slope
+
+    def _base_decode_line(self, b: int, m: float) -> tuple[float, float]:
         if self.cfg.spec_k == 0:
             return self.lk.decode(b, m)
         row = self._spec_rows.get(b)
         if row is None:  # speculative step times on the table's context knots, once per batch size
-            row = self._spec_rows[b] = [self._step_time(b, mj, 0.0, 0.0) for mj in self.lk.m]
+            row = self._spec_rows[b] = [self._base_step(b, mj, 0.0, 0.0) for mj in self.lk.m]
         axis = self.lk.m
         if len(axis) == 1:
             return row[0], 0.0
