@@ -117,15 +117,15 @@ def workload_expander(k: str, where=None, samples: bool = False) -> None:
             help="Best-of-N / self-consistency: N generations share one prefilled prompt; the rate counts prompts "
             "and seconds, $ and joules are per answer. Not with sessions. URL key `smp`.",
         )  # fmt: skip
-        box.number_input(
-            "LoRA adapters", 0, MAX_ADAPTERS, step=1, key=k + W + "lora",
-            help="Resident LoRA adapters per replica (0: none): their memory comes out of the KV cache and batched "
-            "adapter kernels slow every step (llmcap.load.lora). URL key `lora`.",
-        )  # fmt: skip
-        c5, c6 = box.columns(2)
-        c5.number_input("LoRA rank", 1, MAX_RANK, step=8, key=k + W + "lrank", help="URL key `lrank`.")
-        c6.selectbox("LoRA targets", ["attn", "all"], key=k + W + "ltgt",
-                     help="Attention projections, or also the MLP. URL key `ltgt`.")  # fmt: skip
+    box.number_input(
+        "LoRA adapters", 0, MAX_ADAPTERS, step=1, key=k + W + "lora",
+        help="Resident LoRA adapters per replica (0: none): their memory comes out of the KV cache and batched "
+        "adapter kernels slow every step (llmcap.load.lora). URL key `lora`.",
+    )  # fmt: skip
+    c5, c6 = box.columns(2)
+    c5.number_input("LoRA rank", 1, MAX_RANK, step=8, key=k + W + "lrank", help="URL key `lrank`.")
+    c6.selectbox("LoRA targets", ["attn", "all"], key=k + W + "ltgt",
+                 help="Attention projections, or also the MLP. URL key `ltgt`.")  # fmt: skip
     box.caption("These apply at a request rate; the closed-loop view ignores them.")
 
 
@@ -202,14 +202,25 @@ def cache_section(le: LoadEstimate, k: str) -> None:
 
 
 def plan_cache_section(result: Plan, k: str) -> None:
-    """The planner's prefix hit rate per deployment (sessions only): a table with CSV and a bar chart."""
+    """The planner's prefix hit rate (sessions) and adapter memory (LoRA) per deployment: a table with CSV and, for
+    sessions, a bar chart of the hit rates."""
+    req = result.request
     rows = [
         {"rank": i, "hardware": c.hardware, "engine": c.engine, "weights": c.weight_format, "tp": c.tp,
          "replicas": c.replicas, "prefix_hit_rate": c.prefix_hit_rate,
-         "prefill_tokens_per_request": c.prefill_tokens_per_request}
-        for i, c in enumerate(result.candidates, start=1) if c.prefix_hit_rate is not None
+         "prefill_tokens_per_request": c.prefill_tokens_per_request,
+         "lora_memory_gb_per_device": c.lora_memory_gb_per_device}
+        for i, c in enumerate(result.candidates, start=1)
     ]  # fmt: skip
-    if result.request.sessions is None or not rows:
+    if (req.sessions is None and req.lora is None) or not rows:
+        return
+    if req.sessions is None:
+        st.subheader("LoRA adapters per deployment")
+        df = pl.DataFrame(rows).drop("prefix_hit_rate", "prefill_tokens_per_request")
+        st.dataframe(df, hide_index=True)
+        st.caption(f"{req.lora.adapters} adapters of rank {req.lora.rank} ({req.lora.targets}) per replica: their "
+                   "memory comes out of each deployment's KV cache, their kernels slow every step (llmcap.plan.lora).")
+        csv_download(df, "plan-lora", key=k + "dl_plan_lora")
         return
     st.subheader("Prefix cache per deployment")
     df = pl.DataFrame(rows).with_columns(

@@ -79,3 +79,21 @@ def test_plan_page_hit_rates_equal_core():
     shown = tables[0]["prefix_hit_rate"].to_list()
     assert shown == [c.prefix_hit_rate for c in core.candidates]
     assert all(0 < h < 1 for h in shown)
+
+
+def test_plan_page_lora_memory_equals_core():
+    params = {"model": LLAMA8, "isl": "1024", "osl": "256", "rate": "20", "ttft": "1000", "tpot": "50",
+              "hw": "h100-sxm,l40s", "lora": "100", "lrank": "64", "ltgt": "all", "top": "3"}  # fmt: skip
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("views/plan.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.number_input(key="plan_wl_lora").value == 100
+    inputs, warnings = parse_plan_query(params, choices_from_catalog(CATALOG))
+    assert not warnings and inputs.extra.lora_adapters == 100
+    core = plan(plan_request(inputs, CATALOG), CATALOG)
+    tables = [d.value for d in at.dataframe if "lora_memory_gb_per_device" in d.value.columns]
+    assert tables and tables[0]["lora_memory_gb_per_device"].to_list() == [
+        c.lora_memory_gb_per_device for c in core.candidates
+    ]

@@ -19,9 +19,8 @@ from llmcap.catalog.schema import Frozen, LoraSpec, SessionSpec, Workload
 from llmcap.load.sessions import parse_turns, turns_text
 from llmcap.plan.sessions import session_traffic
 
-WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd")
-# the Estimate page only (the planner models neither): generations per prompt; LoRA adapters, rank, targets
-SAMPLE_KEYS = ("smp", "lora", "lrank", "ltgt")
+WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd", "lora", "lrank", "ltgt")
+SAMPLE_KEYS = ("smp",)  # generations per prompt: the Estimate page only (the planner does not model samples)
 MAX_SAMPLES = 64
 MAX_ADAPTERS, MAX_RANK = 10_000, 1024
 DEFAULT_TURNS = "exponential:6"
@@ -80,6 +79,8 @@ def plan_fields(w: WorkloadInputs, preset: Workload | None, output_len: float, o
     if spec is not None:
         out["sessions"] = spec
         out |= session_traffic(spec, output_len, output_cv)
+    if w.lora_adapters > 0:
+        out["lora"] = LoraSpec(adapters=w.lora_adapters, rank=w.lora_rank, targets=w.lora_targets)
     return out
 
 
@@ -122,14 +123,14 @@ def parse_workload_keys(raw: dict[str, str], warn, samples: bool = False) -> Wor
     number("kvssd", "kv_ssd_gb", 0.0, MAX_OFFLOAD_GB, False)
     if samples:
         number("smp", "samples", 1, MAX_SAMPLES, True)
-        number("lora", "lora_adapters", 1, MAX_ADAPTERS, True)
-        number("lrank", "lora_rank", 1, MAX_RANK, True)
-        if "ltgt" in raw:
-            t = raw["ltgt"].strip().lower()
-            if t in ("attn", "all"):
-                got["lora_targets"] = t
-            else:
-                warn("ltgt", raw["ltgt"], "must be attn or all", base.lora_targets)
+    number("lora", "lora_adapters", 1, MAX_ADAPTERS, True)
+    number("lrank", "lora_rank", 1, MAX_RANK, True)
+    if "ltgt" in raw:
+        t = raw["ltgt"].strip().lower()
+        if t in ("attn", "all"):
+            got["lora_targets"] = t
+        else:
+            warn("ltgt", raw["ltgt"], "must be attn or all", base.lora_targets)
     if "pcache" in raw:
         t = raw["pcache"].strip().lower()
         if t in PCACHE:
