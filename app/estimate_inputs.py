@@ -8,6 +8,7 @@ import streamlit as st
 from llmcap.app.custom_state import write_devices_to_url
 from llmcap.app.state.urlstate import TCO, PageInputs, to_query
 from llmcap.app.ui import write_query
+from llmcap.app.workload_inputs import push_workload, read_workload
 from llmcap.scenario import Pricing, Slo, Traffic
 
 K = "est_"  # widget keys on this page
@@ -51,6 +52,7 @@ def push_to_widgets(inputs: PageInputs) -> None:
     if inputs.usd_per_gpu_hour is not None:
         ss[K + "usd"] = inputs.usd_per_gpu_hour
     ss.setdefault(K + "usd", DEFAULT_USD)
+    push_workload(K, inputs.extra)
 
 
 # Widgets drawn only in one load mode or price basis: Streamlit drops a widget's state in a run that does
@@ -99,6 +101,7 @@ def inputs_from_widgets() -> PageInputs:
         ttft_ms=ss[K + "ttft_ms"],
         tpot_ms=ss[K + "tpot_ms"],
         pct=ss[K + "pct"],
+        extra=read_workload(K)[0],
     )
 
 
@@ -117,6 +120,7 @@ def load_inputs(inputs: PageInputs) -> tuple[Traffic, Slo, Pricing]:
         arrival=inputs.arrival,
         cv=inputs.cv if inputs.arrival == "gamma" else None,
         workload=inputs.workload if trace is None else None,
+        **(inputs.extra.traffic_fields() if trace is None else {}),
     )
     return traffic, Slo(ttft_ms=inputs.ttft_ms, tpot_ms=inputs.tpot_ms, pct=inputs.pct), pricing_of(inputs)
 

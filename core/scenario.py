@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from llmcap.catalog.loader import engine_ids
-from llmcap.catalog.schema import Frozen
+from llmcap.catalog.schema import Frozen, LoraSpec, SessionSpec
 
 ENGINES = engine_ids()  # catalogs/engines.yaml, the only list of engines
 MAX_TOKENS = 10_000_000
@@ -79,6 +79,12 @@ class Traffic(Frozen):
     spec_alpha: float = Field(default=0.0, ge=0, le=1)
     draft_cost: float = Field(default=0.0, ge=0, le=10)
     on_full: Literal["preempt", "reject"] = "preempt"
+    sessions: SessionSpec | None = Field(default=None, description="multi-turn sessions (None: the preset's)")
+    prefix_cache: bool | None = Field(default=None, description="automatic prefix caching (None: the engine's)")
+    samples: int | None = Field(default=None, ge=1, le=64, description="generations per prompt (None: preset's or 1)")
+    kv_offload_cpu_gb: float = Field(default=0.0, ge=0, le=100_000, description="CPU-memory KV tier per replica")
+    kv_offload_ssd_gb: float = Field(default=0.0, ge=0, le=1_000_000, description="local-SSD KV tier per replica")
+    lora: LoraSpec | None = Field(default=None, description="resident LoRA adapters per replica (llmcap.load.lora)")
     requests: int = Field(default=DEFAULT_REQUESTS, ge=100, le=1_000_000)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 

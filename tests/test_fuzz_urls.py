@@ -53,6 +53,11 @@ def _good_value(key: str) -> st.SearchStrategy[str]:
         return st.sampled_from([str(p) for p in PERCENTILES] + ["p99", "P50", "90.0"])
     if key in FLAG_KEYS:
         return st.sampled_from(["0", "1", " 1 "])
+    if key == "turns":
+        return st.one_of(st.integers(1, 10_000).map(str), st.builds(
+            lambda f, m, cv: f"{f}:{m:g}" + (f":{cv:g}" if cv is not None else ""),
+            st.sampled_from(["fixed", "exponential", "lognormal", "gamma", "uniform"]),
+            st.floats(1, 10_000, allow_nan=False), st.one_of(st.none(), st.floats(0, 20, allow_nan=False))))
     names, _ = CHOICE_SETS[key]
     return st.sampled_from(sorted(names))
 

@@ -23,7 +23,7 @@ from llmcap.scenario import ENGINES, MAX_DEVICES, MAX_TOKENS
 CATALOG = load_catalog()
 CHOICES = choices_from_catalog(CATALOG)
 # Keys whose warning may come from another key's value (ep must divide tp, a format needs an engine, ...).
-CROSS_FIELD = {"ep", "dp", "pp", "n", "engine", "w", "prov"}
+CROSS_FIELD = {"ep", "dp", "pp", "n", "engine", "w", "prov", "kvcpu", "kvssd"}  # offload needs pcache on
 INT_RANGES = {
     "tp": (1, MAX_DEVICES),
     "pp": (1, MAX_DEVICES),
@@ -33,9 +33,15 @@ INT_RANGES = {
     "isl": (1, MAX_TOKENS),
     "osl": (1, MAX_TOKENS),
     "conc": (1, MAX_CONCURRENCY),
+    "newtok": (1, 1_000_000),  # sessions (issue 15): tokens a turn adds, system prompt tokens
+    "sysp": (0, 1_000_000),
+    "smp": (1, 64),  # samples per prompt
+    "lora": (1, 10_000),  # LoRA adapters, rank
+    "lrank": (1, 1024),
 }
 FLOAT_RANGES = {"rate": (0.0, MAX_RATE_RPS), "ttft": (MIN_SLO_MS, MAX_SLO_MS), "tpot": (MIN_SLO_MS, MAX_SLO_MS)}
 FLOAT_RANGES |= {"cv": (0.0, MAX_CV), "usd": (0.0, MAX_USD_PER_GPU_HOUR)}
+FLOAT_RANGES |= {"think": (0.0, 86_400.0), "kvcpu": (0.0, 100_000.0), "kvssd": (0.0, 100_000.0)}
 CHOICE_SETS = {
     "model": (set(CHOICES.models), lambda t: t.strip().lower()),
     "hw": (set(CHOICES.hardware), normalize_id),
@@ -47,9 +53,12 @@ CHOICE_SETS = {
     "prov": (set(CHOICES.providers) | {"tco"}, lambda t: t.strip().lower()),
     "region": (set(CHOICES.regions), normalize_id),
     "sim": ({"0", "1"}, str.strip),
+    "pcache": ({"auto", "on", "off"}, lambda t: t.strip().lower()),
+    "ltgt": ({"attn", "all"}, lambda t: t.strip().lower()),
 }
 FLAG_KEYS = {"sim"}  # 0 or 1
-KNOWN_KEYS = {*INT_RANGES, "n", *FLOAT_RANGES, "pct", *CHOICE_SETS, *FLAG_KEYS}  # keys this oracle can judge
+TURN_FAMILIES = {"fixed", "exponential", "lognormal", "gamma", "uniform"}
+KNOWN_KEYS = {*INT_RANGES, "n", *FLOAT_RANGES, "pct", *CHOICE_SETS, *FLAG_KEYS, "turns"}  # keys this oracle can judge
 DIGITS = re.compile(r"\s*\+?[0-9]+\s*")
 HOSTILE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1", "-0", "0x10", "1e3", "1.5", "++5", "+-1", "٣",
            "１", "²", "\x00", "🦙", "'; DROP TABLE x; --", "<script>alert(1)</script>", "=cmd|' /C calc'!A0",
@@ -82,5 +91,15 @@ def is_good(key: str, text: str) -> bool:
     if key == "pct":
         p = t.lower().removeprefix("p").removesuffix(".0")
         return p in {str(x) for x in PERCENTILES}
+    if key == "turns":  # N (1 to 10000) or FAMILY:MEAN[:CV], MEAN 1 to 10000, CV 0 to 20
+        parts = [x.strip() for x in t.split(":")]
+        if len(parts) == 1:
+            v = float_or_nan(parts[0])
+            return math.isfinite(v) and v == int(v) and 1 <= v <= 10_000
+        if len(parts) > 3 or parts[0] not in TURN_FAMILIES:
+            return False
+        mean = float_or_nan(parts[1])
+        cv = float_or_nan(parts[2]) if len(parts) == 3 else 0.0
+        return math.isfinite(mean) and 1 <= mean <= 10_000 and math.isfinite(cv) and 0 <= cv <= 20
     names, key_of = CHOICE_SETS[key]
     return key_of(text) in names

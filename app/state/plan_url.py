@@ -43,6 +43,13 @@ from llmcap.app.state.urlstate import (
     query_texts,
     to_query,
 )
+from llmcap.app.state.workload_url import (
+    WORKLOAD_KEYS,
+    WorkloadInputs,
+    parse_workload_keys,
+    plan_fields,
+    workload_query,
+)
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
 from llmcap.load.day import presets
@@ -67,7 +74,7 @@ MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
     "maxdev", "maxusd", "w", "kv", "engine", "basis", "robust", "disagg", "mixed", "top", "xbw", "xflops", "xprice",
-    "xrate", "sens", "day", "pricing", "scaleup", "minrep", "budget",
+    "xrate", "sens", "day", "pricing", "scaleup", "minrep", "budget", *WORKLOAD_KEYS,
 )  # fmt: skip
 MAX_SCALE_UP_S = 86_400.0
 MAX_MIN_REPLICAS = 1000
@@ -118,6 +125,7 @@ class PlanInputs(Frozen):
     scale_up_s: float | None = Field(default=None, gt=0, le=MAX_SCALE_UP_S)
     min_replicas: int = Field(default=1, ge=0, le=MAX_MIN_REPLICAS)
     slo_miss_budget_pct: float = Field(default=1.0, ge=0, le=MAX_MISS_BUDGET_PCT)
+    extra: WorkloadInputs = Field(default_factory=WorkloadInputs, description="sessions, prefix cache, offload")
 
     @field_validator("pct")
     @classmethod
@@ -185,7 +193,8 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
     def warn_item(key: str, value: str, reason: str) -> None:
         warnings.append(UrlWarning(key=key, value=value, reason=reason, fallback=""))
 
-    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, getattr(base, _FIELD[key])),
+    raw = query_texts(params, KEYS, warnings, lambda key, text, why: warn(key, text, why, getattr(base, _FIELD[key])
+                                                                          if key in _FIELD else None),
                       limits={"hw": MAX_HW_CHARS})  # fmt: skip
 
     def one(options: Mapping[str, str], key_of, what: str, none_word: str | None = None):
@@ -253,6 +262,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "budget": _share_pct,
     }
     got = apply_parsers(raw, {key: (_FIELD[key], parse) for key, parse in parsers.items()}, base, warn)
+    got["extra"] = parse_workload_keys(raw, warn)
     if got.get("workload"):
         got["input_len"], got["output_len"] = c.lengths(got["workload"])
     return base.model_copy(update=got), warnings
@@ -341,7 +351,7 @@ def plan_query(inputs: PlanInputs) -> dict[str, str]:
         q["minrep"] = str(inputs.min_replicas)
     if inputs.slo_miss_budget_pct != 1.0:
         q["budget"] = number_text(inputs.slo_miss_budget_pct)
-    return q
+    return q | workload_query(inputs.extra)
 
 
 def whatif_changes(inputs: PlanInputs) -> tuple[tuple[str, dict[str, float]], ...]:
@@ -366,8 +376,10 @@ def plan_request(inputs: PlanInputs, catalog: Catalog) -> PlanRequest:
     its arrival burstiness (catalogs/workloads.yaml); fixed lengths have no spread and Poisson arrivals.
     Raises ValueError (pydantic's ValidationError) for a request the planner cannot take."""
     traffic: dict[str, object] = {"input_len": inputs.input_len, "output_len": inputs.output_len}
-    if inputs.workload:
-        traffic = workload_traffic(catalog.workload(inputs.workload))
+    preset = catalog.workload(inputs.workload) if inputs.workload else None
+    if preset is not None:
+        traffic = workload_traffic(preset)
+    traffic |= plan_fields(inputs.extra, preset, float(traffic["output_len"]), float(traffic.get("output_cv", 0.0)))
     return PlanRequest(
         model=inputs.model,
         rate_rps=inputs.rate_rps,
@@ -426,6 +438,7 @@ def estimate_query(
             ttft_ms=inputs.ttft_ms,
             tpot_ms=inputs.tpot_ms,
             pct=inputs.pct,
+            extra=inputs.extra,
         )
     except ValueError:
         return None

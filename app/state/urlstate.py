@@ -22,6 +22,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from llmcap.app.state.workload_url import (
+    SAMPLE_KEYS,
+    WORKLOAD_KEYS,
+    WorkloadInputs,
+    parse_workload_keys,
+    workload_query,
+)
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.catalog.schema import Frozen
 from llmcap.economics.energy import DEFAULT_REGION
@@ -42,6 +49,7 @@ TCO = "tco"
 KEYS = (
     "model", "hw", "n", "tp", "pp", "ep", "dp", "replicas", "w", "kv", "engine", "workload",
     "isl", "osl", "conc", "rate", "arr", "cv", "sim", "ttft", "tpot", "pct", "prov", "usd", "region",
+    *WORKLOAD_KEYS, *SAMPLE_KEYS,
 )  # fmt: skip
 # Parameters other modules own (custom devices, `dev`, travel with every page): not parsed here, not warned about.
 PASSTHROUGH_KEYS = ("dev",)
@@ -78,6 +86,7 @@ class PageInputs(Frozen):
     ttft_ms: float = Field(default=2000.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     tpot_ms: float = Field(default=100.0, ge=MIN_SLO_MS, le=MAX_SLO_MS)
     pct: int = 90
+    extra: WorkloadInputs = Field(default_factory=WorkloadInputs, description="sessions, prefix cache, offload")
 
     @property
     def devices(self) -> int:
@@ -333,6 +342,7 @@ def parse_query(params: Mapping[str, object], choices: Choices) -> tuple[PageInp
         "pct": ("pct", parse_percentile),
     }
     got = apply_parsers(raw, parsers, base, warn)
+    got["extra"] = parse_workload_keys(raw, warn, samples=True)
     _check_layout(got, raw, base, warn)
     _check_devices(got, raw, base, warn)
     _check_format_engine(got, raw, base, choices, warn)
@@ -375,6 +385,8 @@ def _default_text(base: PageInputs, key: str) -> object:
     names |= {"arr": "arrival", "prov": "provider", "usd": "usd_per_gpu_hour", "sim": "simulate"}
     if key == "n":
         return base.devices
+    if key in WORKLOAD_KEYS or key in SAMPLE_KEYS:
+        return "none"
     return getattr(base, names.get(key, key))
 
 
@@ -466,4 +478,4 @@ def to_query(inputs: PageInputs) -> dict[str, str]:
     elif inputs.provider is not None:
         q["prov"] = inputs.provider
     q["region"] = inputs.region
-    return q
+    return q | workload_query(inputs.extra)

@@ -37,6 +37,7 @@ from llmcap.app.estimate_results import (
 from llmcap.app.estimate_sidebar import sidebar
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
 from llmcap.app.ui import cached_closed_costs, cached_estimate, cached_load, catalog_or_stop, share_link, sync_from_url
+from llmcap.app.workload_inputs import cache_section, read_workload, workload_expander
 from llmcap.economics.operating_point import PointCosts
 from llmcap.estimate.resolve import UnsupportedError
 from llmcap.load.rate import LoadEstimate
@@ -49,12 +50,13 @@ choices = choices_from_catalog(catalog, custom_devices(), custom_models())
 url_warnings = sync_from_url(LAST_QUERY, lambda q: parse_query(q, choices), push_to_widgets)
 restore_hidden()
 sidebar(catalog, choices)
+workload_expander("est_", samples=True)
 inputs = inputs_from_widgets()
 remember_hidden()
 share_link(write_url(inputs), "/")
 
 st.title("Estimate")
-for w in url_warnings:
+for w in url_warnings + read_workload("est_")[1]:
     st.warning(w, icon=":material/link_off:")
 arch = custom_models().get(inputs.model)
 device = custom_devices().get(inputs.hardware)
@@ -125,6 +127,7 @@ if not est.fits:
 if le is not None and le.fits:
     load_slo_panel(le)
     load_section(le)
+    cache_section(le, "est_")
 else:
     slo_panel(est, inputs)
 memory_section(est)

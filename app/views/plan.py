@@ -45,6 +45,7 @@ from llmcap.app.state.urlstate import (
 )
 from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
 from llmcap.app.views import plan_day, plan_launch
+from llmcap.app.workload_inputs import plan_cache_section, push_workload, read_workload, workload_expander
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
@@ -125,6 +126,7 @@ def push_to_widgets(inputs: PlanInputs) -> None:
     ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
     ss[K + "price_basis"] = inputs.price_basis
+    push_workload(K, inputs.extra)
     ss[K + "workload"] = inputs.workload or "fixed"
     ss[K + "hardware"] = list(inputs.hardware or ())
     ss[K + "provider"] = inputs.provider or ANY
@@ -150,7 +152,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
     data["provider"] = None if ss[K + "provider"] == ANY else ss[K + "provider"]
     data["price_basis"] = ss[K + "price_basis"]
     data |= plan_day.read()
-    problems = []
+    data["extra"], problems = read_workload(K)
     for name in LIST_FIELDS:
         data[name] = tuple(ss[K + name]) or getattr(base, name)
         if not ss[K + name]:
@@ -305,6 +307,7 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
             help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
         )  # fmt: skip
         plan_day.sidebar_widgets()
+        workload_expander(K, st)
         st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
 
 
@@ -588,6 +591,7 @@ else:
     )
 ranked_section(candidates_frame(result, inputs, hardware_ids))
 rejected_section(result)
+plan_cache_section(result, K)
 pareto_section(result)
 whatif_section(result, inputs, full_catalog, plan_key)
 plan_launch.launch_section(result, full_catalog, plan_day.day_section(inputs, req, full_catalog, plan_key[1]))

@@ -46,6 +46,16 @@ class ScaleUp(Frozen):
     domain_devices: int | None = Field(default=None, ge=1)
 
 
+class HostLink(Frozen):
+    """The link between a device and its host CPU's memory (PCIe, NVLink-C2C): GB/s per direction. KV offload to
+    CPU memory (llmcap.load.offload) moves blocks over it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    name: str
+    gbps_per_direction: float = Field(gt=0)
+
+
 class Device(Sourced):
     """One accelerator, SoC or CPU socket. Throughput figures are dense (no sparsity)."""
 
@@ -77,6 +87,7 @@ class Device(Sourced):
     cache_mb: float | None = Field(default=None, gt=0)
     scaleup: ScaleUp | None = None
     scaleout_gbps: float | None = Field(default=None, gt=0, description="scale-out bandwidth per device, GB/s")
+    host_link: HostLink | None = Field(default=None, description="device <-> host memory link (KV offload)")
     tdp_w: float | None = Field(default=None, gt=0)
     release_year: int | None = Field(default=None, ge=1990, le=2035)
     list_price_usd: float | None = Field(default=None, gt=0)
@@ -173,6 +184,28 @@ class Arrival(Frozen):
     cv: float = Field(default=1.0, gt=0)
 
 
+class SessionSpec(Frozen):
+    """Multi-turn sessions (llmcap.load.sessions): turn k of a session sends the system prompt, every earlier
+    message and reply, and `new_tokens` of its own; replies follow the output length. `think_s` is the mean
+    gap between the arrivals of two turns of a session (exponential)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    turns: LengthDistribution = Field(description="turns per session")
+    think_s: float = Field(ge=0, le=86_400, description="mean seconds between two turns of a session")
+    new_tokens: int = Field(ge=1, le=1_000_000, description="tokens a turn adds to the history (the user's message)")
+    system_prompt_tokens: int = Field(default=0, ge=0, le=1_000_000, description="shared by every session")
+
+
+class LoraSpec(Frozen):
+    """K resident LoRA adapters per replica of rank r on the attention projections, or attention and MLP
+    (llmcap.load.lora)."""
+
+    adapters: int = Field(ge=1, le=10_000)
+    rank: int = Field(default=16, ge=1, le=1024)
+    targets: Literal["attn", "all"] = "attn"
+
+
 class Workload(Sourced):
     """A named workload preset."""
 
@@ -183,6 +216,8 @@ class Workload(Sourced):
     output_tokens: LengthDistribution
     arrival: Arrival
     prefix_cache_hit: float = Field(default=0.0, ge=0, le=1)
+    sessions: SessionSpec | None = Field(default=None, description="multi-turn sessions (lengths per turn)")
+    samples: int = Field(default=1, ge=1, le=64, description="generations per prompt (best-of-N)")
 
 
 class CarbonIntensity(Frozen):

@@ -19,6 +19,7 @@ from llmcap.calibration.uncertainty import write_table as write_bands
 from llmcap.calibration.validate import compare, summarize, worst
 from llmcap.catalog.custom import with_custom
 from llmcap.catalog.loader import catalog_dir, load_catalog
+from llmcap.cli import workload_flags
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import PointCosts, closed_loop_costs
 from llmcap.estimate.predict import predict_rows
@@ -132,10 +133,13 @@ def _register_load(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--pue", type=float, help="facility power usage effectiveness (default: catalogs/power.yaml)")
     g.add_argument("--region", default=DEFAULT_REGION, help="grid region for carbon (catalogs/carbon.yaml)")
+    workload_flags.register(p)
 
 
 OPEN_LOOP_ONLY = (
     "method", "arrival", "cv", "prefix_hit", "spec_k", "spec_alpha", "draft_cost", "on_full", "requests", "seed",
+    "turns", "think_s", "new_tokens", "system_prompt_tokens", "prefix_cache", "kv_offload", "samples",
+    "lora_adapters", "lora_rank", "lora_targets",
 )  # fmt: skip
 
 
@@ -159,6 +163,8 @@ def _scenario_from_args(args) -> Scenario:
             args.input_len, args.output_len = max(1, round(wl.input_tokens.mean)), max(1, round(wl.output_tokens.mean))
         else:  # replaced by the trace's mean lengths in estimate_load
             args.input_len, args.output_len = 1, 1
+    elif getattr(args, "turns", None) is not None and args.output_len is not None:
+        args.input_len = args.input_len or 1  # sessions draw the prompts; replaced by their mean in estimate_load
     elif None in lengths:
         raise ValueError("give --input-len and --output-len (or --workload NAME or --trace FILE)")
     try:
@@ -230,6 +236,8 @@ def _load_spec(args) -> Traffic:
     )
     if args.trace is not None and args.workload is not None:
         raise ValueError("give --workload or --trace, not both")
+    wl = load_catalog().workload(args.workload) if args.workload is not None and args.trace is None else None
+    fields |= workload_flags.traffic_fields(args, wl)
     try:
         return Traffic(**fields)
     except ValidationError as exc:
@@ -288,7 +296,14 @@ def _estimate(args) -> int:
     return 0 if est.fits else 1
 
 
-_DEFAULTS = {k: None for k in ("arrival", "cv", "prefix_hit")} | {
+_DEFAULTS = {k: None for k in ("arrival", "cv", "prefix_hit", *workload_flags.SESSION_FLAGS)} | {
+    "turns": None,
+    "prefix_cache": None,
+    "kv_offload": None,
+    "samples": None,
+    "lora_adapters": None,
+    "lora_rank": None,
+    "lora_targets": None,
     "method": "simulate",
     "spec_k": 0,
     "spec_alpha": 0.0,
@@ -443,6 +458,7 @@ def load_text(le: LoadEstimate) -> str:
             f"SLO attainment at this rate: {le.slo_attainment:.1%} of requests meet both "
             f"(p{le.slo.pct:g} TTFT {_n(le.slo_ttft_ms)} ms, TPOT {_n(le.slo_tpot_ms)} ms)",
             f"bound: prefill {le.bound.prefill}, decode {le.bound.decode}",
+            *workload_flags.workload_lines(le),
             *_cost_energy_lines(
                 PointCosts(cost=le.cost, energy=le.energy, notes=[]) if le.energy is not None else None
             ),

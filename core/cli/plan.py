@@ -9,13 +9,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmcap.catalog.loader import load_catalog
-from llmcap.cli import plan_day
+from llmcap.cli import plan_day, workload_flags
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
 from llmcap.plan.launch import export, targets
 from llmcap.plan.planner import plan
 from llmcap.plan.request import AUTO_ENGINES, DEFAULT_WEIGHTS, Plan, PlanRequest, workload_traffic
+from llmcap.plan.sessions import session_traffic
 from llmcap.plan.whatif import sensitivity, what_ifs
 from llmcap.scenario import ENGINES, PRICE_BASES, Pricing, Slo
 
@@ -92,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-mixed", action="store_true", help="also consider a mix of device types (Mélange)")
     p.add_argument("--what-if", action="store_true", help="add what-ifs and a cost sensitivity table")
     p.add_argument("--top", type=int, default=10)
+    workload_flags.register(p)
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument(
         "--export",
@@ -115,11 +117,14 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         args.input_len is not None or args.output_len is not None,
         args.trace is not None,
     ]
+    if getattr(args, "turns", None) is not None and args.input_len is None and args.output_len is not None:
+        given[1] = True  # sessions draw the prompts: --output-len alone is the reply
     if sum(given) != 1:
         raise ValueError("give exactly one of --workload, --input-len/--output-len, or --trace")
     fields: dict = {}
+    wl = load_catalog().workload(args.workload) if args.workload else None
     if args.workload:
-        fields = workload_traffic(load_catalog().workload(args.workload))
+        fields = workload_traffic(wl)
     elif args.trace:
         try:
             stats = summarize(replay_trace(parse_trace(args.trace)))
@@ -135,10 +140,13 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         )
         if args.rate is None:
             fields["rate_rps"] = stats.rate_rps
+    elif getattr(args, "turns", None) is not None and args.input_len is None:
+        fields = dict(input_len=1.0, output_len=args.output_len)  # input_len: the sessions' mean prompt, below
     else:
         if args.input_len is None or args.output_len is None:
             raise ValueError("--input-len and --output-len go together")
         fields = dict(input_len=args.input_len, output_len=args.output_len)
+    fields |= plan_session_fields(args, wl, fields)
     if args.rate is not None:
         fields["rate_rps"] = args.rate
     if "rate_rps" not in fields:
@@ -165,6 +173,30 @@ def request_from_args(args: argparse.Namespace) -> PlanRequest:
         )
     except ValidationError as exc:
         raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+def plan_session_fields(args: argparse.Namespace, wl, fields: dict) -> dict:
+    """PlanRequest fields of --turns & co. (or a session preset): sessions, prefix cache, offload, and the mean
+    prompt and its cv from the drawn sessions."""
+    if args.trace is not None and (getattr(args, "turns", None) or getattr(args, "kv_offload", None)):
+        raise ValueError("--turns and --kv-offload describe sessions: give them without --trace")
+    got = workload_flags.traffic_fields(args, wl)
+    if got.get("samples", 1) > 1:
+        raise ValueError("--samples: the planner does not model samples yet; compare them with estimate --rate")
+    out: dict = {}
+    if got.get("sessions") is not None:
+        out["sessions"] = got["sessions"]
+        out |= session_traffic(got["sessions"], fields["output_len"], fields.get("output_cv", 0.0))
+    elif got.get("kv_offload_cpu_gb") or got.get("kv_offload_ssd_gb"):
+        raise ValueError("--kv-offload holds session histories: give sessions (--turns, or a session workload preset)")
+    if got.get("lora") is not None:
+        out["lora"] = got["lora"]
+    if "prefix_cache" in got:
+        out["prefix_cache"] = got["prefix_cache"]
+    for k in ("kv_offload_cpu_gb", "kv_offload_ssd_gb"):
+        if k in got:
+            out[k] = got[k]
+    return out
 
 
 def plan_json(p: Plan, extra: dict | None = None) -> str:
@@ -214,7 +246,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(render(rows, "csv"))
         return 0
     print(f"{p.evaluated:,} configurations in {p.elapsed_s:.2f} s; {len(p.candidates)} shown, cheapest first")
-    narrow = [{k: r[k] for k in TABLE_COLUMNS} for r in rows]
+    columns = TABLE_COLUMNS + (("prefix_hit_rate",) if req.sessions is not None else ())
+    narrow = [{k: r[k] for k in columns} for r in rows]
     print(render(narrow, "table") if rows else "no deployment meets the objectives (see the reasons below)")
     if p.rejected:
         print("\nrejected:")

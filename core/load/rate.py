@@ -36,6 +36,8 @@ Seeded: the same inputs give the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Literal
 
 from pydantic import Field
@@ -47,8 +49,10 @@ from llmcap.economics.operating_point import CostResult, EnergyResult, Operating
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.load.rate_analytic import _analytic, analytic_goodput, analytic_max_rate, analytic_point
 from llmcap.load.rate_prepare import Prepared, prepare
+from llmcap.load.rate_sessions import CacheResult, analytic_cache, saturation_curve, simulated_cache
 from llmcap.load.rate_simulate import Simulated, _simulated, goodput, max_rate, operating_point
 from llmcap.load.rate_types import Latency, LoadError, Method, Throughput, TrafficSummary
+from llmcap.load.samples import answer_seconds
 from llmcap.load.trace import Trace
 from llmcap.scenario import Pricing, Scenario, Slo, Traffic
 
@@ -100,6 +104,17 @@ class LoadEstimate(Frozen):
     bound: Bounds
     memory: LoadMemory
     method: str = ""
+    prefix_cache: CacheResult | None = Field(default=None, description="sessions: the prefix cache at the rate")
+    prefix_hit_rate: float | None = Field(default=None, description="prompt tokens served from the prefix cache")
+    prefill_tokens_per_request: float | None = Field(default=None, description="prompt tokens computed, mean")
+    kv_resident_sessions: float | None = Field(default=None, description="idle session histories in device KV")
+    kv_offload_gb: float | None = Field(default=None, description="KV offload tier(s) per replica, GB")
+    seconds_per_answer: float | None = Field(default=None, description="mean end-to-end seconds of one answer")
+    usd_per_answer: float | None = Field(default=None, description="at this rate: samples x $ per request")
+    usd_per_answer_at_max_rate: float | None = Field(default=None, description="$/h / answers per hour at max rate")
+    joules_per_answer: float | None = None
+    samples: int = Field(default=1, description="generations per prompt; one answer = one prompt's samples")
+    lora_memory_gb_per_device: float | None = Field(default=None, description="resident LoRA adapters per device")
     notes: list[str] = []
     estimate: Estimate = Field(exclude=True, description="closed-loop estimate at the simulated mean batch")
 
@@ -120,14 +135,25 @@ def assemble(
     simulate: from `simulated` (the three simulations); analytic: the queueing model is evaluated here.
     """
     catalog = catalog or load_catalog()
-    if prep.method == "analytic":
-        max_rate_rps, goodput_rps = analytic_max_rate(prep), analytic_goodput(prep, slo)
-        run = _analytic(prep, rate_rps, analytic_point(prep, rate_rps, slo), max_rate_rps, slo)
+    cache, sat = None, None
+    if prep.method == "analytic" and prep.sessions is not None:
+        reps = prep.scenario.replicas
+        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps))
+        cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, reps, prep.arrival_cv,
+                                      prep.output_cv)  # fmt: skip
+        prep = dataclasses.replace(prep, curve=curve)
+    if prep.method == "analytic":  # with samples the queue sees N requests per prompt; rates are in prompts/s
+        n, per_sample = prep.samples, rate_rps * prep.samples
+        top = analytic_max_rate(sat or prep)
+        max_rate_rps, goodput_rps = top / n, min(analytic_goodput(prep, slo), top) / n
+        run = _analytic(prep, per_sample, analytic_point(prep, per_sample, slo), top, slo)
     elif simulated is None:
         raise LoadError("the simulate method needs its three simulations (llmcap.load.rate.Simulated)")
     else:
         max_rate_rps, goodput_rps = simulated.max_rate_rps, simulated.goodput_rps
         run = _simulated(prep, rate_rps, simulated.sim, max_rate_rps, slo)
+        if prep.sessions is not None:
+            cache = simulated_cache(prep.sessions, simulated.sim, prep.scenario.replicas)
     scn = prep.scenario
     at = estimate(scn.model_copy(update={"concurrency": max(1, round(run.mean_batch)) * scn.replicas}), catalog)
     tp = run.throughput
@@ -173,9 +199,64 @@ def assemble(
         bound=Bounds(prefill=at.prefill.bound, decode=at.decode.bound),
         memory=_memory(prep.estimate, at),
         method=run.method,
-        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes),
+        notes=list(prep.estimate.notes) + list(run.notes) + list(pc.notes)
+        + _workload_notes(cache, prep.lora_gb_per_device is not None),
         estimate=at,
+        **_workload_fields(cache, _answer_s(prep, run, simulated), pc.cost, pc.energy,
+                           prep.summary.mean_output_tokens, prep.samples, max_rate_rps),  # fmt: skip
+        lora_memory_gb_per_device=prep.lora_gb_per_device,
     )
+
+
+def _answer_s(prep: Prepared, run, simulated: Simulated | None) -> float:
+    """Mean seconds per answer: the slowest of a prompt's samples (simulator), the mean sample (analytic)."""
+    e2e_ms = run.latencies[2].mean
+    if simulated is None or prep.samples == 1 or not math.isfinite(e2e_ms):
+        return e2e_ms / 1e3
+    return answer_seconds(simulated.sim.e2e_s, prep.samples)
+
+
+def _workload_fields(cache: CacheResult | None, answer_s: float, cost, energy, output_tokens: float, samples: int,
+                     max_rate_rps: float) -> dict:  # fmt: skip
+    """The per-answer figures (one answer = one prompt's `samples` generations) and the cache's keys."""
+    out: dict = {
+        "samples": samples,
+        "seconds_per_answer": answer_s if math.isfinite(answer_s) else None,
+        "usd_per_answer": cost.usd_per_request * samples if cost is not None else None,
+        "usd_per_answer_at_max_rate": (
+            cost.usd_per_hour / 3600.0 / max_rate_rps if cost is not None and max_rate_rps > 0 else None
+        ),
+        "joules_per_answer": (
+            energy.joules_per_output_token * output_tokens * samples
+            if energy is not None and energy.joules_per_output_token is not None
+            and math.isfinite(energy.joules_per_output_token) else None
+        ),
+    }  # fmt: skip
+    if cache is not None:
+        out |= {
+            "prefix_cache": cache,
+            "prefix_hit_rate": cache.prefix_hit_rate,
+            "prefill_tokens_per_request": cache.prefill_tokens_per_request,
+            "kv_resident_sessions": cache.kv_resident_sessions,
+            "kv_offload_gb": cache.kv_offload_gb,
+        }
+    return out
+
+
+def _workload_notes(cache: CacheResult | None, lora: bool = False) -> list[str]:
+    notes = [] if lora else ["lora_memory_gb_per_device is null: no LoRA adapters (--lora-adapters)"]
+    if cache is None:
+        notes.append(
+            "prefix_hit_rate, prefill_tokens_per_request, kv_resident_sessions and kv_offload_gb are null: they "
+            "describe sessions (--turns or a session workload preset)"
+        )
+    else:
+        notes.append(
+            f"prefix cache ({cache.method}): {cache.prefix_hit_rate:.1%} of prompt tokens served from the cache, "
+            f"{cache.prefill_tokens_per_request:,.0f} of {cache.prompt_tokens_per_request:,.0f} prompt tokens "
+            "computed per request"
+        )
+    return notes
 
 
 def _memory(base: Estimate, at: Estimate) -> LoadMemory:

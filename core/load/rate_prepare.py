@@ -4,6 +4,7 @@ as nothing here depends on the rate or the SLO."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +14,21 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
+from llmcap.load.lora import adapter_gb_per_device, adapter_read_s, kv_tokens_left, step_overhead_s, with_lora
+from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
+from llmcap.load.rate_sessions import (
+    SessionSetup,
+    check_offload_needs_sessions,
+    computed_curve,
+    draw_sessions,
+    kv_per_token,
+    sessions_of,
+    setup,
+)
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
+from llmcap.load.samples import computed_prompt, expand
+from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
 from llmcap.load.trace import Trace
@@ -40,6 +54,19 @@ class Prepared:
     curve: LoadCurve | None = None  # analytic; None when the scenario does not fit
     arrival_cv: float = 1.0
     output_cv: float = 0.0
+    sessions: SessionSetup | None = None  # multi-turn sessions and their prefix cache (llmcap.load.rate_sessions)
+    sweep_input: object | None = None  # analytic with sessions: the SweepInput the load curve came from
+    samples: int = 1  # generations per prompt (llmcap.load.samples); unit holds every sample
+    lora_gb_per_device: float | None = None  # resident LoRA adapters (llmcap.load.lora)
+    sample_cache: CacheSpec | None = None  # the samples' shared prompts, for the simulator
+
+    def cache(self, k: int | None = None) -> CacheSpec | None:
+        """The simulator's prefix cache spec (sessions or samples) of the first k requests."""
+        if self.sessions is not None:
+            return self.sessions.cache(k)
+        if self.sample_cache is not None:
+            return self.sample_cache if k is None else self.sample_cache.head(k)
+        return None
 
     @property
     def fits(self) -> bool:
@@ -71,8 +98,17 @@ def prepare(
     curve (raises LoadError)."""
     check_method(method, traffic)
     catalog = catalog or load_catalog()
-    unit, summary, own_rate = _unit_requests(scn, traffic, trace, catalog)
-    if traffic.workload is not None or trace is not None:
+    unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
+    n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
+    sample_cache = None
+    if n_samples > 1:
+        if sreq is not None:
+            raise LoadError("--samples with sessions is not modelled yet: give samples or sessions, not both")
+        unit, sample_cache = expand(unit, n_samples, traffic.seed)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + [
+            f"{n_samples} samples per prompt: the rate counts prompts (answers), throughput counts samples; the "
+            "prompt is prefilled once and shared (its KV counted per sample, conservative)"]})  # fmt: skip
+    if traffic.workload is not None or trace is not None or sreq is not None:
         scn = scn.model_copy(
             update={
                 "input_len": max(1, round(summary.mean_input_tokens)),
@@ -83,13 +119,40 @@ def prepare(
     if not est.fits:
         return Prepared(scn, est, unit, summary, own_rate, None, None, method=method)
     r = resolve(scn, catalog)
+    kv_left, lora_gb, lora_opts = 1.0, None, {}  # share of the KV cache the adapters leave
+    if traffic.lora is not None:
+        per, kv_tokens = kv_per_token(resolved_input(r), summary.mean_input_tokens, summary.mean_output_tokens)
+        kv_left = kv_tokens_left(kv_tokens, per, r, traffic.lora) / kv_tokens
+        lora_gb = traffic.lora.adapters * adapter_gb_per_device(r, traffic.lora)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + [
+            f"LoRA: {traffic.lora.adapters} adapters of rank {traffic.lora.rank} ({traffic.lora.targets}) take "
+            f"{lora_gb:,.3g} GB per device, {1 - kv_left:.1%} of the KV cache; batched adapter kernels add "
+            f"{adapter_read_s(r, traffic.lora) * 1e3:.3g} ms to a step per distinct adapter in it ("
+            + ("simulated step by step" if method != "analytic" else
+               f"analytic: at the full batch, {step_overhead_s(r, traffic.lora) * 1e3:.3g} ms, conservative at low")
+            + "; estimated, llmcap.load.lora)"
+        ]})  # fmt: skip
+        lora_opts = {"lora_adapters": traffic.lora.adapters, "lora_s_per_adapter": adapter_read_s(r, traffic.lora)}
+        if method == "analytic":
+            r = with_lora(r, traffic.lora)
+    ss = None
+    if sreq is not None:
+        ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
+        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left)
+        summary = summary.model_copy(update={"notes": list(summary.notes) + list(ss.notes)})
     if method == "analytic":
-        curve = load_curve(resolved_input(r))
+        inp = resolved_input(r)
+        curve = load_curve(inp)
         if not bool(curve.fits[0]):
             raise LoadError("the scenario does not fit in memory: no room for the KV cache of one request")
+        if kv_left < 1.0:  # the adapters' memory lowers the in-flight limit
+            curve = computed_curve(inp, summary.mean_input_tokens, max(float(curve.n[0, -1]) * kv_left, 1.0))
+        if n_samples > 1:  # each sample's prompt work, the in-flight limit of whole contexts
+            curve = computed_curve(inp, computed_prompt(summary.mean_input_tokens, n_samples), float(curve.n[0, -1]))
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
-            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens),
+            arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
+            samples=n_samples, lora_gb_per_device=lora_gb,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
@@ -103,12 +166,16 @@ def prepare(
             spec_k=traffic.spec_k,
             spec_alpha=traffic.spec_alpha,
             draft_cost=traffic.draft_cost,
+            **lora_opts,
         )
     except ValidationError as exc:
         raise LoadError(
             "; ".join(f"{e['loc'][-1] if e['loc'] else 'engine'}: {e['msg']}" for e in exc.errors())
         ) from None
-    return Prepared(scn, est, unit, summary, own_rate, table, cfg)
+    if kv_left < 1.0:
+        cfg = cfg.model_copy(update={"kv_capacity_tokens": cfg.kv_capacity_tokens * kv_left})
+    return Prepared(scn, est, unit, summary, own_rate, table, cfg, sessions=ss, samples=n_samples,
+                    sample_cache=sample_cache, lora_gb_per_device=lora_gb)  # fmt: skip
 
 
 def _cv(values: np.ndarray) -> float:
@@ -127,14 +194,31 @@ def _arrival_cv(unit: Requests, summary: TrafficSummary) -> float:
 
 def _unit_requests(
     scn: Scenario, traffic: Traffic, trace: Trace | None, catalog: Catalog
-) -> tuple[Requests, TrafficSummary, float | None]:
+) -> tuple[Requests, TrafficSummary, float | None, SessionRequests | None]:
     n = traffic.requests
     notes: list[str] = []
     own_rate = None
+    sreq = None
+    wl = catalog.workload(traffic.workload) if traffic.workload is not None else None
+    spec = sessions_of(traffic, wl)
     try:
         if trace is not None and traffic.workload is not None:
             raise LoadError("give a workload preset or a trace, not both")
-        if trace is not None and traffic.rate_rps is None:
+        if spec is not None and trace is not None:
+            raise LoadError("sessions (--turns) draw their own requests: give them without a trace")
+        if spec is None:
+            check_offload_needs_sessions(traffic)
+        if spec is not None:
+            if traffic.rate_rps is None:
+                raise LoadError("give a request rate for sessions")
+            arrival = traffic.arrival or (wl.arrival.family if wl else "poisson")
+            cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if wl and arrival == wl.arrival.family
+                                                             else 1.0)  # fmt: skip
+            out = wl.output_tokens if wl is not None else scn.output_len
+            sreq = draw_sessions(spec, out, n, arrival, 1.0 if arrival == "poisson" else cv, traffic.seed)
+            req = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0,
+                           f"sessions of {spec.turns.mean:g} turns on average")  # fmt: skip
+        elif trace is not None and traffic.rate_rps is None:
             if trace.rows < 2 or trace.span_s <= 0:
                 raise LoadError("the trace cannot be replayed: its requests all share one timestamp; give a rate")
             count = min(trace.rows, n)
@@ -181,7 +265,12 @@ def _unit_requests(
         source = f"replay of a {trace.format} trace at its own timestamps"
     else:
         process = "Poisson arrivals" if arrival == "poisson" else f"gamma arrivals (cv {cv:g})"
-        if trace is not None:
+        if sreq is not None:
+            lengths = (
+                f"sessions of {spec.turns.mean:g} turns on average, {spec.new_tokens:,} new tokens per turn, "
+                f"{spec.system_prompt_tokens:,}-token system prompt, {spec.think_s:g} s between turns"
+            )
+        elif trace is not None:
             lengths = f"lengths drawn from a {trace.format} trace"
         elif traffic.workload is not None:
             lengths = f"lengths of workload preset {traffic.workload}"
@@ -198,7 +287,7 @@ def _unit_requests(
         prefix_hit=hit,
         notes=notes + list(req.notes),
     )
-    return req, summary, own_rate
+    return req, summary, own_rate, sreq
 
 
 def _need_fit(prep: Prepared, method: Method = "simulate") -> None:

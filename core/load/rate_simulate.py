@@ -24,28 +24,47 @@ SEARCH_ITERATIONS = 8
 def operating_point(prep: Prepared, rate_rps: float) -> SimResult:
     """Simulate all requests at `rate_rps` (whole deployment)."""
     _need_fit(prep)
-    u = prep.unit
-    return simulate(prep.table, prep.cfg, u.arrival_s / rate_rps, u.input_tokens, u.output_tokens)
+    u, ss = prep.unit, prep.sessions
+    arrivals = ss.requests.arrivals(rate_rps) if ss is not None else u.arrival_s / rate_rps
+    return simulate(prep.table, prep.cfg, arrivals, u.input_tokens, u.output_tokens, prep.cache())
 
 
 def max_rate(prep: Prepared) -> float:
     """Saturation throughput of the deployment (req/s): one replica's, times the replicas."""
     _need_fit(prep)
-    u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
+    u, k = prep.unit, _search_k(prep)
     one = prep.cfg.model_copy(update={"replicas": 1})
-    return max_rate_sim(prep.table, one, u.input_tokens[:k], u.output_tokens[:k]) * prep.cfg.replicas
+    ss = prep.sessions
+    # sessions saturate turn by turn: every first turn queues ahead of every second turn, and so on, so a turn
+    # is admitted after its session's previous one (as in a real queue of sessions) and can find its history
+    kw = {"cache": prep.cache(k)}
+    if ss is not None:
+        kw["offset_s"] = (ss.requests.turn[:k] - 1) * 1e-6
+    top = max_rate_sim(prep.table, one, u.input_tokens[:k], u.output_tokens[:k], **kw) * prep.cfg.replicas
+    return top / prep.samples  # prompts (answers) per second
+
+
+def _search_k(prep: Prepared) -> int:
+    """Requests of the max-rate and goodput searches: whole prompts' samples."""
+    k = min(prep.unit.n, SEARCH_REQUESTS)
+    return max(k - k % prep.samples, prep.samples)
 
 
 def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
     """Highest rate in [0, max_rate_rps] at which slo.pct% of requests meet both objectives (bisection)."""
     _need_fit(prep)
-    u, k = prep.unit, min(prep.unit.n, SEARCH_REQUESTS)
+    u, k = prep.unit, _search_k(prep)
     if max_rate_rps <= 0:
         return 0.0
+    ss = prep.sessions
+    kw = {"cache": prep.cache(k)}
+    if ss is not None:
+        kw["offset_s"] = ss.requests.offset_s[:k]
+    unit = u.arrival_s[:k] if ss is None else ss.requests.start_unit[:k]
     return goodput_sim(
         prep.table,
         prep.cfg,
-        u.arrival_s[:k],
+        unit,
         u.input_tokens[:k],
         u.output_tokens[:k],
         slo.ttft_ms / MS,
@@ -53,6 +72,7 @@ def goodput(prep: Prepared, slo: Slo, max_rate_rps: float) -> float:
         pct=slo.pct,
         hi_rps=max_rate_rps,
         iterations=SEARCH_ITERATIONS,
+        **kw,
     )
 
 

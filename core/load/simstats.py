@@ -73,10 +73,12 @@ def summarize(res: SimResult, ttft_slo_s: float = np.inf, tpot_slo_s: float = np
     )
 
 
-def max_rate_sim(table, cfg, input_tokens, output_tokens) -> float:
+def max_rate_sim(table, cfg, input_tokens, output_tokens, *, offset_s=None, cache=None) -> float:
     """Saturation throughput (req/s): every request arrives at once; completions per second between the
-    25th and 75th percentile finish times (the engine's steady state, away from start-up and drain)."""
-    res = simulate(table, cfg, np.zeros(len(input_tokens)), input_tokens, output_tokens)
+    25th and 75th percentile finish times (the engine's steady state, away from start-up and drain).
+    Sessions: every session starts at once, its turns at their own offsets (`offset_s`, think times)."""
+    arr = np.zeros(len(input_tokens)) if offset_s is None else np.asarray(offset_s, dtype=float)
+    res = simulate(table, cfg, arr, input_tokens, output_tokens, cache)
     done = np.sort(res.e2e_s[~res.rejected])
     if done.size < 4:
         return 0.0
@@ -96,18 +98,23 @@ def goodput_sim(
     pct: float = 90.0,
     hi_rps: float | None = None,
     iterations: int = 12,
+    offset_s=None,
+    cache=None,
 ) -> float:
     """Highest rate (req/s) at which >= pct% of requests meet both objectives (DistServe), by bisection.
 
     unit_arrival_s: arrival times at rate 1 req/s; rate r uses unit_arrival_s / r (common random numbers,
-    so attainment falls steadily with the rate). hi_rps defaults to the saturation throughput.
+    so attainment falls steadily with the rate). hi_rps defaults to the saturation throughput. Sessions add
+    their turns' `offset_s` (think times, not scaled) and a prefix `cache` (llmcap.load.prefix_cache).
     """
     unit = np.asarray(unit_arrival_s, dtype=float)
-    hi = hi_rps if hi_rps is not None else max_rate_sim(table, cfg, input_tokens, output_tokens)
+    extra = 0.0 if offset_s is None else np.asarray(offset_s, dtype=float)
+    hi = hi_rps if hi_rps is not None else max_rate_sim(table, cfg, input_tokens, output_tokens, offset_s=offset_s,
+                                                        cache=cache)  # fmt: skip
     lo = 0.0
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        res = simulate(table, cfg, unit / mid, input_tokens, output_tokens)
+        res = simulate(table, cfg, unit / mid + extra, input_tokens, output_tokens, cache)
         if slo_attainment(res, ttft_slo_s, tpot_slo_s) >= pct / 100.0:
             lo = mid
         else:

@@ -53,6 +53,8 @@ from pydantic import Field
 from llmcap.catalog.schema import Frozen
 from llmcap.estimate.resolve import Resolved
 from llmcap.estimate.sweep import evaluate, expand, resolved_input
+from llmcap.load.lora import distinct_adapters
+from llmcap.load.prefix_cache import CacheSpec, ReplicaCache, no_cache_results
 from llmcap.load.steptable import Lookups, StepTable
 
 
@@ -85,6 +87,8 @@ class SimConfig(Frozen):
         "None: 0 for mixed, 0.1 for prefill-first",
     )
     request_overhead_s: float = Field(default=0.0, ge=0.0, description="added to TTFT and E2E (API server)")
+    lora_adapters: int = Field(default=0, ge=0, description="resident LoRA adapters (llmcap.load.lora)")
+    lora_s_per_adapter: float = Field(default=0.0, ge=0.0, description="read time of one adapter per step")
     replicas: int = Field(default=1, ge=1)
 
 
@@ -109,25 +113,42 @@ class SimResult:
     decode_batch_s: float  # integral of the decode batch over time, summed over replicas
     iterations: int
     replicas: int
+    cached_tokens: np.ndarray | None = None  # prompt tokens found in the prefix cache (with a CacheSpec)
+    hit_tier: np.ndarray | None = None  # -1 miss, 0 device memory, 1.. offload tier
+    reload_s: np.ndarray | None = None  # time to reload a prefix from an offload tier (in ttft_s)
+    resident_sessions: float | None = None  # idle histories in device memory (mean, summed over replicas)
 
 
-def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens, output_tokens) -> SimResult:
-    """Simulate the requests (arrays of equal length) on cfg.replicas replicas."""
+def simulate(
+    table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens, output_tokens, cache: CacheSpec | None = None
+) -> SimResult:
+    """Simulate the requests (arrays of equal length) on cfg.replicas replicas.
+
+    With a `cache` (llmcap.load.prefix_cache) every request looks its session's history up in the replica's
+    prefix cache; a session's requests then all go to one replica (session-affine routing), others round-robin.
+    """
     arr, s_in, s_out = _check(arrival_s, input_tokens, output_tokens)
     n = len(arr)
     order = np.argsort(arr, kind="stable")
     lk = table if isinstance(table, Lookups) else table.lookups()
+    cached, tier, reload = no_cache_results(n)
+    resident = 0.0
     out = {k: np.full(n, np.nan) for k in ("queue", "first", "finish")}
     pre = np.zeros(n, dtype=np.int64)
     rej = np.zeros(n, dtype=bool)
     busy = batch = 0.0
     iters = 0
     for rep in range(cfg.replicas):
-        ids = order[rep :: cfg.replicas]
+        ids = order[rep :: cfg.replicas] if cache is None else order[cache.session[order] % cfg.replicas == rep]
         if len(ids) == 0:
             continue
         r = _Replica(lk, cfg, arr[ids].tolist(), s_in[ids].tolist(), s_out[ids].tolist())
+        if cache is not None:
+            r.pc = ReplicaCache(cache, ids, lambda c: lk.prefill(c, c * (c + 1) / 2))
         r.run()
+        if r.pc is not None:
+            cached[ids], tier[ids], reload[ids] = r.pc.cached, r.pc.tier, r.pc.delay
+            resident += r.pc.resident_sessions
         out["queue"][ids] = r.admit_t
         out["first"][ids] = r.first_t
         out["finish"][ids] = r.finish_t
@@ -136,7 +157,7 @@ def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens
         busy += r.busy
         batch += r.batch_int
         iters += r.iterations
-    ov = cfg.request_overhead_s
+    ov = cfg.request_overhead_s + reload
     o = s_out.astype(float)
     ttft = out["first"] - arr + ov
     e2e = out["finish"] - arr + ov
@@ -159,6 +180,10 @@ def simulate(table: StepTable | Lookups, cfg: SimConfig, arrival_s, input_tokens
         decode_batch_s=batch,
         iterations=iters,
         replicas=cfg.replicas,
+        cached_tokens=cached if cache is not None else None,
+        hit_tier=tier if cache is not None else None,
+        reload_s=reload if cache is not None else None,
+        resident_sessions=resident if cache is not None else None,
     )
 
 
@@ -203,8 +228,18 @@ class _Replica:
         self.busy = self.batch_int = 0.0
         self.iterations = 0
         self._spec_rows: dict[int, list[float]] = {}
+        self.pc: ReplicaCache | None = None  # prefix cache of sessions (llmcap.load.prefix_cache)
+
+    def _lora_s(self, seqs: int) -> float:
+        """Batched LoRA kernels: each distinct adapter of the step's sequences read once (llmcap.load.lora)."""
+        k = self.cfg.lora_adapters
+        return self.cfg.lora_s_per_adapter * distinct_adapters(k, seqs) if k else 0.0
 
     def _step_time(self, b: int, m: float, p: float, q: float) -> float:
+        """Iteration time with b decodes and prompt work p, plus the adapters' read time."""
+        return self._base_step(b, m, p, q) + self._lora_s(b + (1 if p > 0 else 0))
+
+    def _base_step(self, b: int, m: float, p: float, q: float) -> float:
         """Iteration time with b decodes (speculative: k + 1 positions each plus k draft steps)."""
         lk, k = self.lk, self.cfg.spec_k
         if b == 0:
@@ -216,12 +251,16 @@ class _Replica:
         return t + k * self.cfg.draft_cost * lk.decode(b, m)[0]
 
     def _decode_line(self, b: int, m: float) -> tuple[float, float]:
-        """(time, d time / d m) of a decode-only iteration at mean context m."""
+        """(time, d time / d m) of a decode-only iteration at mean context m (adapters' read time included)."""
+        t, slope = self._base_decode_line(b, m)
+        return t + self._lora_s(b), slope
+
+    def _base_decode_line(self, b: int, m: float) -> tuple[float, float]:
         if self.cfg.spec_k == 0:
             return self.lk.decode(b, m)
         row = self._spec_rows.get(b)
         if row is None:  # speculative step times on the table's context knots, once per batch size
-            row = self._spec_rows[b] = [self._step_time(b, mj, 0.0, 0.0) for mj in self.lk.m]
+            row = self._spec_rows[b] = [self._base_step(b, mj, 0.0, 0.0) for mj in self.lk.m]
         axis = self.lk.m
         if len(axis) == 1:
             return row[0], 0.0
@@ -240,6 +279,7 @@ class _Replica:
         hit = cfg.prefix_hit
         reserve = cfg.on_full == "reject"
         admit_t, first_t, finish_t = self.admit_t, self.first_t, self.finish_t
+        pc = self.pc
 
         waiting: deque[int] = deque()
         prefilling: deque[int] = deque()  # admitted, prompt not finished (in admission order)
@@ -274,6 +314,8 @@ class _Replica:
                 X -= ctx
                 kv -= (s[i] + o[i]) if reserve else ctx
                 finish_t[i] = now
+                if pc is not None:
+                    pc.finish(i, s[i] + o[i])
             if b == 0:
                 X = R = 0.0
                 if not reserve:  # no float drift left behind: only prompts in flight hold KV now
@@ -286,6 +328,8 @@ class _Replica:
             if left[i] <= 0:
                 finish_t[i] = now
                 kv -= (s[i] + o[i]) if reserve else prompt[i]
+                if pc is not None:
+                    pc.finish(i, s[i] + o[i])
                 return
             decoding[i] = True
             enter[i] = D
@@ -341,6 +385,8 @@ class _Replica:
                     break
                 t = arr[ia]
                 continue
+            if pc is not None:  # idle cached prefixes give way to running requests first
+                pc.evict(cap - kv)
             # decode growth must fit: preempt the newest decoders until it does
             if not reserve:
                 while b > 0 and kv + b * e > cap and preempt_one():
@@ -372,7 +418,7 @@ class _Replica:
                         admit_t[i] = t
                     if not reserve:
                         kv += prompt[i]
-                    cached = int(prompt[i] * hit)
+                    cached = pc.admit(i, prompt[i]) if pc is not None else int(prompt[i] * hit)
                     done[i] = cached if cached < prompt[i] else prompt[i] - 1
                     c = min(prompt[i] - done[i], room)
                     q += c * done[i] + c * (c + 1) / 2

@@ -21,9 +21,11 @@ import time
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.plan.disagg import disaggregated
 from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, Progress, evaluate_space
+from llmcap.plan.lora import annotate_lora, with_lora
 from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
 from llmcap.plan.request import Candidate, ParetoPoint, Plan, PlanRequest, Rejected
+from llmcap.plan.sessions import annotate, with_prefix_cache
 from llmcap.plan.space import Space, build_space, resolve_families
 
 SHORTLIST_FACTOR = 4
@@ -61,6 +63,12 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
     evaluated = 0
     if families:
         space = _scaled(build_space(families, req.input_len, req.output_len, req.max_devices), req)
+        cache = None
+        if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
+            progress(0.1, "prefix cache per configuration")
+            space, cache = with_prefix_cache(space, req, catalog)
+        if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
+            space, _ = with_lora(space, req)
         evaluated = len(space)
         progress(0.2, f"{len(space):,} configurations")
         ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, detailed=False)
@@ -70,6 +78,10 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         if short.size:
             progress(0.8, f"refining {short.size} configurations")
             candidates = rank(evaluate_space(space.take(short), req, catalog, lambda _f, _m: None), req)
+            if cache is not None:
+                candidates = annotate(candidates, space, cache)
+            if req.lora is not None:
+                candidates = annotate_lora(candidates, space, req)
         if req.allow_disagg:
             progress(0.85, "disaggregated prefill/decode")
             candidates += disaggregated(space, req, catalog)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from llmcap.catalog.schema import Frozen, Workload
+from llmcap.catalog.schema import Frozen, LoraSpec, SessionSpec, Workload
 from llmcap.scenario import ENGINES, Pricing, Slo
 
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int4")
@@ -39,6 +39,13 @@ class PlanRequest(Frozen):
     )
     allow_disagg: bool = False
     allow_mixed: bool = False
+    sessions: SessionSpec | None = Field(
+        default=None, description="multi-turn sessions: input_len is then their mean prompt (llmcap.plan.sessions)"
+    )
+    prefix_cache: bool = Field(default=True, description="with sessions: automatic prefix caching")
+    kv_offload_cpu_gb: float = Field(default=0.0, ge=0, le=100_000, description="CPU KV tier per replica")
+    kv_offload_ssd_gb: float = Field(default=0.0, ge=0, le=1_000_000, description="SSD KV tier per replica")
+    lora: LoraSpec | None = Field(default=None, description="resident LoRA adapters per replica (llmcap.plan.lora)")
     top: int = Field(default=10, ge=1, le=1000)
     region: str = "us-east-virginia"
     # what-if knobs (1.0 = as catalogued)
@@ -100,6 +107,9 @@ class Candidate(Frozen):
     # objective): at the point estimate, and at the pessimistic end of its 80% error band
     slo_margin_pct: float | None = None
     slo_margin_pessimistic_pct: float | None = None
+    prefix_hit_rate: float | None = Field(default=None, description="sessions: prompt tokens served from the cache")
+    prefill_tokens_per_request: float | None = None
+    lora_memory_gb_per_device: float | None = None
     detail: str = ""
 
 
