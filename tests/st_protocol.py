@@ -13,11 +13,11 @@ What a browser tab does, reduced to what a load test and a rendering check need:
    their path, and at the end of a full run everything the run did not write is dropped (stale elements).
 4. A widget change is another `rerun_script` carrying the widget's new value (WidgetState with the value field
    the widget's type uses: double_value for number inputs, string_value (the option's label) for selectboxes
-   and radios, string_array_value for multiselects, bool_value for checkboxes). Like the frontend, the client sends the value of every widget on the
-   page each time, not only the changed one (the server resets a widget whose state stops arriving): a widget's
-   value is what the server last set on its element (set_value), else its default when first drawn, else what
-   this client changed it to. Widget ids come from the elements of the latest run: `$$ID-<hash>-<key>` for a
-   keyed widget.
+   and radios, string_array_value for multiselects, bool_value for checkboxes). Like the frontend, the client
+   sends the value of every widget on the page each time, not only the changed one (the server resets a
+   widget whose state stops arriving): a widget's value is what the server last set on its element
+   (set_value), else its default when first drawn, else what this client changed it to. Widget ids come from
+   the elements of the latest run: `$$ID-<hash>-<key>` for a keyed widget.
    A widget drawn inside an `st.fragment` carries the fragment's id on its delta; a change to it asks for a
    rerun of that fragment only (ClientState.fragment_id), as the frontend does, and the run ends with
    FINISHED_FRAGMENT_RUN_SUCCESSFULLY.
@@ -184,7 +184,8 @@ class Session:
         try:
             return self.widgets[key]
         except KeyError:
-            raise KeyError(f"no widget with key {key!r} on the page (have: {', '.join(sorted(self.widgets))})")
+            have = ", ".join(sorted(self.widgets))
+            raise KeyError(f"no widget with key {key!r} on the page (have: {have})") from None
 
     async def change(self, key: str, value) -> Run:
         """Set the widget `key` to `value` and wait for the rerun it triggers (the fragment's, inside one)."""
@@ -220,7 +221,7 @@ class Session:
                 raise ProtocolError(f"no script_finished within {self.timeout_s:g} s")
             try:
                 raw = await asyncio.wait_for(self._ws.recv(), timeout=remaining)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise ProtocolError(f"no script_finished within {self.timeout_s:g} s") from None
             except websockets.ConnectionClosed as exc:
                 raise ProtocolError(f"the server closed the stream: {exc}") from None
