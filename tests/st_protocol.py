@@ -8,9 +8,10 @@ What a browser tab does, reduced to what a load test and a rendering check need:
    served the page.
 2. Open `/_stcore/stream` with the subprotocol `streamlit` and those cookies.
 3. Send a BackMsg `rerun_script` (a ClientState: the page's query string, its name in the URL path, later its
-   page_script_hash and the widget states), then read ForwardMsg until `script_finished`. The deltas of a run
-   are applied to a tree keyed by delta path, as the frontend does: new elements and blocks replace what was at
-   their path, and at the end of a full run everything the run did not write is dropped (stale elements).
+   page_script_hash from the run's `navigation` message, and the widget states), then read ForwardMsg until
+   `script_finished`. The deltas of a run are applied to a tree keyed by delta path, as the frontend does: new
+   elements and blocks replace what was at their path, and at the end of a full run everything the run did not
+   write is dropped (stale elements).
 4. A widget change is another `rerun_script` carrying the widget's new value (WidgetState with the value field
    the widget's type uses: double_value for number inputs, string_value (the option's label) for selectboxes
    and radios, string_array_value for multiselects, bool_value for checkboxes). Like the frontend, the client
@@ -73,6 +74,7 @@ class Run:
     fragment: bool
     problems: list[str] = field(default_factory=list)  # exception elements and error alerts drawn by this run
     messages: int = 0
+    deltas: int = 0  # elements and blocks this run drew
 
     @property
     def ok(self) -> bool:
@@ -187,8 +189,8 @@ class Session:
             have = ", ".join(sorted(self.widgets))
             raise KeyError(f"no widget with key {key!r} on the page (have: {have})") from None
 
-    async def change(self, key: str, value) -> Run:
-        """Set the widget `key` to `value` and wait for the rerun it triggers (the fragment's, inside one)."""
+    def set(self, key: str, value) -> None:
+        """Set the widget `key` to `value` without a rerun (as a widget inside a form holds its value)."""
         w = self.widget(key)
         if w.kind not in VALUE_FIELD:
             raise ValueError(f"widget {key!r} is a {w.kind}; this client sets {', '.join(VALUE_FIELD)}")
@@ -198,9 +200,20 @@ class Session:
         else:
             setattr(state, VALUE_FIELD[w.kind], value)
         self._values[w.id] = state
-        return await self._rerun(fragment_id=w.fragment_id)
 
-    async def _rerun(self, fragment_id: str) -> Run:
+    async def change(self, key: str, value) -> Run:
+        """Set the widget `key` to `value` and wait for the rerun it triggers (the fragment's, inside one)."""
+        self.set(key, value)
+        return await self._rerun(fragment_id=self.widget(key).fragment_id)
+
+    async def press(self, key: str) -> Run:
+        """Press the button `key` (a form's submit button sends the form's widgets' values) and wait for the run."""
+        w = self.widget(key)
+        if w.kind != "button":
+            raise ValueError(f"widget {key!r} is a {w.kind}, not a button")
+        return await self._rerun(fragment_id=w.fragment_id, trigger=WidgetState(id=w.id, trigger_value=True))
+
+    async def _rerun(self, fragment_id: str, trigger: WidgetState | None = None) -> Run:
         msg = BackMsg()
         cs = msg.rerun_script
         cs.query_string = self.query_string
@@ -209,7 +222,9 @@ class Session:
         cs.fragment_id = fragment_id
         on_page = {w.id for w in self.widgets.values()}
         cs.widget_states.widgets.extend(v for k, v in self._values.items() if k in on_page)
-        seen: set[tuple[int, ...]] = set()
+        if trigger is not None:  # a trigger is true for the one run it starts
+            cs.widget_states.widgets.append(trigger)
+        seen: set[tuple[int, ...]] = set()  # paths this run drew at
         problems: list[str] = []
         t0 = time.perf_counter()
         await self._ws.send(msg.SerializeToString())
@@ -229,8 +244,8 @@ class Session:
             fm.ParseFromString(raw)
             count += 1
             kind = fm.WhichOneof("type")
-            if kind == "new_session":
-                self.page_script_hash = fm.new_session.page_script_hash
+            if kind == "navigation":  # the page st.navigation ran (new_session's hash is the entry script's)
+                self.page_script_hash = fm.navigation.page_script_hash
             elif kind == "page_info_changed":
                 self.query_string = fm.page_info_changed.query_string
             elif kind == "delta":
@@ -240,7 +255,7 @@ class Session:
                 status = fm.script_finished
                 if status == ForwardMsg.FINISHED_SUCCESSFULLY:
                     self._drop_stale(seen)
-                return Run(elapsed_ms, status, bool(fragment_id), problems, count)
+                return Run(elapsed_ms, status, bool(fragment_id), problems, count, len(seen))
 
     def _apply(self, fm: ForwardMsg, seen: set, problems: list[str]) -> None:
         path = tuple(fm.metadata.delta_path)

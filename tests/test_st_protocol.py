@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from st_protocol import Session
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,25 @@ def test_an_unknown_widget_is_a_clear_error(server):
                 await s.change("est_nope", 1)
 
     asyncio.run(go())
+
+
+async def _toggle_operators(url: str):
+    async with Session(url) as s:
+        await s.open(LINK)
+        full = await s.change("est_concurrency", 20)
+        before = dict(s.elements)
+        run = await s.change("est_show_ops", True)
+        return s.widget("est_show_ops"), full, run, before, dict(s.elements), s.metrics()
+
+
+def test_the_roofline_toggle_reruns_its_fragment_only(server):
+    widget, full, run, before, after, metrics = asyncio.run(_toggle_operators(server))
+    assert widget.fragment_id, "the roofline section is an st.fragment"
+    assert run.ok and run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+    assert full.ok and full.status == ForwardMsg.FINISHED_SUCCESSFULLY
+    assert 0 < run.deltas < full.deltas / 4, (run.deltas, full.deltas)  # a section, not the page
+    changed = {p for p in after if p not in before or after[p] != before[p]}
+    kinds = {after[p].WhichOneof("type") for p in changed}
+    # Only the roofline's chart (now with one point per operator) and its toggle were redrawn; the tiles were not.
+    assert "vega_lite_chart" in kinds and "metric" not in kinds, kinds
+    assert metrics["Fits"] == "yes"
