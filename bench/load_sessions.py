@@ -25,6 +25,10 @@ classes the streamlit package ships, so the machine's cores go to the servers, n
   with the 1-minute load average. Growth = the processes' RSS at the end minus at the start of the timed phase
   (after every session opened its page); growth from before any session connected is printed too.
 
+- CPU: the seconds each process used over the timed phase (/proc/<pid>/stat), per change (the dashboard
+  processes' total over the number of changes: Chromium's page loads included, so an upper bound) and as cores,
+  and how busy the whole machine was (/proc/stat): the figures the README's provisioning table is derived from.
+
 This machine is shared (2 cores, other sessions' tests): the 1-minute load average is printed at the start and
 the end, and each sample's. Prints `name=value` figures; the last line is `p95_ms=N` (bench/run_all.py).
 A benchmark, not a test: it exits 0 when targets are missed (p95 under 1,000 ms, no error, growth under
@@ -82,6 +86,9 @@ class Tally:
     browser_pages: int = 0
     browsers: int = 0
     browsers_ready: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process over the timed phase
+    machine: tuple[float, float] = (0.0, 0.0)  # the whole machine's busy and total CPU seconds over it
+    wall: float = 0.0
     browser_errors: list[str] = field(default_factory=list)
     backends: dict[str, int] = field(default_factory=dict)
 
@@ -122,6 +129,19 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/<pid>/stat (fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from the first line of /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average_1min() -> float:
@@ -295,11 +315,17 @@ async def run(args, url: str, pids: dict[str, int]) -> Tally:
               flush=True)  # fmt: skip
         await asyncio.sleep(args.settle_s)  # let the warm-up's work drain before the clock starts
         load_start = load_average_1min()
+        cpu_start = {n: cpu_s(p) for n, p in pids.items()}
+        machine_start = machine_busy_s()
         t_start = time.monotonic()
         t_end[0] = t_start + args.seconds
         go.set()
         sampler = asyncio.create_task(sample(pids, args.sample_s, stop, rows))
         await asyncio.gather(*(drive(s, page, i, args, tally, t_end[0]) for i, (s, page) in enumerate(opened)))
+        tally.cpu = {n: cpu_s(p) - cpu_start[n] for n, p in pids.items()}
+        busy, total = machine_busy_s()
+        tally.machine = ((busy - machine_start[0]), (total - machine_start[1]))
+        tally.wall = time.monotonic() - t_start
         await asyncio.gather(*browsers)
         stop.set()
         await sampler
@@ -338,12 +364,23 @@ def report(args, tally: Tally, rows: list, idle_rss: dict, load_start: float, t_
           f"timed phase, {end_rss:.0f} MB at the end (peak {peak_rss:.0f} MB)")  # fmt: skip
     print(f"load average (1 min): {load_start:.2f} at the start, {load_end:.2f} at the end, "
           f"mean of samples {np.mean([r[1] for r in rows]):.2f}")  # fmt: skip
+    dash_cpu = sum(v for n, v in tally.cpu.items() if n.startswith("dashboard"))
+    per_change = dash_cpu / max(1, len(lat))
+    busy, total = tally.machine
+    print(f"CPU over the timed phase ({tally.wall:.0f} s): "
+          + ", ".join(f"{n} {v:.1f} s ({v / tally.wall:.0%} of a core)" for n, v in tally.cpu.items())
+          + f"; dashboard processes {per_change * 1e3:.0f} ms of CPU per change (Chromium's page loads included); "
+          f"the whole machine was {busy / max(total, 1e-9):.0%} busy, {busy / max(tally.wall, 1e-9):.2f} of "
+          f"{os.cpu_count()} cores")  # fmt: skip
     print(f"workers={args.workers}")
     print(f"sessions={args.sessions}")
     print(f"changes={len(lat)}")
     print(f"median_ms={pct(lat, 50):.0f}")
     print(f"errors={len(tally.errors)}")
     print(f"browser_errors={len(tally.browser_errors)}")
+    print(f"cpu_ms_per_change={per_change * 1e3:.0f}")
+    print(f"dashboard_cores={dash_cpu / max(tally.wall, 1e-9):.2f}")
+    print(f"machine_busy_cores={busy / max(tally.wall, 1e-9):.2f}")
     print(f"memory_growth_mb={end_rss - start_rss:.0f}")
     print(f"memory_growth_from_idle_mb={end_rss - idle:.0f}")
     print(f"load1_start={load_start:.2f}")

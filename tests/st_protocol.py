@@ -163,8 +163,9 @@ class Session:
         ws_url = "ws" + self.base_url[len("http") :] + "/_stcore/stream"
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else None
         self._ws = await websockets.connect(
-            ws_url, subprotocols=["streamlit"], additional_headers=headers, max_size=None, open_timeout=self.timeout_s
-        )
+            ws_url, subprotocols=["streamlit"], additional_headers=headers, max_size=None, open_timeout=self.timeout_s,
+            ping_interval=None,  # as a browser: no protocol pings (a busy server's late pong is not a lost page)
+        )  # fmt: skip
         self.page_name = parsed.path.strip("/")
         self.query_string = parsed.query
         return await self._rerun(fragment_id="")
