@@ -170,12 +170,14 @@ def start_serve(workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop_serve(proc: subprocess.Popen) -> None:
+    """SIGTERM (which `llmcap serve` handles like Ctrl-C: a SIGINT can arrive ignored when this benchmark runs in a
+    background job, and then the processes were left running), then, after 30 s, SIGKILL to its whole session."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_new_session): the proxy and dashboards too
             proc.wait()
 
 
