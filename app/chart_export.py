@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import altair as alt
 import streamlit as st
@@ -32,9 +33,31 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict:
         return chart.to_dict(validate=os.environ.get(VALIDATE_ENV) == "1")
 
 
-def show_chart(chart: alt.TopLevelMixin, name: str, key: str, *, stretch: bool = True) -> None:
-    """The chart, then "PNG" and "SVG" buttons that download it as `llmcap-<name>.png/.svg`."""
-    st.vega_lite_chart(spec=vega_lite_spec(chart), width="stretch" if stretch else "content", key=f"{key}_chart")
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _built(cache_key: str, _build: Callable[[], alt.TopLevelMixin]) -> tuple[alt.TopLevelMixin, dict]:
+    """The chart `_build()` makes and its spec, kept per process for `cache_key` (shared by the sessions: both are
+    only read, and st.vega_lite_chart copies the spec before it changes it)."""
+    chart = _build()
+    return chart, vega_lite_spec(chart)
+
+
+def show_cached_chart(
+    build: Callable[[], alt.TopLevelMixin], cache_key: str, name: str, key: str, *, stretch: bool = True
+) -> None:
+    """show_chart for a chart that `cache_key` determines (a string naming every input of `build`): a rerun with the
+    same inputs reuses the chart and its spec instead of building them again (Altair's object tree and to_dict
+    were most of the Estimate page's rerun time, bench/page_rerun.py)."""
+    chart, spec = _built(f"{name}|{cache_key}", build)
+    show_chart(chart, name, key, stretch=stretch, spec=spec)
+
+
+def show_chart(
+    chart: alt.TopLevelMixin, name: str, key: str, *, stretch: bool = True, spec: dict | None = None
+) -> None:
+    """The chart (drawn from `spec` when given: its vega_lite_spec), then "PNG" and "SVG" buttons that download it
+    as `llmcap-<name>.png/.svg`."""
+    spec = vega_lite_spec(chart) if spec is None else spec
+    st.vega_lite_chart(spec=spec, width="stretch" if stretch else "content", key=f"{key}_chart")
     row = st.container(horizontal=True, gap="small")
     for ext, render, mime in (("png", chart_png, "image/png"), ("svg", chart_svg, "image/svg+xml")):
         row.download_button(

@@ -232,7 +232,9 @@ def memory_section(est: Estimate) -> None:
         )
 
 
+@st.fragment
 def roofline_section(est: Estimate, device) -> None:
+    """A fragment: its own toggle (each operator) reruns this section only, not the page's estimate."""
     st.subheader("Roofline")
     show_ops = st.toggle("Show each operator", key=K + "show_ops", help="Add one point per operator of both phases.")
     chart = roofline_chart(

@@ -200,6 +200,19 @@ def test_the_proxy_health_endpoint_answers_ok(served):
 
 
 @needs_haproxy
+def test_the_dashboard_processes_run_with_two_malloc_arenas(served):
+    """Each streamlit process behind the proxy gets MALLOC_ARENA_MAX=2 (one thread per session; see serve.py)."""
+    found = 0
+    for pid in _descendants(served.proc.pid):
+        if "streamlit" not in _cmdline(pid):
+            continue
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ, pid
+        found += 1
+    assert found == 2
+
+
+@needs_haproxy
 def test_a_request_through_the_proxy_reaches_streamlit(served):
     status, heads, body = _get(served.port, "/")
     assert status == 200 and heads["content-type"][0].startswith("text/html")
@@ -372,12 +385,22 @@ def test_a_missing_proxy_is_reported_by_the_command(tmp_path):
 def test_one_worker_keeps_todays_single_process(monkeypatch):
     """--workers 1 (the default) runs one streamlit on --host:--port and never looks for a proxy."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(serve_mod.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    envs: list[dict] = []
+    monkeypatch.setattr(serve_mod.subprocess, "call", lambda cmd, env: calls.append(cmd) or envs.append(env) or 0)
     monkeypatch.setattr(workers, "find_haproxy", lambda *a, **k: pytest.fail("looked for a proxy"))
     assert cli_main.main(["serve", "--port", "8642"]) == 0
     assert cli_main.main(["serve", "--workers", "1", "--host", "0.0.0.0", "--port", "8643"]) == 0
     assert [c[c.index("--server.port") + 1] for c in calls] == ["8642", "8643"]
     assert calls[1][calls[1].index("--server.address") + 1] == "0.0.0.0"
+    assert all(e["MALLOC_ARENA_MAX"] == "2" for e in envs)
+
+
+def test_a_users_malloc_setting_wins(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert serve_mod.dashboard_env()["MALLOC_ARENA_MAX"] == "8"
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    env = serve_mod.dashboard_env()
+    assert env["MALLOC_ARENA_MAX"] == "2" and env["PATH"] == os.environ["PATH"]
 
 
 @needs_haproxy

@@ -15,8 +15,9 @@ import polars as pl
 import streamlit as st
 from pydantic import ValidationError
 
-from llmcap.app.chart_export import show_chart
+from llmcap.app.chart_export import show_cached_chart, show_chart
 from llmcap.app.custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
+from llmcap.app.plan_cache import cached_whatifs
 from llmcap.app.plan_charts import change_chart, front_chart
 from llmcap.app.state.plan_url import (
     AUTO_KV,
@@ -51,7 +52,7 @@ from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.plan.planner import plan
 from llmcap.plan.request import AUTO_ENGINES, Plan, PlanRequest
-from llmcap.plan.whatif import sensitivity, what_ifs
+from llmcap.plan.whatif import sensitivity
 from llmcap.scenario import ENGINES, MAX_TOKENS, PRICE_BASES
 
 BASIS_LABELS = {"cloud": "Rent (cloud on-demand)", "owned": "Own (TCO)", "both": "Both, labelled"}
@@ -424,6 +425,10 @@ def rejected_section(result: Plan) -> None:
     csv_download(frame, "plan-rejected", key=K + "dl_rejected")
 
 
+def plan_key_text(result: Plan) -> str:
+    return result.request.model_dump_json() + custom_key()  # what a plan, so its charts, depend on
+
+
 def pareto_section(result: Plan) -> None:
     st.subheader("Pareto fronts")
     if not result.pareto:
@@ -436,20 +441,14 @@ def pareto_section(result: Plan) -> None:
     cols = st.columns(len(fronts))
     for col, front in zip(cols, fronts, strict=True):
         with col:
-            show_chart(front_chart(points, front, result.request), f"pareto-{front}", key=K + f"pareto_{front}")
+            show_cached_chart(lambda front=front: front_chart(points, front, result.request), plan_key_text(result),
+                              f"pareto-{front}", key=K + f"pareto_{front}")  # fmt: skip
     st.caption(
         "Left: every fitting configuration at every load, the best output tokens/s per device for each speed "
         "per user (1000 / TPOT ms). Right: the request at its rate, $/million output tokens against p90 "
         "end-to-end latency, whether or not the objectives are met. Both axes logarithmic."
     )
     csv_download(points, "plan-pareto", key=K + "dl_pareto")
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_whatifs(request_json: str, custom_key: str, changes_json: str, _base: Plan, _catalog: Catalog) -> list:
-    """llmcap.plan.whatif.what_ifs for the base plan of `request_json` (the key) under the changes."""
-    changes = tuple((name, update) for name, update in json.loads(changes_json))
-    return what_ifs(_base, _catalog, changes)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -42,6 +42,18 @@ def streamlit_command(script: Path, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core) and rarely returns their memory;
+# streamlit runs each session's script in its own thread, so a process serving many sessions grows by arenas rather
+# than by what it holds. Two arenas keep the resident set near the live data (bench/load_sessions.py, memory).
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def dashboard_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a dashboard process: this one's, with MALLOC_ENV where the user has not set it."""
+    env = dict(os.environ) if env is None else dict(env)
+    return {**MALLOC_ENV, **env}
+
+
 def _streamlit_importable() -> bool:
     try:
         importlib.import_module("streamlit")
@@ -77,12 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if os.environ.get(CATALOGS_ENV):
             print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
         return workers_mod.serve_workers(
-            args.workers, args.host, args.port, lambda port: streamlit_command(script, workers_mod.LOCAL, port)
-        )
+            args.workers, args.host, args.port, lambda port: streamlit_command(script, workers_mod.LOCAL, port),
+            env=dashboard_env(),
+        )  # fmt: skip
     print(f"llmcap dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     if os.environ.get(CATALOGS_ENV):
         print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
     try:
-        return subprocess.call(streamlit_command(script, args.host, args.port))
+        return subprocess.call(streamlit_command(script, args.host, args.port), env=dashboard_env())
     except KeyboardInterrupt:
         return 0

@@ -182,10 +182,12 @@ def _raise_stop(signum, frame) -> None:
 
 
 def serve_workers(
-    workers: int, host: str, port: int, worker_command: Callable[[int], list[str]], out: TextIO | None = None
-) -> int:
+    workers: int, host: str, port: int, worker_command: Callable[[int], list[str]], out: TextIO | None = None,
+    env: dict[str, str] | None = None,
+) -> int:  # fmt: skip
     """Run `workers` processes (worker_command(port) each) behind HAProxy on host:port until stopped.
 
+    `env` is the dashboard processes' environment (None: this process's).
     A missing haproxy or an address it cannot listen on is a ValueError (the command line's exit 2) before anything
     starts. Returns 0 when stopped by Ctrl-C or a stop signal, 1 when start-up fails or a process exits on its own.
     """
@@ -209,7 +211,7 @@ def serve_workers(
             problems = (check.stdout + check.stderr)[-2000:]
             raise _StartFailed(f"haproxy rejected the generated configuration:\n{problems}")
         for name, backend_port in backends:
-            group.start(name, worker_command(backend_port), stdout=subprocess.DEVNULL)
+            group.start(name, worker_command(backend_port), stdout=subprocess.DEVNULL, env=env)
         listed = ", ".join(f"{name} {LOCAL}:{backend_port}" for name, backend_port in backends)
         print(f"starting {workers} dashboard processes: {listed}", file=out, flush=True)
         _wait_until(

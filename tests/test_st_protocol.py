@@ -1,0 +1,140 @@
+"""The browser-less protocol client (tests/st_protocol.py, used by bench/load_sessions.py) against a real server:
+it sees the numbers the page renders, widget changes reach the script, and errors on the page are caught."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from st_protocol import Session
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app" / "streamlit_app.py"
+SHARED = {"model": "meta-llama/Llama-3.1-8B-Instruct", "hw": "h100-sxm", "tp": "1", "w": "fp8", "kv": "fp8",
+          "isl": "1024", "osl": "256", "conc": "16"}  # fmt: skip
+LINK = "/?" + "&".join(f"{k}={v}" for k, v in SHARED.items())
+START_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("st") / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read().strip() == b"ok":
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _apptest_metrics(changes: dict[str, object]) -> dict[str, str]:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(SHARED)
+    at.run()
+    for key, value in changes.items():
+        at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    return {m.label: m.value for m in at.metric}
+
+
+async def _protocol_session(url: str, changes: dict[str, object]):
+    async with Session(url) as s:
+        first = await s.open(LINK)
+        opened = s.metrics()
+        runs = [await s.change(key, value) for key, value in changes.items()]
+        return first, opened, runs, s.metrics(), s.query_string
+
+
+def test_the_protocol_client_sees_the_numbers_the_page_renders(server):
+    changes = {"est_concurrency": 24, "est_input_len": 2048}
+    first, opened, runs, after, query = asyncio.run(_protocol_session(server, changes))
+    assert first.ok and all(r.ok for r in runs), (first, runs)
+    # The same shared link in AppTest (the page's own script, no server): the same tiles, before and after.
+    assert opened == _apptest_metrics({})
+    assert after == _apptest_metrics(changes)
+    assert set(opened) >= {"Fits", "TTFT", "TPOT", "Output tokens/s"} and opened["Fits"] == "yes"
+    # The changes reached the script: the page wrote them back into the URL, and a longer prompt with more
+    # requests in flight cannot have a shorter time to first token.
+    assert "conc=24" in query and "isl=2048" in query and "w=fp8" in query
+    assert float(after["TTFT"].split()[0]) > float(opened["TTFT"].split()[0])
+    assert all(r.elapsed_ms > 0 and r.messages > 0 for r in runs)
+
+
+async def _tp_too_large(url: str):
+    async with Session(url) as s:
+        await s.open(LINK)
+        bad = await s.change("est_tp", 64)
+        good = await s.change("est_tp", 1)
+        return bad, good, s.metrics()
+
+
+def test_an_error_on_the_page_is_caught_and_cleared(server):
+    bad, good, metrics = asyncio.run(_tp_too_large(server))
+    assert not bad.ok and any("Does not fit" in p and "tp=64" in p for p in bad.problems), bad.problems
+    assert good.ok and metrics["Fits"] == "yes"
+
+
+def test_an_unknown_widget_is_a_clear_error(server):
+    async def go():
+        async with Session(server) as s:
+            await s.open(LINK)
+            with pytest.raises(KeyError, match="no widget with key 'est_nope'"):
+                await s.change("est_nope", 1)
+
+    asyncio.run(go())
+
+
+async def _toggle_operators(url: str):
+    async with Session(url) as s:
+        await s.open(LINK)
+        full = await s.change("est_concurrency", 20)
+        before = dict(s.elements)
+        run = await s.change("est_show_ops", True)
+        return s.widget("est_show_ops"), full, run, before, dict(s.elements), s.metrics()
+
+
+def test_the_roofline_toggle_reruns_its_fragment_only(server):
+    widget, full, run, before, after, metrics = asyncio.run(_toggle_operators(server))
+    assert widget.fragment_id, "the roofline section is an st.fragment"
+    assert run.ok and run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+    assert full.ok and full.status == ForwardMsg.FINISHED_SUCCESSFULLY
+    assert 0 < run.deltas < full.deltas / 4, (run.deltas, full.deltas)  # a section, not the page
+    changed = {p for p in after if p not in before or after[p] != before[p]}
+    kinds = {after[p].WhichOneof("type") for p in changed}
+    # Only the roofline's chart (now with one point per operator) and its toggle were redrawn; the tiles were not.
+    assert "vega_lite_chart" in kinds and "metric" not in kinds, kinds
+    assert metrics["Fits"] == "yes"
