@@ -116,3 +116,21 @@ def test_no_import_hidden_inside_a_function():
 def test_no_module_over_600_lines(module):
     lines = SOURCES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{module}: {lines} lines"
+
+
+# Polars calls that run a Python function on polars' own thread pool: the pool's workers then need the GIL, and with
+# several sessions in one dashboard process a worker waiting for the GIL while a session thread waits for the pool
+# stalled the process for good (bench/load_sessions.py, runs 1 and 9: py-spy showed the sessions in polars and the
+# workers in pyo3's GIL guard, one of them in app/views/compare.py's map_elements).
+POLARS_PYTHON_UDFS = {"map_elements", "map_batches", "map_groups", "map_rows", "apply"}
+
+
+@pytest.mark.parametrize("module", sorted(_sources()))
+def test_no_python_functions_on_polars_threads(module):
+    tree = ast.parse(_sources()[module].read_text(encoding="utf-8"))
+    calls = [
+        n.func.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in POLARS_PYTHON_UDFS
+    ]
+    assert not calls, f"{module} maps a Python function over a polars column: {calls}; use a native expression"

@@ -193,6 +193,12 @@ def _short(name: str) -> str:
     return name.split(":")[0]
 
 
+def _short_expr() -> pl.Expr:
+    """_short as a native polars expression: a Python function mapped over a column runs on polars' thread pool and
+    needs the GIL there, which deadlocked a dashboard process serving several sessions (bench/load_sessions.py)."""
+    return pl.col("scenario").str.split(":").list.first()
+
+
 def _long_with_bands(table: pl.DataFrame, index: list[str]) -> pl.DataFrame:
     """One row per (index, metric): value and its 80% interval (low, high; per device: the deployment's / devices)."""
     parts = []
@@ -213,7 +219,7 @@ def _long_with_bands(table: pl.DataFrame, index: list[str]) -> pl.DataFrame:
 
 def _bars(table: pl.DataFrame) -> alt.FacetChart:
     long = _long_with_bands(table.filter(pl.col("status") == "ok"), ["scenario"])
-    long = long.with_columns(pl.col("scenario").map_elements(_short, pl.String).alias("s"))
+    long = long.with_columns(_short_expr().alias("s"))
     tooltip = ["scenario", "metric", alt.Tooltip("value:Q", format=",.4~g"), alt.Tooltip("low:Q", format=",.4~g"),
                alt.Tooltip("high:Q", format=",.4~g")]  # fmt: skip
     base = alt.Chart().encode(x=alt.X("s:N", title=None, axis=alt.Axis(labelAngle=0)), tooltip=tooltip)
@@ -241,7 +247,7 @@ def _memory(table: pl.DataFrame) -> alt.Chart:
             pl.col("part")
             .replace_strict({k: i for i, k in enumerate(MEMORY_PARTS)}, return_dtype=pl.Int64)
             .alias("rank"),
-            pl.col("scenario").map_elements(_short, return_dtype=pl.String).alias("s"),
+            _short_expr().alias("s"),
         )
     )
     colors = ["#4c78a8", "#f58518", "#e45756", "#b279a2", "#9d9d9d", "#dcdcdc"]
