@@ -9,6 +9,7 @@ from test_day_autoscale import cand
 
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.day import flat_profile, preset_profile
+from llmcap.plan import price_options as po_mod
 from llmcap.plan.autoscale import day_plan
 from llmcap.plan.price_options import (
     OPTIONS,
@@ -113,3 +114,23 @@ def test_parse_options():
     assert parse_options("spot, hosted,spot") == ("spot", "hosted")
     with pytest.raises(PriceOptionError, match="--pricing: unknown option"):
         parse_options("spot,cheap")
+
+
+def test_a_commitment_bills_the_peak_all_day(monkeypatch):
+    # No commitment price is sourced yet (catalogs/prices/options.yaml lists none), so this injects one, for a test
+    # only, to check the arithmetic: a 1-year commitment on the 8-GPU p5.48xlarge at $30/instance-hour bills the day's
+    # peak replicas every hour. Flat 4 req/s at 2 req/s per one-GPU replica: 2 replicas at the peak, one instance
+    # (8 GPUs hold both), 24 h x $30 = $720/day.
+    opts = po_mod.options_catalog()
+    fake = po_mod.Commitment(offering="aws-p5-48xlarge-us-east-1-2026-07", term_years=1, usd_per_hour=30.0,
+                             date_seen="2026-12-01", source="test only")  # fmt: skip
+    monkeypatch.setattr(po_mod, "options_catalog", lambda: opts.model_copy(update={"commitments": [fake]}))
+    prof = flat_profile(4.0)
+    req = PlanRequest(model=LLAMA_70B, rate_rps=4.0, input_len=1000, output_len=200, slo=Slo(ttft_ms=2000, tpot_ms=50))
+    plan = Plan(request=req, candidates=[cand(2.0, 2)], rejected=[], pareto=[], evaluated=1, elapsed_s=0)
+    day = day_plan(plan, prof, CAT)
+    po = price_options(day, prof, LLAMA_70B, 1000, 200, CAT, wanted=("reserved-1y",))
+    rows = [r for r in po.rows if r.option == "reserved-1y"]
+    assert len(rows) == 1 and rows[0].replicas_peak == 2
+    assert rows[0].usd_per_day == pytest.approx(720.0)
+    assert not any("reserved-1y" in n for n in po.notes)
