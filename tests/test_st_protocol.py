@@ -4,18 +4,14 @@ it sees the numbers the page renders, widget changes reach the script, and error
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import concurrent.futures
 from pathlib import Path
 
 import pytest
 from st_protocol import Session
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
+from streamlit_server import running_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app" / "streamlit_app.py"
@@ -25,40 +21,17 @@ LINK = "/?" + "&".join(f"{k}={v}" for k, v in SHARED.items())
 START_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _run(coro):
+    """asyncio.run in a thread of its own: in a full test session the e2e tests' sync Playwright leaves an event loop
+    running in the main thread, where asyncio.run refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("st") / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_S
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(0.2)
+    with running_dashboard(tmp_path_factory.mktemp("st") / "server.log", START_S) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _apptest_metrics(changes: dict[str, object]) -> dict[str, str]:
@@ -81,7 +54,7 @@ async def _protocol_session(url: str, changes: dict[str, object]):
 
 def test_the_protocol_client_sees_the_numbers_the_page_renders(server):
     changes = {"est_concurrency": 24, "est_input_len": 2048}
-    first, opened, runs, after, query = asyncio.run(_protocol_session(server, changes))
+    first, opened, runs, after, query = _run(_protocol_session(server, changes))
     assert first.ok and all(r.ok for r in runs), (first, runs)
     # The same shared link in AppTest (the page's own script, no server): the same tiles, before and after.
     assert opened == _apptest_metrics({})
@@ -103,7 +76,7 @@ async def _tp_too_large(url: str):
 
 
 def test_an_error_on_the_page_is_caught_and_cleared(server):
-    bad, good, metrics = asyncio.run(_tp_too_large(server))
+    bad, good, metrics = _run(_tp_too_large(server))
     assert not bad.ok and any("Does not fit" in p and "tp=64" in p for p in bad.problems), bad.problems
     assert good.ok and metrics["Fits"] == "yes"
 
@@ -115,7 +88,7 @@ def test_an_unknown_widget_is_a_clear_error(server):
             with pytest.raises(KeyError, match="no widget with key 'est_nope'"):
                 await s.change("est_nope", 1)
 
-    asyncio.run(go())
+    _run(go())
 
 
 async def _toggle_operators(url: str):
@@ -128,7 +101,7 @@ async def _toggle_operators(url: str):
 
 
 def test_the_roofline_toggle_reruns_its_fragment_only(server):
-    widget, full, run, before, after, metrics = asyncio.run(_toggle_operators(server))
+    widget, full, run, before, after, metrics = _run(_toggle_operators(server))
     assert widget.fragment_id, "the roofline section is an st.fragment"
     assert run.ok and run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
     assert full.ok and full.status == ForwardMsg.FINISHED_SUCCESSFULLY
