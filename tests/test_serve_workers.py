@@ -386,7 +386,7 @@ def test_one_worker_keeps_todays_single_process(monkeypatch):
     """--workers 1 (the default) runs one streamlit on --host:--port and never looks for a proxy."""
     calls: list[list[str]] = []
     envs: list[dict] = []
-    monkeypatch.setattr(serve_mod.subprocess, "call", lambda cmd, env: calls.append(cmd) or envs.append(env) or 0)
+    monkeypatch.setattr(serve_mod.os, "execve", lambda exe, cmd, env: calls.append(cmd) or envs.append(env))
     monkeypatch.setattr(workers, "find_haproxy", lambda *a, **k: pytest.fail("looked for a proxy"))
     assert cli_main.main(["serve", "--port", "8642"]) == 0
     assert cli_main.main(["serve", "--workers", "1", "--host", "0.0.0.0", "--port", "8643"]) == 0
@@ -418,3 +418,27 @@ def test_a_port_in_use_is_a_user_error_before_anything_starts(monkeypatch, capsy
 def test_a_worker_count_out_of_range_is_a_user_error(bad, capsys):
     assert cli_main.main(["serve", "--workers", bad]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_sigterm_leaves_no_process_behind_with_one_worker(tmp_path):
+    """`llmcap serve` (one process) becomes streamlit itself, so a supervisor's SIGTERM stops the server and nothing
+    is left listening (it used to run streamlit as a child that outlived a terminated parent)."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(LLMCAP), "serve", "--host", HOST, "--port", str(port)],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    served = Served(proc, port, {}, log)
+    try:
+        deadline = time.monotonic() + START_S
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, served.text()[-4000:]
+            time.sleep(0.2)
+        assert "streamlit" in _cmdline(proc.pid) and not _descendants(proc.pid), _cmdline(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=STOP_S)
+        assert not _listening(port), f"port {port} still in use after SIGTERM"
+    finally:
+        _kill(served)

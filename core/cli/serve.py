@@ -3,7 +3,7 @@
 `--workers N` (N > 1) starts N such processes behind HAProxy on the one address (llmcap.cli.workers).
 
 The dashboard is the `app` extra (streamlit, altair, vl-convert); without it the command says how to install
-it. Streamlit runs as a child process on the entry script shipped inside the package (llmcap/app), with the
+it. Streamlit replaces this process (exec) on the entry script shipped inside the package (llmcap/app), with the
 project's server settings (.streamlit/config.toml beside the script) and the address and port given here.
 """
 
@@ -13,7 +13,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -95,7 +94,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"llmcap dashboard on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     if os.environ.get(CATALOGS_ENV):
         print(f"catalogs: {os.environ[CATALOGS_ENV]}", file=sys.stderr)
-    try:
-        return subprocess.call(streamlit_command(script, args.host, args.port), env=dashboard_env())
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # streamlit takes this process's place, so a supervisor's SIGTERM (or Ctrl-C) reaches the server itself and no
+    # child is left behind when this process is stopped
+    os.execve(sys.executable, streamlit_command(script, args.host, args.port), dashboard_env())
+    return 0  # not reached, but where execve is replaced (tests)
