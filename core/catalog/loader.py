@@ -22,6 +22,7 @@ import difflib
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,6 +70,7 @@ def catalog_dir() -> Path:
 MAX_CATALOG_FILE_BYTES = 5_000_000
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -442,3 +444,18 @@ def _load_cached(root: Path) -> Catalog:
     if problems:
         raise CatalogError(problems)
     return catalog
+
+
+def catalog_file(name: str, parse: Callable[[Any], T], error: type[Exception]) -> T:
+    """A catalog file outside the main catalog (day profiles, price options, start-up times, offload tiers): the YAML
+    of catalog_dir() / `name` through `parse` (a pydantic validator), read once per catalog folder. An unreadable or
+    invalid file raises `error` naming the file and the first problem."""
+    return _catalog_file(str(catalog_dir()), name, parse, error)
+
+
+@functools.lru_cache(maxsize=32)
+def _catalog_file(root: str, name: str, parse: Callable[[Any], T], error: type[Exception]) -> T:
+    try:
+        return parse(yaml.safe_load((Path(root) / name).read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise error(f"catalogs/{name} is unusable: {str(exc).splitlines()[0]}") from None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import io
 import math
 import re
@@ -25,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from llmcap.catalog.loader import catalog_dir
+from llmcap.catalog.loader import catalog_file
 from llmcap.catalog.schema import Sourced
 from llmcap.load.trace import TraceError, parse_trace
 
@@ -103,19 +101,13 @@ def _check_mean(mean_rate_rps: float) -> None:
         raise DayError(f"the mean rate must be a number of requests/s in (0, {MAX_RATE_RPS:g}], got {mean_rate_rps!r}")
 
 
-@functools.lru_cache(maxsize=4)
-def _presets_at(root: str) -> dict[str, DayPreset]:
-    path = Path(root) / PROFILES_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        return {p.id: p for p in (DayPreset.model_validate(row) for row in data)}
-    except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
-        raise DayError(f"catalogs/{PROFILES_FILE} is unusable: {str(exc).splitlines()[0]}") from None
+def _parse_presets(data) -> dict[str, DayPreset]:
+    return {p.id: p for p in (DayPreset.model_validate(row) for row in data or [])}
 
 
 def presets() -> dict[str, DayPreset]:
     """The day presets of catalogs/day_profiles.yaml, by id."""
-    return _presets_at(str(catalog_dir()))
+    return catalog_file(PROFILES_FILE, _parse_presets, DayError)
 
 
 def preset_profile(preset_id: str, mean_rate_rps: float, interval_s: float = DEFAULT_INTERVAL_S) -> DayProfile:

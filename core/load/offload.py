@@ -13,12 +13,10 @@ recompute it (the prefill of c tokens), else recomputed (`reload_or_recompute`).
 
 from __future__ import annotations
 
-import functools
+from pydantic import Field
 
-import yaml
-
-from llmcap.catalog.loader import catalog_dir
-from llmcap.catalog.schema import Device
+from llmcap.catalog.loader import catalog_file
+from llmcap.catalog.schema import Device, Frozen, Sourced
 from llmcap.load.prefix_cache import Tier, reload_or_recompute
 from llmcap.load.rate_types import LoadError
 
@@ -26,11 +24,20 @@ GB = 1e9
 __all__ = ["offload_tiers", "reload_or_recompute", "tier_tokens", "host_link_gbps"]
 
 
-@functools.cache
-def ssd_spec() -> dict:
+class SsdTier(Sourced):
+    name: str
+    read_gbps: float = Field(gt=0)
+
+
+class OffloadCatalog(Frozen):
+    """catalogs/offload.yaml: the local-SSD tier (the CPU tier's link is each device's host_link)."""
+
+    ssd: SsdTier
+
+
+def ssd_spec() -> SsdTier:
     """The local-SSD tier of catalogs/offload.yaml."""
-    doc = yaml.safe_load((catalog_dir() / "offload.yaml").read_text(encoding="utf-8")) or {}
-    return dict(doc.get("ssd") or {})
+    return catalog_file("offload.yaml", OffloadCatalog.model_validate, LoadError).ssd
 
 
 def host_link_gbps(device: Device) -> tuple[float, str] | None:
@@ -69,7 +76,7 @@ def offload_tiers(
         tiers.append(Tier("cpu", tier_tokens(cpu_gb, b, devices), b / (gbps * GB)))
     if ssd_gb > 0:
         ssd = ssd_spec()
-        read = float(ssd["read_gbps"])
+        read = ssd.read_gbps
         tiers.append(Tier("ssd", tier_tokens(ssd_gb, b, devices), b * devices / (read * GB) + b / (gbps * GB)))
-        notes.append(f"SSD tier read at {read:g} GB/s ({ssd['name']}, catalogs/offload.yaml, estimated)")
+        notes.append(f"SSD tier read at {read:g} GB/s ({ssd.name}, catalogs/offload.yaml, estimated)")
     return tuple(tiers), notes

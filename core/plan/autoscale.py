@@ -30,15 +30,12 @@ Rows are ranked by $/day among those whose SLO-miss share is within the budget (
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from llmcap.catalog.loader import Catalog, catalog_dir
+from llmcap.catalog.loader import Catalog, catalog_file
 from llmcap.catalog.schema import Frozen, Sourced
 from llmcap.load.day import DayProfile
 from llmcap.plan.pricing import deployment_price
@@ -69,16 +66,8 @@ class StartupCatalog(Sourced):
     scale_down_s: float = Field(ge=0)
 
 
-@functools.lru_cache(maxsize=4)
-def _startup_at(root: str) -> StartupCatalog:
-    try:
-        return StartupCatalog.model_validate(yaml.safe_load((Path(root) / STARTUP_FILE).read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise AutoscaleError(f"catalogs/{STARTUP_FILE} is unusable: {str(exc).splitlines()[0]}") from None
-
-
 def startup_catalog() -> StartupCatalog:
-    return _startup_at(str(catalog_dir()))
+    return catalog_file(STARTUP_FILE, StartupCatalog.model_validate, AutoscaleError)
 
 
 class StartupTime(Frozen):

@@ -22,16 +22,13 @@ the lowest tokens/day from which C stays at or below the API's bill over the sca
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
-from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 from scipy.stats import poisson
 
-from llmcap.catalog.loader import Catalog, catalog_dir
+from llmcap.catalog.loader import Catalog, catalog_file
 from llmcap.catalog.schema import CloudOffering, Frozen, Sourced
 from llmcap.economics.cost import CostError, instances_needed, offerings_for, purchase_price, tco_cost
 from llmcap.load.day import DayProfile
@@ -81,16 +78,8 @@ class OptionsCatalog(Frozen):
     hosted: list[HostedPrice] = Field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=4)
-def _options_at(root: str) -> OptionsCatalog:
-    try:
-        return OptionsCatalog.model_validate(yaml.safe_load((Path(root) / OPTIONS_FILE).read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise PriceOptionError(f"catalogs/{OPTIONS_FILE} is unusable: {str(exc).splitlines()[0]}") from None
-
-
 def options_catalog() -> OptionsCatalog:
-    return _options_at(str(catalog_dir()))
+    return catalog_file(OPTIONS_FILE, OptionsCatalog.model_validate, PriceOptionError)
 
 
 def parse_options(text: str | None) -> tuple[str, ...]:
