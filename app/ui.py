@@ -82,10 +82,11 @@ def filter_table(df: pl.DataFrame, key: str, facets: Sequence[str] = ()) -> pl.D
 
 
 def csv_download(df: pl.DataFrame, name: str, key: str) -> None:
-    """A CSV download of `df`, with formula-looking text neutralized like the CLI's CSV."""
+    """A CSV download of `df`, with formula-looking text neutralized like the CLI's CSV; written only when clicked
+    (writing every table's CSV on every rerun cost the Plan page about 15 ms, bench/page_rerun.py)."""
     st.download_button(
         f"Download {name} CSV",
-        data=csv_safe(df).write_csv(),
+        data=lambda: csv_safe(df).write_csv(),
         file_name=f"llmcap-{name}.csv",
         mime="text/csv",
         key=key,

@@ -12,7 +12,6 @@ import streamlit as st
 from pydantic import ValidationError
 
 from llmcap.app.chart_export import show_chart
-from llmcap.app.charts import FIT_WIDTH
 from llmcap.app.state.workload_url import (
     DEFAULT_TURNS,
     MAX_ADAPTERS,
@@ -24,6 +23,7 @@ from llmcap.app.state.workload_url import (
     WorkloadInputs,
 )
 from llmcap.app.ui import csv_download
+from llmcap.app.vega import FIT_WIDTH
 from llmcap.load.rate import LoadEstimate
 from llmcap.load.sessions import TURN_FAMILIES, parse_turns, turns_text
 from llmcap.plan.request import Plan

@@ -3,10 +3,12 @@ here instead of reaching a served page, which skips the check for speed."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import altair as alt
 import pandas as pd
+import polars as pl
 import pytest
 from jsonschema import ValidationError
 
@@ -24,3 +26,24 @@ def test_a_chart_that_breaks_the_schema_fails_when_validated(monkeypatch):
         vega_lite_spec(bad)
     monkeypatch.setenv(VALIDATE_ENV, "0")
     assert vega_lite_spec(bad)["encoding"]["x"]["scale"]["type"] == "bent"  # served pages skip the check
+
+
+def test_a_dict_chart_that_breaks_the_schema_fails_when_validated(monkeypatch):
+    from llmcap.app.vega import channel, layer, layered
+
+    bad = layered({"d": pl.DataFrame({"x": [1.0]})}, [layer("d", "point", x=channel("x:Q", scale={"type": "bent"}))])
+    with pytest.raises(ValidationError):
+        vega_lite_spec(bad)
+    monkeypatch.setenv(VALIDATE_ENV, "0")
+    assert vega_lite_spec(bad) is bad  # served pages skip the check and draw the dict as it is
+
+
+def test_dict_chart_json_has_records_and_no_nan():
+    from llmcap.app.vega import channel, layer, layered, spec_json
+
+    spec = layered({"d": pl.DataFrame({"x": [1.0, float("nan"), float("inf")], "k": ["a", "b", "c"]})},
+                   [layer("d", "point", x=channel("x:Q"))])  # fmt: skip
+    doc = json.loads(spec_json(spec))
+    assert doc["datasets"]["d"] == [{"x": 1.0, "k": "a"}, {"x": None, "k": "b"}, {"x": None, "k": "c"}]
+    assert doc["layer"][0]["data"] == {"name": "d"}
+    assert isinstance(spec["datasets"]["d"], pl.DataFrame)  # the shown spec keeps the frame (sent as Arrow)
