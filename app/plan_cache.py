@@ -8,7 +8,7 @@ import streamlit as st
 
 from llmcap.catalog.loader import Catalog
 from llmcap.plan.request import Plan
-from llmcap.plan.whatif import WhatIf, what_ifs
+from llmcap.plan.whatif import Sensitivity, WhatIf, sensitivity, what_ifs
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -30,3 +30,9 @@ def cached_whatifs(
         cached_whatif(request_json, custom_key, json.dumps(change), _base, _catalog)
         for change in json.loads(changes_json)
     ]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_sensitivity(request_json: str, custom_key: str, _base: Plan, _catalog: Catalog) -> list[Sensitivity]:
+    """llmcap.plan.whatif.sensitivity for the base plan of `request_json` (the key)."""
+    return sensitivity(_base, _catalog)

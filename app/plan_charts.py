@@ -1,10 +1,14 @@
-"""Altair charts of the Plan page: the planner's Pareto fronts and signed what-if bars (no numbers computed here)."""
+"""Charts of the Plan page: the planner's Pareto fronts (Altair, cached per plan) and signed what-if bars (a Vega-Lite
+dict, redrawn on every what-if change); no numbers computed here."""
 
 from __future__ import annotations
+
+import json
 
 import altair as alt
 import polars as pl
 
+from llmcap.app.vega import Spec, channel, layer, layered
 from llmcap.plan.request import PlanRequest
 
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
@@ -49,17 +53,17 @@ def front_chart(points: pl.DataFrame, front: str, req: PlanRequest) -> alt.Layer
     return alt.layer(*layers).properties(height=300, title=title, autosize=FIT_WIDTH)
 
 
-def change_chart(frame: pl.DataFrame, x: str, title: str, x_title: str) -> alt.LayerChart:
-    """Horizontal bars of one signed figure per row, with a rule at zero."""
-    bars = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
-            x=alt.X(f"{x}:Q", title=x_title),
-            color=alt.condition(alt.datum[x] > 0, alt.value("#e45756"), alt.value("#54a24b")),
-            tooltip=[alt.Tooltip("label:N", title="input"), alt.Tooltip(f"{x}:Q", title=x_title, format="+,.3~f")],
-        )
+def change_chart(frame: pl.DataFrame, x: str, title: str, x_title: str) -> Spec:
+    """Horizontal bars of one signed figure per row (red up, green down), with a rule at zero; a Vega-Lite dict
+    (llmcap.app.vega), as the what-ifs redraw it on every change."""
+    bars = layer(
+        "rows",
+        "bar",
+        y=channel("label:N", title=None, sort=None, axis={"labelLimit": 220}),
+        x=channel(f"{x}:Q", title=x_title),
+        color={"condition": {"test": f"datum[{json.dumps(x)}] > 0", "value": "#e45756"}, "value": "#54a24b"},
+        tooltip=[channel("label:N", title="input"), channel(f"{x}:Q", title=x_title, format="+,.3~f")],
     )
-    zero = alt.Chart(pl.DataFrame({"z": [0.0]})).mark_rule(color="#333").encode(x=alt.X("z:Q"))
-    return alt.layer(bars, zero).properties(height=alt.Step(28), title=title, autosize=FIT_WIDTH)
+    zero = layer("zero", {"type": "rule", "color": "#333"}, x=channel("z:Q"))
+    return layered({"rows": frame, "zero": pl.DataFrame({"z": [0.0]})}, [bars, zero], height={"step": 28},
+                   title=title)  # fmt: skip

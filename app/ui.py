@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from llmcap.app.state.urlstate import PASSTHROUGH_KEYS
 from llmcap.catalog.custom import with_custom
@@ -124,12 +125,19 @@ def write_query(query: dict[str, str], last_key: str) -> dict[str, str]:
     return query | keep
 
 
-def share_link(query: dict[str, str], path: str) -> None:
-    """The page's link with every input (`path` when Streamlit does not know the page's URL) in the sidebar."""
-    base = st.context.url or path
+def share_link(query: dict[str, str], path: str) -> DeltaGenerator:
+    """The page's link with every input (`path` when Streamlit does not know the page's URL) in the sidebar; returns
+    the link's slot, which a fragment rewrites with share_code when inputs it holds change."""
     st.sidebar.subheader("Share")
-    st.sidebar.code(f"{base}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
-    st.sidebar.caption("Every input above is in this link; the copy button is at its top right.")
+    slot = st.sidebar.empty()
+    share_code(slot, query, path)
+    st.sidebar.caption("Every input on the page is in this link; the copy button is at its top right.")
+    return slot
+
+
+def share_code(slot: DeltaGenerator, query: dict[str, str], path: str) -> None:
+    """The link with `query` in `slot` (replacing what was there)."""
+    slot.code(f"{st.context.url or path}?{urllib.parse.urlencode(query)}", language=None, wrap_lines=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

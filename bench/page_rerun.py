@@ -8,7 +8,9 @@ before (so the caches miss, as for a user's new input):
 - Estimate, rate mode: the same scenario at 8 req/s (the analytic model the page uses by default); the rate, the
   prompt length, TP, the objectives, the output length and the replicas.
 - Plan, what-ifs: the shared Plan link (its plan computed once, not timed), then new values for the bandwidth,
-  compute, price and traffic what-ifs, each submitted with the sidebar form's Plan button as a user does.
+  compute, price and traffic what-ifs. Their inputs sit in a fragment (llmcap.app.views.plan_whatifs), so a change
+  reruns that fragment only: the bench sends the fragment's id with the rerun, as the browser does for a widget
+  inside a fragment (Streamlit's AppSession passes the client's fragment_id into RerunData).
 
 "Server time" is the script run in Streamlit's script thread, timed around ScriptRunner._run_script; the AppTest
 wall time adds the test harness's polling and element-tree parsing on top. Prints each change, each sequence's
@@ -23,14 +25,15 @@ import time
 from pathlib import Path
 
 from streamlit.runtime.scriptrunner import script_runner
-from streamlit.testing.v1 import AppTest
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+from streamlit.testing.v1 import AppTest, local_script_runner
 
 APP = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
 URL = {"model": "meta-llama/Llama-3.1-8B-Instruct", "hw": "h100-sxm", "tp": "1", "w": "fp8", "kv": "fp8",
        "isl": "1024", "osl": "256", "conc": "16"}  # fmt: skip
 RATE_URL = {**URL, "rate": "8", "sim": "0"}
 PLAN_URL = {"model": "meta-llama/Llama-3.1-8B-Instruct", "isl": "1024", "osl": "256", "rate": "10"}
-PLAN_SUBMIT = "FormSubmitter:plan_form-Plan"
+WHATIF_FRAGMENT = "whatif_section"  # the function of the fragment the what-if inputs sit in
 CONC_CHANGES = [("est_concurrency", 17 + i) for i in range(8)]
 CONC_CHANGES += [("est_input_len", 900 + 10 * i) for i in range(4)]
 CONC_CHANGES += [("est_tp", 2), ("est_tp", 4), ("est_ttft_ms", 1500.0), ("est_output_len", 300)]
@@ -44,6 +47,23 @@ PLAN_CHANGES += [("plan_whatif_price_pct", -30.0 - 10 * i) for i in range(3)]
 PLAN_CHANGES += [("plan_whatif_traffic_x", 3.0 + i) for i in range(3)]
 PLAN_CHANGES += [("plan_whatif_bw_pct", 30.0), ("plan_whatif_traffic_x", 2.0)]  # back to values seen before
 RUNS: list[float] = []
+FRAGMENT: list[str] = []  # while set: the fragment id the next rerun carries
+
+
+def _rerun_data(*args, **kwargs) -> RerunData:
+    """RerunData as AppTest makes it, with the fragment id a browser sends for a widget inside a fragment."""
+    if FRAGMENT:
+        kwargs.setdefault("fragment_id", FRAGMENT[0])
+    return RerunData(*args, **kwargs)
+
+
+def _fragment_id(at: AppTest, function_name: str) -> str:
+    """The id of the page's fragment that wraps the function named `function_name`."""
+    for fid, wrapper in at._fragment_storage._fragments.items():
+        cells = (c.cell_contents for c in wrapper.__closure__ or ())
+        if any(getattr(v, "__name__", None) == function_name for v in cells):
+            return fid
+    raise LookupError(f"no fragment runs {function_name}")
 
 
 def _timed(original):
@@ -58,9 +78,12 @@ def _timed(original):
 
 
 def _change(at: AppTest, key: str, value) -> None:
-    if key.startswith("plan_whatif_"):  # in the sidebar's form: takes effect when the form is submitted
-        at.number_input(key=key).set_value(value)
-        at.button(key=PLAN_SUBMIT).click().run()
+    if key.startswith("plan_whatif_"):  # inside the what-ifs' fragment: the change reruns that fragment
+        FRAGMENT[:] = [_fragment_id(at, WHATIF_FRAGMENT)]
+        try:
+            at.number_input(key=key).set_value(value).run()
+        finally:
+            FRAGMENT.clear()
     else:
         at.number_input(key=key).set_value(value).run()
 
@@ -97,6 +120,7 @@ def measure(name: str, page: str | None, url: dict[str, str], changes: list) -> 
 
 def main() -> int:
     script_runner.ScriptRunner._run_script = _timed(script_runner.ScriptRunner._run_script)
+    local_script_runner.RerunData = _rerun_data
     pages: dict[str, list[float]] = {"Estimate": [], "Plan": []}
     for name, page, url, changes, page_name in (
         ("concurrency", None, URL, CONC_CHANGES, "Estimate"),

@@ -3,6 +3,7 @@ bad parameters warn, the Estimate link opens the same scenario, what-ifs equal l
 
 from __future__ import annotations
 
+import importlib
 import json
 import urllib.parse
 from pathlib import Path
@@ -280,3 +281,23 @@ def test_launch_downloads_the_rows_command_and_a_manifest_with_the_days_bounds()
     day = day_plan(plan(req.model_copy(update={"rate_rps": prof.peak_rate_rps}), CATALOG), prof, CATALOG)
     bounds = replica_bounds(day, first)
     assert bounds is not None and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == bounds
+
+
+def test_whatifs_survive_a_run_that_stops_before_their_section(monkeypatch):
+    """The what-if inputs are drawn after the plan, so a run stopped by a planner error does not draw them; the next
+    run still has the value last set by the widget: no KeyError, and the link keeps xbw."""
+    at = open_plan(hw=SMALL, xbw="50", rate="12")
+    at.number_input(key="plan_whatif_bw_pct").set_value(60.0).run()  # set by the widget this time
+    planner = importlib.import_module("llmcap.plan.planner")  # the module (llmcap.plan.plan is the function)
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("planner down for the test")
+
+    monkeypatch.setattr(planner, "plan", broken)
+    at.number_input(key="plan_rate_rps").set_value(13.0)
+    submit(at)
+    assert any("planner down for the test" in e.value for e in at.error)
+    monkeypatch.undo()
+    at.run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="plan_whatif_bw_pct").value == 60 and at.query_params["xbw"] == "60"

@@ -3,7 +3,8 @@
 Inputs sit in a sidebar form and in the URL (llmcap.app.state.plan_url parses and writes it); the search is
 llmcap.plan.planner.plan, cached on the request JSON, with its progress callback driving a progress bar. Shown: the
 ranked table (each row links to the Estimate page with the same scenario), the rejected families with the
-reason that binds, the two Pareto fronts and, where llmcap.plan.whatif exists, the what-ifs.
+reason that binds, the two Pareto fronts, and the what-ifs (llmcap.app.views.plan_whatifs: inputs of their own in a
+fragment, so a what-if change re-plans that section only).
 """
 
 from __future__ import annotations
@@ -15,25 +16,20 @@ import polars as pl
 import streamlit as st
 from pydantic import ValidationError
 
-from llmcap.app.chart_export import show_cached_chart, show_chart
+from llmcap.app.chart_export import show_cached_chart
 from llmcap.app.custom_state import custom_devices, custom_models, extended_catalog, read_devices_from_url
-from llmcap.app.plan_cache import cached_whatifs
-from llmcap.app.plan_charts import change_chart, front_chart
+from llmcap.app.plan_charts import front_chart
 from llmcap.app.state.plan_url import (
     AUTO_KV,
     MAX_PLAN_DEVICES,
     MAX_TOP,
-    MAX_TRAFFIC_X,
     MAX_USD_PER_HOUR,
-    MAX_WHATIF_PCT,
-    MIN_WHATIF_PCT,
     PlanInputs,
     estimate_query,
     parse_plan_query,
     plan_defaults,
     plan_query,
     plan_request,
-    whatif_changes,
 )
 from llmcap.app.state.urlstate import (
     MAX_RATE_RPS,
@@ -45,14 +41,13 @@ from llmcap.app.state.urlstate import (
     choices_from_catalog,
 )
 from llmcap.app.ui import catalog_or_stop, csv_download, share_link, sync_from_url, write_query
-from llmcap.app.views import plan_day, plan_launch
+from llmcap.app.views import plan_day, plan_launch, plan_whatifs
 from llmcap.app.workload_inputs import plan_cache_section, push_workload, read_workload, workload_expander
 from llmcap.catalog.loader import Catalog, normalize_id
 from llmcap.io.output import to_frame
 from llmcap.io.scenario_io import MAX_URL_DEVICES_CHARS, encode_devices
 from llmcap.plan.planner import plan
 from llmcap.plan.request import AUTO_ENGINES, Plan, PlanRequest
-from llmcap.plan.whatif import sensitivity
 from llmcap.scenario import ENGINES, MAX_TOKENS, PRICE_BASES
 
 BASIS_LABELS = {"cloud": "Rent (cloud on-demand)", "owned": "Own (TCO)", "both": "Both, labelled"}
@@ -61,7 +56,6 @@ LAST_QUERY = K + "last_query"
 FORM = K + "form"
 ANY = "any"
 LIST_FIELDS = ("weights", "kv", "engines")
-WHATIF_FIELDS = ("whatif_bw_pct", "whatif_compute_pct", "whatif_price_pct", "whatif_traffic_x", "sensitivity")
 # The ranked table: candidate field -> column header (units in every header that has one).
 COLUMNS = {
     "rank": "#",
@@ -123,7 +117,7 @@ def push_to_widgets(inputs: PlanInputs) -> None:
     for name in (
         "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "pct", "e2e_ms",
         "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "robust", "allow_disagg", "allow_mixed", "top",
-        *WHATIF_FIELDS,
+        *plan_whatifs.FIELDS,
     ):  # fmt: skip
         ss[K + name] = getattr(inputs, name)
     ss[K + "price_basis"] = inputs.price_basis
@@ -145,7 +139,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
         for name in (
             "model", "input_len", "output_len", "rate_rps", "ttft_ms", "tpot_ms", "pct", "e2e_ms",
             "usd_per_gpu_hour", "max_devices", "max_usd_per_hour", "robust", "allow_disagg", "allow_mixed", "top",
-            *WHATIF_FIELDS,
+            *plan_whatifs.FIELDS,
         )
     }  # fmt: skip
     data["workload"] = None if ss[K + "workload"] == "fixed" else ss[K + "workload"]
@@ -158,7 +152,7 @@ def inputs_from_widgets(choices: Choices) -> tuple[PlanInputs, list[str]]:
         data[name] = tuple(ss[K + name]) or getattr(base, name)
         if not ss[K + name]:
             problems.append(f"No {name.rstrip('s')} chosen: using {', '.join(getattr(base, name))}.")
-    for name in ("rate_rps", "ttft_ms", "tpot_ms", *WHATIF_FIELDS[:4]):
+    for name in ("rate_rps", "ttft_ms", "tpot_ms", *plan_whatifs.NUMBERS):
         if data[name] is None:  # a cleared number box
             data[name] = getattr(base, name)
             problems.append(f"{name} was empty: using {getattr(base, name):g}.")
@@ -292,21 +286,6 @@ def sidebar(catalog: Catalog, choices: Choices) -> None:
         )  # fmt: skip
         st.number_input("Rows to show", 1, MAX_TOP, key=K + "top", help="How many deployments to rank. URL key `top`.")
 
-        st.subheader("What-ifs")
-        pct = (MIN_WHATIF_PCT, MAX_WHATIF_PCT, 10.0)
-        number_boxes(
-            ("Bandwidth (%)", *pct, "whatif_bw_pct",
-             "Change every device's memory bandwidth by this percent. URL key `xbw`."),
-            ("Compute (%)", *pct, "whatif_compute_pct",
-             "Change every device's peak compute by this percent. URL key `xflops`."),
-            ("Prices (%)", *pct, "whatif_price_pct", "Change every price by this percent. URL key `xprice`."),
-            ("Traffic (×)", 0.01, MAX_TRAFFIC_X, 0.5, "whatif_traffic_x",
-             "Multiply the request rate. URL key `xrate`."),
-        )  # fmt: skip
-        st.checkbox(
-            "Cost sensitivity table", key=K + "sensitivity",
-            help="Move each input 10% down and up and re-plan (16 searches; takes several seconds). URL key `sens`.",
-        )  # fmt: skip
         plan_day.sidebar_widgets()
         workload_expander(K, st)
         st.form_submit_button("Plan", type="primary", icon=":material/search:", width="stretch")
@@ -451,86 +430,6 @@ def pareto_section(result: Plan) -> None:
     csv_download(points, "plan-pareto", key=K + "dl_pareto")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_sensitivity(request_json: str, custom_key: str, _base: Plan, _catalog: Catalog) -> list:
-    """llmcap.plan.whatif.sensitivity for the base plan of `request_json` (the key)."""
-    return sensitivity(_base, _catalog)
-
-
-def table_and_chart(
-    widths: list[float], shown: pl.DataFrame, frame: pl.DataFrame, name: str, keys: tuple[str, str],
-    column_config: dict, column_order: list[str], chart,
-) -> None:  # fmt: skip
-    """`shown` as a table (downloadable as `frame`, llmcap-plan-<name>.csv) beside its bar chart; `keys` are the
-    table's and the chart's widget keys (after K)."""
-    left, right = st.columns(widths)
-    with left:
-        st.dataframe(shown, hide_index=True, key=K + keys[0], placeholder="–", column_order=column_order,
-                     column_config=column_config)  # fmt: skip
-        csv_download(frame, f"plan-{name}", key=K + "dl_" + name)
-    with right:
-        show_chart(chart, f"plan-{name}", key=K + keys[1])
-
-
-def whatif_section(result: Plan, inputs: PlanInputs, catalog: Catalog, key: tuple[str, str]) -> None:
-    st.subheader("What-ifs")
-    if not result.candidates:
-        st.caption("No recommendation, so nothing to compare the what-ifs with.")
-        return
-    base = result.candidates[0]
-    changes = whatif_changes(inputs)
-    with st.spinner("Re-planning the what-ifs..."):
-        rows = cached_whatifs(*key, json.dumps(changes), result, catalog)
-    frame = to_frame(
-        [{"what_if": "as planned", "feasible": True, "hardware": base.hardware, "devices": base.devices,
-          "mode": base.mode, "usd_per_hour": base.usd_per_hour, "change_pct": 0.0}]
-        + [w.model_dump(exclude={"name"}) | {"what_if": w.name} for w in rows]
-    ).select(["what_if", "feasible", "hardware", "devices", "mode", "usd_per_hour", "change_pct"])  # fmt: skip
-    shown = frame.with_columns(
-        pl.when(pl.col("feasible"))
-        .then(pl.format("{} × {}, {}", "devices", "hardware", "mode"))
-        .otherwise(pl.lit("nothing qualifies"))
-        .alias("deployment")
-    )
-    bars = frame.filter(pl.col("what_if") != "as planned").rename({"what_if": "label"})
-    table_and_chart(
-        [1.5, 1], shown, frame, "whatifs", ("whatifs", "whatif_chart"),
-        {
-            "what_if": st.column_config.TextColumn("what-if"),
-            "deployment": st.column_config.TextColumn("cheapest deployment"),
-            "usd_per_hour": st.column_config.NumberColumn("$/hour", format="$%.2f"),
-            "change_pct": st.column_config.NumberColumn("change (%)", format="%+.1f"),
-        },
-        ["what_if", "deployment", "usd_per_hour", "change_pct"],
-        change_chart(bars.drop_nulls("change_pct"), "change_pct", "Cost of the cheapest deployment", "change (%)"),
-    )  # fmt: skip
-    st.caption(
-        "Each what-if re-plans over the device types of the top three deployments with one input changed "
-        "(llmcap.plan.whatif) and compares the cheapest $/hour with the recommendation's. Whole instances, so small "
-        "changes often cost nothing until a replica or instance is added."
-    )
-    if not inputs.sensitivity:
-        st.caption("Tick **Cost sensitivity table** in the sidebar for how much each input moves the cost.")
-        return
-    with st.spinner("Re-planning each input 10% down and up..."):
-        sens = cached_sensitivity(*key, result, catalog)
-    table = to_frame([r.model_dump() for r in sens])
-    step = f"{sens[0].step_pct:g}%" if sens else "step"
-    st.markdown(f"**Cost sensitivity**: each input moved {step} down and up; elasticity = % change in $/hour per "
-                "% change in the input")  # fmt: skip
-    table_and_chart(
-        [1.3, 1], table, table, "sensitivity", ("sensitivity_table", "sensitivity_chart"),
-        {
-            "usd_per_hour_down": st.column_config.NumberColumn(f"$/hour at -{step}", format="$%.2f"),
-            "usd_per_hour_up": st.column_config.NumberColumn(f"$/hour at +{step}", format="$%.2f"),
-            "elasticity": st.column_config.NumberColumn("elasticity", format="%+.2f"),
-        },
-        ["input", "usd_per_hour_down", "usd_per_hour_up", "elasticity"],
-        change_chart(table.rename({"input": "label"}).drop_nulls("elasticity"), "elasticity",
-                     "Cost elasticity per input", "elasticity"),
-    )  # fmt: skip
-
-
 # -- page -----------------------------------------------------------------------------------------------
 
 catalog = catalog_or_stop()
@@ -539,7 +438,7 @@ choices = choices_from_catalog(catalog, custom_devices(), custom_models())
 url_warnings = sync_from_url(LAST_QUERY, lambda q: parse_plan_query(q, choices), push_to_widgets)
 sidebar(catalog, choices)
 inputs, input_problems = inputs_from_widgets(choices)
-share_link(write_query(plan_query(inputs), LAST_QUERY), "/plan")
+share = share_link(write_query(plan_query(inputs), LAST_QUERY), "/plan")
 
 st.title("Plan")
 for w in url_warnings:
@@ -592,7 +491,7 @@ ranked_section(candidates_frame(result, inputs, hardware_ids))
 rejected_section(result)
 plan_cache_section(result, K)
 pareto_section(result)
-whatif_section(result, inputs, full_catalog, plan_key)
+plan_whatifs.whatif_section(result, inputs, full_catalog, plan_key, share)
 plan_launch.launch_section(result, full_catalog, plan_day.day_section(inputs, req, full_catalog, plan_key[1]))
 if result.notes:
     st.subheader("Notes")

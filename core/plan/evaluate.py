@@ -107,14 +107,13 @@ def fewest_replicas(
 def pessimism(space: Space) -> tuple[np.ndarray, np.ndarray]:
     """Per row, how much slower than estimated TTFT and TPOT may be: the high end of the 80% error band over the
     point estimate (llmcap.estimate.bands, regime by device class and engine; load and bound unknown here)."""
-    fam = space.family
-    kinds = np.array([f.resolved.device.kind for f in space.families], dtype=object)[fam]
-    engines = np.array([f.engine for f in space.families], dtype=object)[fam]
-    ones = np.ones(len(space))
+    kinds = np.array([f.resolved.device.kind for f in space.families], dtype=object)
+    engines = np.array([f.engine for f in space.families], dtype=object)
+    ones = np.ones(len(space.families))
     slow = []
-    for metric in ("ttft_ms", "tpot_ms"):
+    for metric in ("ttft_ms", "tpot_ms"):  # per family (its rows share the regime), then per row
         _, high = bands(metric, kinds, engines, np.nan, "?", ones)
-        slow.append(np.maximum(high, 1.0))
+        slow.append(np.maximum(high, 1.0)[space.family])
     return slow[0], slow[1]
 
 
@@ -178,9 +177,11 @@ def evaluate_space(
     grid: int = FINE_GRID,
     iterations: int = FINE_ITERATIONS,
     detailed: bool = True,
+    percentiles: bool = True,
 ) -> Evaluated:
     """Every row at the request's rate: replicas, cost, percentiles, feasibility and reason; `detailed` adds each
-    deployment's goodput and power (the fine pass over the shortlist; the screening pass leaves them NaN).
+    deployment's goodput and power (the fine pass over the shortlist; the screening pass leaves them NaN);
+    `percentiles` False leaves the percentiles at infinity (a screening pass with no end-to-end objective needs none).
 
     With `req.robust` the objectives each row must meet are tightened by its error band's pessimistic ratio
     (pessimism()), so the SLOs hold at the band's slow end."""
@@ -196,7 +197,7 @@ def evaluate_space(
     usd, basis, known = family_prices(space, req, catalog, np.maximum(reps, 1.0).astype(np.int64))
     deployed = dataclasses.replace(curve, replicas=np.maximum(reps, 1.0))
     # percentiles only where a deployment is allowed and priced: every other row has already failed a check
-    q = _operating_point(deployed, (reps > 0) & (reps <= limit) & known, req)
+    q = _operating_point(deployed, (reps > 0) & (reps <= limit) & known & percentiles, req)
     progress(0.75, "percentiles")
     devices = np.maximum(reps, 1.0) * dpr
     g, watts = np.full(len(space), np.nan), np.full(len(space), np.nan)

@@ -20,7 +20,7 @@ import time
 
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.plan.disagg import disaggregated
-from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, Progress, evaluate_space
+from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, Evaluated, Progress, evaluate_space
 from llmcap.plan.lora import annotate_lora, with_lora
 from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
@@ -46,49 +46,65 @@ def _scaled(space: Space, req: PlanRequest) -> Space:
     return dataclasses.replace(space, inp=inp)
 
 
+def _search(
+    req: PlanRequest, catalog: Catalog, families: list, progress: Progress, lean: bool
+) -> tuple[Evaluated | None, list[Candidate], int]:
+    """Steps 1-5 over the families: the screening pass over the whole space, the fine pass over its shortlist, then
+    disaggregated pools and mixes; the screening result (None without families), the candidates cheapest first and
+    the number of configurations. `lean` skips what only plan() shows: percentiles in screening (unless an
+    end-to-end objective filters on them), each deployment's goodput and power."""
+    if not families:
+        return None, [], 0
+    candidates: list[Candidate] = []
+    space = _scaled(build_space(families, req.input_len, req.output_len, req.max_devices), req)
+    cache = None
+    if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
+        progress(0.1, "prefix cache per configuration")
+        space, cache = with_prefix_cache(space, req, catalog)
+    if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
+        space, _ = with_lora(space, req)
+    progress(0.2, f"{len(space):,} configurations")
+    pcts = not lean or req.slo.e2e_ms is not None
+    ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, detailed=False, percentiles=pcts)
+    short = shortlist(ev, req.top * SHORTLIST_FACTOR)
+    if short.size:
+        progress(0.8, f"refining {short.size} configurations")
+        candidates = rank(evaluate_space(space.take(short), req, catalog, lambda _f, _m: None, detailed=not lean), req)
+        if cache is not None:
+            candidates = annotate(candidates, space, cache)
+        if req.lora is not None:
+            candidates = annotate_lora(candidates, space, req)
+    if req.allow_disagg:
+        progress(0.85, "disaggregated prefill/decode")
+        candidates += disaggregated(space, req, catalog)
+    if req.allow_mixed:
+        progress(0.92, "device mix")
+        candidates += mixed(families, req, catalog)
+    return ev, sorted(candidates, key=lambda c: (c.usd_per_hour, c.ttft_ms_p90))[: req.top], len(space)
+
+
+def _families(req: PlanRequest, catalog: Catalog) -> tuple[list, list[Rejected]]:
+    """The request's device x format x engine families, and those that cannot be combined, as rejections."""
+    hardware = list(req.hardware) if req.hardware else sorted(catalog.hardware)
+    families, invalid = resolve_families(
+        catalog, req.model, hardware, list(req.weights), list(req.kv), list(req.engines)
+    )
+    rejected = [Rejected(**label, reason=why.split(":", 1)[0], detail=why.split(": ", 1)[-1]) for label, why in invalid]
+    return families, rejected
+
+
 def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | None = None) -> Plan:
     """Rank the deployments that serve `req` within its objectives; say why the others cannot."""
     start = time.perf_counter()
     catalog = catalog or load_catalog()
     progress = progress or (lambda _f, _m: None)
-    hardware = list(req.hardware) if req.hardware else sorted(catalog.hardware)
     progress(0.0, "resolving devices and formats")
-    families, invalid = resolve_families(
-        catalog, req.model, hardware, list(req.weights), list(req.kv), list(req.engines)
-    )
-    rejected = [Rejected(**label, reason=why.split(":", 1)[0], detail=why.split(": ", 1)[-1]) for label, why in invalid]
-    notes: list[str] = []
-    candidates: list[Candidate] = []
+    families, rejected = _families(req, catalog)
+    ev, candidates, evaluated = _search(req, catalog, families, progress, lean=False)
     pareto: list[ParetoPoint] = []
-    evaluated = 0
-    if families:
-        space = _scaled(build_space(families, req.input_len, req.output_len, req.max_devices), req)
-        cache = None
-        if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
-            progress(0.1, "prefix cache per configuration")
-            space, cache = with_prefix_cache(space, req, catalog)
-        if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
-            space, _ = with_lora(space, req)
-        evaluated = len(space)
-        progress(0.2, f"{len(space):,} configurations")
-        ev = evaluate_space(space, req, catalog, progress, COARSE_GRID, COARSE_ITERATIONS, detailed=False)
+    if ev is not None:
         rejected += rejected_families(ev, req)
         pareto = pareto_points(ev, req)
-        short = shortlist(ev, req.top * SHORTLIST_FACTOR)
-        if short.size:
-            progress(0.8, f"refining {short.size} configurations")
-            candidates = rank(evaluate_space(space.take(short), req, catalog, lambda _f, _m: None), req)
-            if cache is not None:
-                candidates = annotate(candidates, space, cache)
-            if req.lora is not None:
-                candidates = annotate_lora(candidates, space, req)
-        if req.allow_disagg:
-            progress(0.85, "disaggregated prefill/decode")
-            candidates += disaggregated(space, req, catalog)
-        if req.allow_mixed:
-            progress(0.92, "device mix")
-            candidates += mixed(families, req, catalog)
-        candidates = sorted(candidates, key=lambda c: (c.usd_per_hour, c.ttft_ms_p90))[: req.top]
     progress(1.0, "done")
     return Plan(
         request=req,
@@ -97,5 +113,15 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         pareto=pareto,
         evaluated=evaluated,
         elapsed_s=time.perf_counter() - start,
-        notes=notes,
+        notes=[],
     )
+
+
+def cheapest(req: PlanRequest, catalog: Catalog | None = None) -> Candidate | None:
+    """The deployment plan(req) ranks first, or None, with less work (what-ifs and sensitivities re-plan many times):
+    no Pareto fronts or rejected families, and the lean search of _search. Its goodput_rps and
+    joules_per_output_token are NaN: not computed."""
+    catalog = catalog or load_catalog()
+    one = req.model_copy(update={"top": 1})
+    _, candidates, _ = _search(one, catalog, _families(one, catalog)[0], lambda _f, _m: None, lean=True)
+    return candidates[0] if candidates else None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.catalog.schema import Frozen
-from llmcap.plan.planner import plan
-from llmcap.plan.request import Plan, PlanRequest
+from llmcap.plan.planner import cheapest
+from llmcap.plan.request import Candidate, Plan, PlanRequest
 
 LEADERS = 3
 DEFAULT_WHATIFS = (
@@ -63,9 +63,9 @@ def _focus(base: Plan) -> PlanRequest:
     return req.model_copy(update={"hardware": tuple(hw) or req.hardware, "allow_mixed": False, "top": 1})
 
 
-def _cheapest(req: PlanRequest, catalog: Catalog) -> tuple[float | None, object]:
-    p = plan(req, catalog)
-    return (p.candidates[0].usd_per_hour, p.candidates[0]) if p.candidates else (None, None)
+def _cheapest(req: PlanRequest, catalog: Catalog) -> tuple[float | None, Candidate | None]:
+    c = cheapest(req, catalog)
+    return (c.usd_per_hour if c else None), c
 
 
 def what_ifs(base: Plan, catalog: Catalog | None = None, changes=DEFAULT_WHATIFS) -> list[WhatIf]:

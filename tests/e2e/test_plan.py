@@ -12,12 +12,13 @@ import pytest
 from playwright.sync_api import Page, expect
 from test_pages import RENDER_TIMEOUT_MS, assert_no_errors, screenshot, wait_rendered
 
-from llmcap.app.state.plan_url import parse_plan_query, plan_request
+from llmcap.app.state.plan_url import PlanInputs, parse_plan_query, plan_request, whatif_changes
 from llmcap.app.state.urlstate import choices_from_catalog
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.day import preset_profile
 from llmcap.plan.autoscale import day_plan
 from llmcap.plan.planner import plan
+from llmcap.plan.whatif import what_ifs
 
 SHARED = (
     "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=10&ttft=2000&tpot=100&pct=90&hw=all&disagg=1"
@@ -144,3 +145,26 @@ def test_the_day_view_draws_its_charts_and_its_csv_equals_core(page: Page, tmp_p
     prices = download(page, "Download plan-day-prices CSV", tmp_path)
     assert {p["option"] for p in prices} >= {"on-demand", "spot", "owned", "hosted"}
     expect(page.get_by_role("button", name="Download plan-day-crossover CSV")).to_be_visible()
+
+
+def test_a_whatif_change_replans_its_section_and_rewrites_the_link(page: Page, tmp_path: Path):
+    """The what-ifs sit in a fragment: a new value re-plans that section, and the URL and the sidebar's share link
+    take it (the rest of the page is not rerun, so it must not lose them)."""
+    path = "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=10&hw=l4,l40s,h100-sxm&w=fp8"
+    open_plan(page, path)
+    box = page.get_by_role("spinbutton", name="Bandwidth (%)")
+    box.fill("70")
+    box.press("Enter")
+    page.wait_for_function("() => location.search.includes('xbw=70')", timeout=RENDER_TIMEOUT_MS)
+    expect(page.get_by_test_id("stSidebar").get_by_test_id("stCode")).to_contain_text("xbw=70")
+    wait_rendered(page)
+    assert_no_errors(page)
+    rows = download(page, "Download plan-whatifs CSV", tmp_path)
+    base = core_plan(path)
+    inputs = PlanInputs(hardware=("l4", "l40s", "h100-sxm"), weights=("fp8",), whatif_bw_pct=70)
+    expected = what_ifs(base, load_catalog(), whatif_changes(inputs))
+    assert [r["what_if"] for r in rows] == ["as planned", *[w.name for w in expected]]
+    assert "memory bandwidth +70%" in rows[1]["what_if"]
+    for row, w in zip(rows[1:], expected, strict=True):
+        assert (row["hardware"], float(row["usd_per_hour"])) == (w.hardware, pytest.approx(w.usd_per_hour))
+    expect(page.get_by_role("button", name="Download plan CSV")).to_be_visible()  # the rest of the page stays
