@@ -12,7 +12,7 @@ classes the streamlit package ships, so the machine's cores go to the servers, n
   previous change's run to finish before it sends the next (a person waits for the page), and such a wait is
   counted. Estimate sessions change Concurrency, Input tokens or Output tokens (new random values; every value
   fits on one H100 for Llama 3.1 8B in fp8, so an error element is a real error); Plan sessions change one
-  what-if (bandwidth, compute, prices, traffic) and press the form's Plan button, as a user does.
+  what-if (bandwidth, compute, prices, traffic), which reruns the what-ifs' fragment only, as in the browser.
 - Latency of a change: from sending the rerun request to the script's finished message, on the client's clock.
   An error is a run that did not finish successfully, drew an exception element or an error alert, or broke
   the stream; the first few are printed.
@@ -68,7 +68,6 @@ PLAN_LINK = "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=
 ESTIMATE_WIDGETS = {"est_concurrency": (1, 64), "est_input_len": (128, 4096), "est_output_len": (32, 1024)}
 PLAN_WIDGETS = {"plan_whatif_bw_pct": (-50, 100), "plan_whatif_compute_pct": (-50, 100),
                 "plan_whatif_price_pct": (-50, 50), "plan_whatif_traffic_x": (1, 8)}  # fmt: skip
-PLAN_SUBMIT = "FormSubmitter:plan_form-Plan"
 # The pages a Chromium session visits, in turn (path and query).
 BROWSER_PAGES = [ESTIMATE_LINK, "/catalog", "/compare", PLAN_LINK, "/accuracy"]
 START_TIMEOUT_S = 120
@@ -220,11 +219,7 @@ async def drive(session: Session, page: str, idx: int, args, tally: Tally, t_end
         key = rng.choice(list(widgets))
         value = float(rng.randint(*widgets[key]))
         try:
-            if page == "plan":
-                session.set(key, value)
-                run = await session.press(PLAN_SUBMIT)
-            else:
-                run = await session.change(key, value)
+            run = await session.change(key, value)  # a what-if reruns its fragment only (plan_whatifs)
         except ProtocolError as exc:
             tally.errors.append(f"session {idx} {key}={value:g}: {exc}")
             return

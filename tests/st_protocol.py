@@ -190,8 +190,8 @@ class Session:
             have = ", ".join(sorted(self.widgets))
             raise KeyError(f"no widget with key {key!r} on the page (have: {have})") from None
 
-    def set(self, key: str, value) -> None:
-        """Set the widget `key` to `value` without a rerun (as a widget inside a form holds its value)."""
+    async def change(self, key: str, value) -> Run:
+        """Set the widget `key` to `value` and wait for the rerun it triggers (the fragment's, inside one)."""
         w = self.widget(key)
         if w.kind not in VALUE_FIELD:
             raise ValueError(f"widget {key!r} is a {w.kind}; this client sets {', '.join(VALUE_FIELD)}")
@@ -201,20 +201,9 @@ class Session:
         else:
             setattr(state, VALUE_FIELD[w.kind], value)
         self._values[w.id] = state
+        return await self._rerun(fragment_id=w.fragment_id)
 
-    async def change(self, key: str, value) -> Run:
-        """Set the widget `key` to `value` and wait for the rerun it triggers (the fragment's, inside one)."""
-        self.set(key, value)
-        return await self._rerun(fragment_id=self.widget(key).fragment_id)
-
-    async def press(self, key: str) -> Run:
-        """Press the button `key` (a form's submit button sends the form's widgets' values) and wait for the run."""
-        w = self.widget(key)
-        if w.kind != "button":
-            raise ValueError(f"widget {key!r} is a {w.kind}, not a button")
-        return await self._rerun(fragment_id=w.fragment_id, trigger=WidgetState(id=w.id, trigger_value=True))
-
-    async def _rerun(self, fragment_id: str, trigger: WidgetState | None = None) -> Run:
+    async def _rerun(self, fragment_id: str) -> Run:
         msg = BackMsg()
         cs = msg.rerun_script
         cs.query_string = self.query_string
@@ -223,8 +212,6 @@ class Session:
         cs.fragment_id = fragment_id
         on_page = {w.id for w in self.widgets.values()}
         cs.widget_states.widgets.extend(v for k, v in self._values.items() if k in on_page)
-        if trigger is not None:  # a trigger is true for the one run it starts
-            cs.widget_states.widgets.append(trigger)
         seen: set[tuple[int, ...]] = set()  # paths this run drew at
         problems: list[str] = []
         t0 = time.perf_counter()

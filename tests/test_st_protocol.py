@@ -111,3 +111,25 @@ def test_the_roofline_toggle_reruns_its_fragment_only(server):
     # Only the roofline's chart (now with one point per operator) and its toggle were redrawn; the tiles were not.
     assert "vega_lite_chart" in kinds and "metric" not in kinds, kinds
     assert metrics["Fits"] == "yes"
+
+
+PLAN_LINK = "/plan?model=meta-llama/Llama-3.1-8B-Instruct&isl=1024&osl=256&rate=10&hw=l4,l40s,h100-sxm&w=fp8"
+
+
+async def _plan_whatif(url: str):
+    async with Session(url) as s:
+        opened = await s.open(PLAN_LINK)
+        run = await s.change("plan_whatif_bw_pct", 70.0)
+        codes = [e.code.code_text for e in s.elements.values() if e.WhichOneof("type") == "code"]
+        return s.widget("plan_whatif_bw_pct"), opened, run, s.query_string, codes
+
+
+def test_a_plan_whatif_reruns_its_fragment_and_rewrites_the_link(server):
+    """The what-ifs' fragment (llmcap.app.views.plan_whatifs) re-plans alone; the URL and the sidebar's share link
+    (drawn outside the fragment, rewritten by it) take the new value."""
+    widget, opened, run, query, codes = _run(_plan_whatif(server))
+    assert opened.ok and run.ok, (opened.problems, run.problems)
+    assert widget.fragment_id and run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+    assert 0 < run.deltas < opened.deltas / 2, (run.deltas, opened.deltas)
+    assert "xbw=70" in query and "hw=l4%2Cl40s%2Ch100-sxm" in query.replace(",", "%2C")
+    assert any("xbw=70" in c for c in codes), codes
