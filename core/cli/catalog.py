@@ -10,6 +10,7 @@ from llmcap.catalog.loader import Catalog, catalog_dir, check_catalog_file, load
 from llmcap.catalog.tables import TABLES, catalog_counts, catalog_rows, find_entries, flatten
 from llmcap.io.output import FORMATS, render, to_json
 from llmcap.load.day import PROFILES_FILE, parse_presets
+from llmcap.load.lora_evidence import LORA_EVIDENCE_FILE, LoraEvidence
 from llmcap.load.offload import OFFLOAD_FILE, OffloadCatalog
 from llmcap.plan.autoscale import STARTUP_FILE, StartupCatalog
 from llmcap.plan.price_options import OPTIONS_FILE, OptionsCatalog
@@ -21,6 +22,7 @@ SIDE_FILES = (
     (OPTIONS_FILE, OptionsCatalog.model_validate),
     (STARTUP_FILE, StartupCatalog.model_validate),
     (OFFLOAD_FILE, OffloadCatalog.model_validate),
+    (LORA_EVIDENCE_FILE, LoraEvidence.model_validate),
 )
 
 # -- commands --------------------------------------------------------------------------------
