@@ -103,3 +103,19 @@ def test_cli_refuses_a_cpu_tier_on_apple_with_one_line():
     )  # fmt: skip
     assert out.returncode != 0
     assert "unified memory" in out.stderr and "Traceback" not in out.stderr
+
+
+# Devices whose host interface no stored public source states (issue 15 searched vendor datasheets, MLPerf system
+# descriptions and system manuals): KV offload to CPU memory is refused on them with a one-line message. When one is
+# sourced, add its host_link and remove it here.
+UNSOURCED = {
+    "ascend-910b", "ascend-910c", "b300-sxm", "gaudi2", "gb300", "h20", "h800-sxm", "inferentia2", "mi250x", "mi350x",
+    "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "trainium2", "trainium3", "v100-sxm-32gb",
+}  # fmt: skip
+
+
+def test_devices_without_a_host_link_are_the_known_unsourced_ones():
+    missing = {d.id for d in _devices() if not unified_memory(d) and host_link_gbps(d) is None}
+    assert missing == UNSOURCED
+    with pytest.raises(LoadError, match="no host link"):
+        offload_tiers(load_catalog().device("b300-sxm"), 16.0, 0.0, B, 1)
