@@ -141,3 +141,49 @@ def test_catalog_facts_must_be_finite():
     for bad in (math.inf, math.nan):
         with pytest.raises(ValidationError, match="finite"):
             type(d).model_validate({**d.model_dump(), "mem_bw_gbps": bad})
+
+
+# -- the side files (day profiles, price options, start-up times, offload tiers) -------------------------
+
+
+def test_cli_validate_reports_a_broken_side_file_by_name_field_and_line(root, capsys):
+    path = root / "offload.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("read_gbps: 7.45", "read_gbps: -1"), encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.strip().startswith("read_gbps:"))
+    code = main(["catalog", "validate", "--root", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"catalogs/offload.yaml: ssd.read_gbps (line {line}): Input should be greater than 0" in out
+    assert "1 problem(s) in 1 file(s)" in err
+
+
+def test_cli_validate_reports_yaml_syntax_of_a_side_file_with_line_and_column(root, capsys):
+    path = root / "prices" / "options.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([*lines, "broken: [1, 2"]) + "\n", encoding="utf-8")
+    code = main(["catalog", "validate", "--root", str(root)])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    # the unclosed flow sequence is found at the end of the stream, the line after the last one written
+    assert f"catalogs/prices/options.yaml: line {len(lines) + 2} column 1: YAML syntax" in out
+
+
+def test_cli_validate_reports_a_bad_day_profile_entry_and_a_missing_side_file(root, capsys):
+    edit_yaml(root / "day_profiles.yaml", lambda rows: [{**rows[0], "shape": [1.0] * 23}, *rows[1:]])
+    (root / "startup.yaml").unlink()
+    code = main(["catalog", "validate", "--root", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "catalogs/day_profiles.yaml: 0.shape (line " in out and "at least 24 items" in out
+    assert "catalogs/startup.yaml: -: file missing" in out
+    assert "in 2 file(s)" in err
+
+
+def test_side_file_check_is_empty_for_the_real_files():
+    from llmcap.catalog.loader import check_catalog_file
+    from llmcap.cli.catalog import SIDE_FILES
+
+    assert len(SIDE_FILES) >= 4
+    for name, parse in SIDE_FILES:
+        assert check_catalog_file(CATALOG_DIR, name, parse) == [], name

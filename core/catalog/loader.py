@@ -453,6 +453,49 @@ def catalog_file(name: str, parse: Callable[[Any], T], error: type[Exception]) -
     return _catalog_file(str(catalog_dir()), name, parse, error)
 
 
+def check_catalog_file(root: Path | str, name: str, parse: Callable[[Any], Any]) -> list[Problem]:
+    """Every problem of one catalog file outside the main catalog (`name` under `root`, checked by `parse`, a
+    pydantic validator): a missing or unreadable file, a YAML syntax error at its line and column, or each invalid
+    field with its path and line. Empty when the file is usable."""
+    path, rel = Path(root) / name, f"catalogs/{name}"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except FileNotFoundError:
+        return [Problem(rel, "-", "file missing")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem(rel, "-", f"cannot read: {exc}")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "-"
+        return [Problem(rel, where, f"YAML syntax: {getattr(exc, 'problem', None) or exc}")]
+    try:
+        parse(data)
+    except ValidationError as exc:
+        node = yaml.compose(text)
+        return [Problem(rel, _field_where(node, err["loc"]), err["msg"]) for err in exc.errors()]
+    except (TypeError, ValueError, AttributeError) as exc:
+        return [Problem(rel, "-", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)]
+    return []
+
+
+def _field_where(node: Any, loc: tuple) -> str:
+    """A validation error's field path and the line of the deepest YAML node it reaches ("ssd.read_gbps (line 12)")."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    path = ".".join(str(k) for k in loc) or "-"
+    return f"{path} (line {line})" if line is not None else path
+
+
 @functools.lru_cache(maxsize=32)
 def _catalog_file(root: str, name: str, parse: Callable[[Any], T], error: type[Exception]) -> T:
     try:

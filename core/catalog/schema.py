@@ -88,6 +88,11 @@ class Device(Sourced):
     scaleup: ScaleUp | None = None
     scaleout_gbps: float | None = Field(default=None, gt=0, description="scale-out bandwidth per device, GB/s")
     host_link: HostLink | None = Field(default=None, description="device <-> host memory link (KV offload)")
+    unified_memory: bool = Field(
+        default=False,
+        description="memory shared with the host CPU (GB10, APUs; apple_soc, edge and cpu kinds always are): no "
+        "separate CPU-memory tier for KV offload",
+    )
     tdp_w: float | None = Field(default=None, gt=0)
     release_year: int | None = Field(default=None, ge=1990, le=2035)
     list_price_usd: float | None = Field(default=None, gt=0)

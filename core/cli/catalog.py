@@ -6,9 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmcap.catalog.loader import Catalog, catalog_dir, load_catalog, validate_catalog
+from llmcap.catalog.loader import Catalog, catalog_dir, check_catalog_file, load_catalog, validate_catalog
 from llmcap.catalog.tables import TABLES, catalog_counts, catalog_rows, find_entries, flatten
 from llmcap.io.output import FORMATS, render, to_json
+from llmcap.load.day import PROFILES_FILE, parse_presets
+from llmcap.load.lora_evidence import LORA_EVIDENCE_FILE, LoraEvidence
+from llmcap.load.offload import OFFLOAD_FILE, OffloadCatalog
+from llmcap.plan.autoscale import STARTUP_FILE, StartupCatalog
+from llmcap.plan.price_options import OPTIONS_FILE, OptionsCatalog
+
+# The catalog files read outside the main catalog (llmcap.catalog.loader.catalog_file), each with its validator:
+# `catalog validate` checks them too, so a broken file is reported before a command trips on it.
+SIDE_FILES = (
+    (PROFILES_FILE, parse_presets),
+    (OPTIONS_FILE, OptionsCatalog.model_validate),
+    (STARTUP_FILE, StartupCatalog.model_validate),
+    (OFFLOAD_FILE, OffloadCatalog.model_validate),
+    (LORA_EVIDENCE_FILE, LoraEvidence.model_validate),
+)
 
 # -- commands --------------------------------------------------------------------------------
 
@@ -57,6 +72,8 @@ def _load(args: argparse.Namespace) -> Catalog:
 def cmd_validate(args: argparse.Namespace) -> int:
     root = args.root or catalog_dir()
     problems = validate_catalog(root)
+    for name, parse in SIDE_FILES:
+        problems += check_catalog_file(root, name, parse)
     for p in problems:
         print(p)
     if problems:
@@ -64,5 +81,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s) in {files} file(s) under {root}", file=sys.stderr)
         return 1
     counts = catalog_counts(_load(args))
-    print(f"catalog OK ({root}): " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))
+    print(f"catalog OK ({root}): " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
+          + f"; {len(SIDE_FILES)} side files ({', '.join(name for name, _ in SIDE_FILES)})")  # fmt: skip
     return 0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from llmcap.catalog.loader import catalog_file
 from llmcap.catalog.schema import Sourced
@@ -101,13 +101,14 @@ def _check_mean(mean_rate_rps: float) -> None:
         raise DayError(f"the mean rate must be a number of requests/s in (0, {MAX_RATE_RPS:g}], got {mean_rate_rps!r}")
 
 
-def _parse_presets(data) -> dict[str, DayPreset]:
-    return {p.id: p for p in (DayPreset.model_validate(row) for row in data or [])}
+def parse_presets(data) -> dict[str, DayPreset]:
+    """The presets of a day_profiles.yaml document (a list), by id; a pydantic ValidationError names the entry."""
+    return {p.id: p for p in TypeAdapter(list[DayPreset]).validate_python(data or [])}
 
 
 def presets() -> dict[str, DayPreset]:
     """The day presets of catalogs/day_profiles.yaml, by id."""
-    return catalog_file(PROFILES_FILE, _parse_presets, DayError)
+    return catalog_file(PROFILES_FILE, parse_presets, DayError)
 
 
 def preset_profile(preset_id: str, mean_rate_rps: float, interval_s: float = DEFAULT_INTERVAL_S) -> DayProfile:

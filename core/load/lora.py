@@ -10,12 +10,14 @@ and `all` adds the dense MLP's gate, up and down projections, 3 r (h + I). Adapt
 device, K resident adapters take K x bytes / (tp pp). That memory comes out of the KV cache (S-LoRA's unified pool):
 the KV capacity in tokens falls by it over the KV bytes per token.
 
-Per-step cost (a roofline formula, not calibrated against Punica's or S-LoRA's measurements: estimated). Batched
-kernels (SGMV, MBGMV) read each distinct adapter of the batch once per step; with K adapters drawn uniformly by b
-requests, E[distinct] = K (1 - (1 - 1/K)^b). Their weights' read time, E[distinct] x bytes per device / memory
-bandwidth, is added to each step: the simulator at the step's own b (decodes plus one for prompt work), the
-analytic model at the engine's full batch b = max_seqs (conservative at low load); the adapters' FLOPs,
-2 r (d_in + d_out) per token and target, are left out (r << h).
+Per-step cost (a roofline formula and a lower bound: estimated). Batched kernels (SGMV, MBGMV) read each distinct
+adapter of the batch once per step; with K adapters drawn uniformly by b requests, E[distinct] = K (1 - (1 - 1/K)^b).
+Their weights' read time, E[distinct] x bytes per device / memory bandwidth, is added to each step: the simulator at
+the step's own b (decodes plus one for prompt work), the analytic model at the engine's full batch b = max_seqs
+(conservative at low load); the adapters' FLOPs, 2 r (d_in + d_out) per token and target, are left out (r << h).
+Published with/without-LoRA measurements (catalogs/measured/lora_overhead.yaml, llmcap.load.lora_evidence) all lie
+above what this cost can predict, by 2.8x to 168x: engines pay mostly for kernel launches and code paths, so the cost
+is a lower bound and results say so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from llmcap.catalog.schema import LoraSpec
 from llmcap.estimate.resolve import Resolved
 from llmcap.load.rate_types import LoadError
+from llmcap.model.architecture import Architecture
 
 BYTES_PER_PARAM = 2  # 16-bit adapter weights
 GB = 1e9
@@ -34,17 +37,21 @@ GB = 1e9
 
 def adapter_params(r: Resolved, spec: LoraSpec) -> int:
     """Parameters of one adapter on the model (LoadError where the architecture's shapes are not modelled)."""
-    a = r.arch
+    return arch_adapter_params(r.arch, spec.rank, spec.targets)
+
+
+def arch_adapter_params(a: Architecture, rank: int, targets: str) -> int:
+    """Parameters of one rank-`rank` adapter on `targets` ("attn" or "all") of architecture `a`."""
     if a.mla is not None:
         raise LoadError("--lora-adapters: LoRA on MLA attention (DeepSeek-style latent projections) is not modelled")
-    if spec.targets == "all" and a.n_moe_layers > 0:
+    if targets == "all" and a.n_moe_layers > 0:
         raise LoadError("--lora-targets all: LoRA on MoE experts is not modelled; use --lora-targets attn")
     h, d, dv = a.hidden_size, a.head_dim, a.v_head_dim
     q, kv = a.num_heads * d, a.num_kv_heads * d
     attn = (h + q) + 2 * (h + kv) + (a.num_heads * dv + h)
-    total = (a.n_full_attn_layers + a.n_sliding_layers) * spec.rank * attn
-    if spec.targets == "all":
-        total += a.n_dense_mlp_layers * spec.rank * 3 * (h + a.dense_intermediate_size)
+    total = (a.n_full_attn_layers + a.n_sliding_layers) * rank * attn
+    if targets == "all":
+        total += a.n_dense_mlp_layers * rank * 3 * (h + a.dense_intermediate_size)
     return int(total)
 
 

@@ -9,6 +9,9 @@ reads a replica's whole token b d from one drive (catalogs/offload.yaml) and the
 b d / B_ssd + b / B_link.
 A cached prefix of c tokens found in a tier is reloaded when c * seconds_per_token is below the time to
 recompute it (the prefill of c tokens), else recomputed (`reload_or_recompute`).
+Unified memory (Apple silicon, DGX Spark's GB10, Jetson, APUs, CPUs: `unified_memory`): the KV cache already lives
+in host memory, so a CPU tier is refused (give the memory to the KV cache instead); a local-SSD tier reads straight
+into that memory, b d / B_ssd a token, with no host-link hop.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from llmcap.load.prefix_cache import Tier, reload_or_recompute
 from llmcap.load.rate_types import LoadError
 
 GB = 1e9
-__all__ = ["offload_tiers", "reload_or_recompute", "tier_tokens", "host_link_gbps"]
+__all__ = ["offload_gb", "offload_tiers", "reload_or_recompute", "tier_tokens", "host_link_gbps", "unified_memory"]
+
+UNIFIED_KINDS = ("apple_soc", "edge", "cpu")
+OFFLOAD_FILE = "offload.yaml"
 
 
 class SsdTier(Sourced):
@@ -37,7 +43,7 @@ class OffloadCatalog(Frozen):
 
 def ssd_spec() -> SsdTier:
     """The local-SSD tier of catalogs/offload.yaml."""
-    return catalog_file("offload.yaml", OffloadCatalog.model_validate, LoadError).ssd
+    return catalog_file(OFFLOAD_FILE, OffloadCatalog.model_validate, LoadError).ssd
 
 
 def host_link_gbps(device: Device) -> tuple[float, str] | None:
@@ -51,6 +57,19 @@ def host_link_gbps(device: Device) -> tuple[float, str] | None:
     return None
 
 
+def unified_memory(device: Device) -> bool:
+    """True where the device's memory is the host's (no separate CPU-memory tier to offload to)."""
+    return device.kind in UNIFIED_KINDS or bool(device.unified_memory)
+
+
+def offload_gb(device: Device, cpu_gb: float, ssd_gb: float) -> float:
+    """GB of offload tiers the device can use: both tiers over a catalogued host link, only the SSD on unified
+    memory, none where the catalog has no host link."""
+    if unified_memory(device):
+        return max(ssd_gb, 0.0)
+    return max(cpu_gb, 0.0) + max(ssd_gb, 0.0) if host_link_gbps(device) is not None else 0.0
+
+
 def tier_tokens(size_gb: float, kv_bytes_per_token_per_device: float, devices: int) -> float:
     """Tokens a tier of `size_gb` holds for a replica of `devices` devices."""
     return size_gb * GB / (kv_bytes_per_token_per_device * devices)
@@ -62,6 +81,9 @@ def offload_tiers(
     """The offload tiers of a replica and notes (LoadError when a tier's link is not in the catalog)."""
     if cpu_gb <= 0 and ssd_gb <= 0:
         return (), []
+    b = kv_bytes_per_token_per_device
+    if unified_memory(device):
+        return _unified_tiers(device, cpu_gb, ssd_gb, b, devices)
     link = host_link_gbps(device)
     if link is None:
         raise LoadError(
@@ -69,7 +91,6 @@ def offload_tiers(
             "time cannot be computed; choose another device or leave the offload tier out"
         )
     gbps, name = link
-    b = kv_bytes_per_token_per_device
     tiers: list[Tier] = []
     notes = [f"KV offload over {name} ({gbps:g} GB/s per direction per device, catalogs/hardware host_link)"]
     if cpu_gb > 0:
@@ -80,3 +101,18 @@ def offload_tiers(
         tiers.append(Tier("ssd", tier_tokens(ssd_gb, b, devices), b * devices / (read * GB) + b / (gbps * GB)))
         notes.append(f"SSD tier read at {read:g} GB/s ({ssd.name}, catalogs/offload.yaml, estimated)")
     return tuple(tiers), notes
+
+
+def _unified_tiers(
+    device: Device, cpu_gb: float, ssd_gb: float, b: float, devices: int
+) -> tuple[tuple[Tier, ...], list[str]]:
+    """The SSD tier of a unified-memory device (a CPU tier is refused: it would be the KV cache's own memory)."""
+    if cpu_gb > 0:
+        raise LoadError(
+            f"--kv-offload cpu: {device.name} has unified memory, so the KV cache already lives in host memory and a "
+            "CPU tier adds nothing; give that memory to the KV cache (or use an ssd tier only)"
+        )
+    ssd = ssd_spec()
+    tier = Tier("ssd", tier_tokens(ssd_gb, b, devices), b * devices / (ssd.read_gbps * GB))
+    return (tier,), [f"{device.name} has unified memory: the SSD tier reads straight into it at {ssd.read_gbps:g} "
+                     f"GB/s ({ssd.name}, catalogs/offload.yaml, estimated)"]

@@ -47,6 +47,7 @@ from llmcap.catalog.schema import Frozen
 from llmcap.economics.energy import DEFAULT_REGION
 from llmcap.economics.operating_point import CostResult, EnergyResult, OperatingPoint, point_costs
 from llmcap.estimate.single import Estimate, estimate
+from llmcap.load.lora_evidence import evidence_note
 from llmcap.load.rate_analytic import _analytic, analytic_goodput, analytic_max_rate, analytic_point
 from llmcap.load.rate_prepare import Prepared, prepare
 from llmcap.load.rate_sessions import CacheResult, analytic_cache, saturation_curve, simulated_cache
@@ -244,7 +245,7 @@ def _workload_fields(cache: CacheResult | None, answer_s: float, cost, energy, o
 
 
 def _workload_notes(cache: CacheResult | None, lora: bool = False) -> list[str]:
-    notes = [] if lora else ["lora_memory_gb_per_device is null: no LoRA adapters (--lora-adapters)"]
+    notes = [evidence_note()] if lora else ["lora_memory_gb_per_device is null: no LoRA adapters (--lora-adapters)"]
     if cache is None:
         notes.append(
             "prefix_hit_rate, prefill_tokens_per_request, kv_resident_sessions and kv_offload_gb are null: they "

@@ -21,7 +21,7 @@ import numpy as np
 from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import LengthDistribution, SessionSpec
 from llmcap.estimate.sweep import evaluate, expand
-from llmcap.load.offload import host_link_gbps, tier_tokens
+from llmcap.load.offload import offload_gb, tier_tokens
 from llmcap.load.sessions import SessionRequests, SessionShape, hit_rates, session_requests
 from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, evaluate_space
 from llmcap.plan.request import Candidate, PlanRequest
@@ -84,9 +84,9 @@ def _offload_tokens(space: Space, req: PlanRequest, catalog: Catalog, per_token:
     gb = req.kv_offload_cpu_gb + req.kv_offload_ssd_gb
     if gb <= 0:
         return np.zeros(len(space))
-    linked = np.array([host_link_gbps(catalog.device(f.hardware)) is not None for f in space.families])
-    tokens = tier_tokens(gb, np.maximum(per_token, 1e-30), space.devices_per_replica)
-    return np.where(linked[space.family], tokens, 0.0)
+    usable = np.array([offload_gb(catalog.device(f.hardware), req.kv_offload_cpu_gb, req.kv_offload_ssd_gb)
+                       for f in space.families])  # fmt: skip
+    return tier_tokens(usable[space.family], np.maximum(per_token, 1e-30), space.devices_per_replica)
 
 
 def annotate(candidates: list[Candidate], space: Space, cache: RowCache) -> list[Candidate]:
