@@ -34,7 +34,7 @@ EXTREME = {  # valid but extreme values: the page must compute or explain, not c
     "cv": ["0.01", "20"], "usd": ["0.0001", "10000"],
     "turns": ["1", "exponential:6", "10000", "gamma:10000:20"], "think": ["0.001", "86400"],
     "newtok": ["1", "1000000"], "sysp": ["0", "1000000"], "kvcpu": ["0.5", "100000"], "kvssd": ["1", "100000"],
-    "smp": ["1", "64"], "lora": ["1", "10000"], "lrank": ["1", "1024"],
+    "smp": ["1", "64"], "maxout": ["1", "10000000"], "lora": ["1", "10000"], "lrank": ["1", "1024"],
 }  # fmt: skip
 
 
@@ -201,7 +201,7 @@ def reader_urls(n: int, rng: random.Random, counter: list[int], page_keys: set[s
 
 PLAN_KEYS = ["model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "maxdev", "maxusd", "w",
              "kv", "engine", "top", "xbw", "xflops", "xprice", "xrate", "day", "pricing", "scaleup", "minrep",
-             "budget"]  # fmt: skip
+             "budget", "smp", "maxout"]  # fmt: skip
 PLAN_BAD = ["nan", "🦙", "=cmd|' /C calc'!A0", "1e999", "\x00", "<script>alert(1)</script>", "-inf", "x" * 300]
 
 

@@ -138,9 +138,10 @@ def assemble(
     cache, sat = None, None
     if prep.method == "analytic" and prep.sessions is not None:
         reps = prep.scenario.replicas
-        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps))
+        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps,
+                                                               prep.samples))  # fmt: skip
         cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, reps, prep.arrival_cv,
-                                      prep.output_cv)  # fmt: skip
+                                      prep.output_cv, prep.samples)  # fmt: skip
         prep = dataclasses.replace(prep, curve=curve)
     if prep.method == "analytic":  # with samples the queue sees N requests per prompt; rates are in prompts/s
         n, per_sample = prep.samples, rate_rps * prep.samples

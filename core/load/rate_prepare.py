@@ -14,6 +14,7 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
+from llmcap.load.budget import budget_note, cap_lengths
 from llmcap.load.lora import adapter_gb_per_device, adapter_read_s, kv_tokens_left, step_overhead_s, with_lora
 from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
@@ -102,13 +103,17 @@ def prepare(
     n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
     sample_cache = None
     if n_samples > 1:
-        if sreq is not None:
-            raise LoadError("--samples with sessions is not modelled yet: give samples or sessions, not both")
-        unit, sample_cache = expand(unit, n_samples, traffic.seed)
+        if sreq is not None and method != "analytic":
+            raise LoadError("--samples with sessions is modelled by the analytic method only: use --method analytic")
+        if sreq is None:
+            unit, sample_cache = expand(unit, n_samples, traffic.seed)
         summary = summary.model_copy(update={"notes": list(summary.notes) + [
             f"{n_samples} samples per prompt: the rate counts prompts (answers), throughput counts samples; the "
-            "prompt is prefilled once and shared (its KV counted per sample, conservative)"]})  # fmt: skip
-    if traffic.workload is not None or trace is not None or sreq is not None:
+            "prompt is prefilled once and shared (its KV counted per sample, conservative)"
+            + ("; each turn's prompt with its history is prefilled once, its samples decode, and the next turn "
+               "carries one chosen answer (a reply of the same length distribution)" if sreq is not None else "")
+        ]})  # fmt: skip
+    if traffic.workload is not None or trace is not None or sreq is not None or traffic.max_output_tokens:
         scn = scn.model_copy(
             update={
                 "input_len": max(1, round(summary.mean_input_tokens)),
@@ -214,7 +219,7 @@ def _unit_requests(
             arrival = traffic.arrival or (wl.arrival.family if wl else "poisson")
             cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if wl and arrival == wl.arrival.family
                                                              else 1.0)  # fmt: skip
-            out = wl.output_tokens if wl is not None else scn.output_len
+            out = _capped(wl.output_tokens if wl is not None else scn.output_len, traffic.max_output_tokens)
             sreq = draw_sessions(spec, out, n, arrival, 1.0 if arrival == "poisson" else cv, traffic.seed)
             req = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0,
                            f"sessions of {spec.turns.mean:g} turns on average")  # fmt: skip
@@ -256,6 +261,14 @@ def _unit_requests(
             )
     except TrafficError as exc:
         raise LoadError(str(exc)) from None
+    cap = traffic.max_output_tokens
+    if cap is not None and sreq is None:  # the budget cuts each sample's output (llmcap.load.budget)
+        capped = cap_lengths(req.output_tokens, cap)
+        notes.append(budget_note(req.output_tokens, capped, cap))
+        req = Requests(req.arrival_s, req.input_tokens, capped, req.prefix_cache_hit, req.source, req.notes)
+    elif cap is not None:
+        notes.append(f"token budget {cap:,} output tokens per sample: each reply drawn at most {cap:,} tokens, and "
+                     "the history carries the cut reply")  # fmt: skip
     if arrival == "poisson":
         cv = 1.0
     if trace is not None:
@@ -288,6 +301,16 @@ def _unit_requests(
         notes=notes + list(req.notes),
     )
     return req, summary, own_rate, sreq
+
+
+def _capped(out, cap: int | None):
+    """A session's reply lengths under a token budget: a distribution's max (sample_lengths clips there), or a
+    fixed length's minimum with the cap."""
+    if cap is None:
+        return out
+    if isinstance(out, (int, float)):
+        return min(out, cap)
+    return out.model_copy(update={"max": min(out.max, cap), "min": min(out.min, cap)})
 
 
 def _need_fit(prep: Prepared, method: Method = "simulate") -> None:

@@ -36,6 +36,7 @@ class Evaluated:
     tpot_p: np.ndarray
     e2e_p: np.ndarray
     attainment: np.ndarray
+    e2e_mean: np.ndarray  # mean E2E (s) at the operating point
     slow_ttft: np.ndarray  # per row: the 80% band's high end over the point estimate (>= 1), TTFT
     slow_tpot: np.ndarray  # and TPOT
     utilization: np.ndarray
@@ -152,13 +153,15 @@ class _Operating:
     utilization: np.ndarray
     mean_batch: np.ndarray
     max_rate_rps: np.ndarray
+    e2e_mean: np.ndarray
 
 
 def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> _Operating:
     """Percentiles at the request rate split over each row's replicas (only rows that can serve it)."""
     n = len(curve.fits)
     out = _Operating(
-        *(np.full((n, len(PCTS)), np.inf) for _ in range(3)), np.full(n, np.inf), np.ones(n), curve.max_rate_rps
+        *(np.full((n, len(PCTS)), np.inf) for _ in range(3)), np.full(n, np.inf), np.ones(n), curve.max_rate_rps,
+        np.full(n, np.inf),
     )
     rows = np.flatnonzero(served)
     if rows.size:
@@ -167,6 +170,7 @@ def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> 
         )
         for name in ("ttft_p", "tpot_p", "e2e_p", "utilization", "mean_batch"):
             getattr(out, name)[rows] = getattr(q, name)
+        out.e2e_mean[rows] = q.e2e_s
     return out
 
 
@@ -240,6 +244,7 @@ def evaluate_space(
         tpot_p=q.tpot_p,
         e2e_p=q.e2e_p,
         attainment=att,
+        e2e_mean=q.e2e_mean,
         slow_ttft=slow_ttft,
         slow_tpot=slow_tpot,
         utilization=q.utilization,

@@ -25,6 +25,8 @@ from llmcap.plan.lora import annotate_lora, with_lora
 from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
 from llmcap.plan.request import Candidate, ParetoPoint, Plan, PlanRequest, Rejected
+from llmcap.plan.samples import notes as sample_notes
+from llmcap.plan.samples import per_answer, per_sample_request, with_samples
 from llmcap.plan.sessions import annotate, with_prefix_cache
 from llmcap.plan.space import Space, build_space, resolve_families
 
@@ -50,6 +52,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
     """Rank the deployments that serve `req` within its objectives; say why the others cannot."""
     start = time.perf_counter()
     catalog = catalog or load_catalog()
+    asked, req = req, per_sample_request(req)  # samples: N x the rate; a token budget cuts the output (plan.samples)
     progress = progress or (lambda _f, _m: None)
     hardware = list(req.hardware) if req.hardware else sorted(catalog.hardware)
     progress(0.0, "resolving devices and formats")
@@ -57,7 +60,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         catalog, req.model, hardware, list(req.weights), list(req.kv), list(req.engines)
     )
     rejected = [Rejected(**label, reason=why.split(":", 1)[0], detail=why.split(": ", 1)[-1]) for label, why in invalid]
-    notes: list[str] = []
+    notes: list[str] = sample_notes(asked, req)
     candidates: list[Candidate] = []
     pareto: list[ParetoPoint] = []
     evaluated = 0
@@ -67,6 +70,8 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
             progress(0.1, "prefix cache per configuration")
             space, cache = with_prefix_cache(space, req, catalog)
+        else:
+            space = with_samples(space, req.samples)
         if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
             space, _ = with_lora(space, req)
         evaluated = len(space)
@@ -89,9 +94,10 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
             progress(0.92, "device mix")
             candidates += mixed(families, req, catalog)
         candidates = sorted(candidates, key=lambda c: (c.usd_per_hour, c.ttft_ms_p90))[: req.top]
+        candidates = per_answer(candidates, asked, req)
     progress(1.0, "done")
     return Plan(
-        request=req,
+        request=asked,
         candidates=candidates,
         rejected=rejected,
         pareto=pareto,
