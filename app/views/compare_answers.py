@@ -74,6 +74,9 @@ def _editor(catalog: Catalog) -> list[AnswerCandidate]:
     out = []
     for i, row in enumerate(edited.to_dicts(), start=1):
         data = {k: v for k, v in row.items() if v is not None}
+        if "model" not in data or "hardware" not in data:
+            st.caption(f"Candidate {i} is incomplete: pick its model and hardware.")
+            continue
         try:
             out.append(AnswerCandidate(**data))
         except ValueError as exc:

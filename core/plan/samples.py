@@ -72,6 +72,9 @@ def notes(req: PlanRequest, work: PlanRequest) -> list[str]:
             "sample, conservative); goodput and max rate in answers/s; seconds per answer = a sample's mean E2E "
             "(the slowest of the N finishes later)"
         )
+    if req.samples > 1 and req.allow_mixed:
+        out.append("mixed-device candidates count each sample's prompt whole (conservative): their space is built "
+                   "from the request's lengths")
     if req.max_output_tokens is not None:
         _, _, cut = capped_moments(req.output_len, req.output_cv, req.max_output_tokens)
         out.append(

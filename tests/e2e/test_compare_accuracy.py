@@ -118,6 +118,13 @@ def test_compare_per_answer_view(page: Page, tmp_path: Path):
     one, eight = float(rows[2]["usd_per_answer_at_max_rate"]), float(rows[0]["usd_per_answer_at_max_rate"])
     assert one < eight <= 8 * one
 
+    # a widget change reaches the URL
+    page.get_by_role("spinbutton", name="Answers/s").fill("2")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('ansrate') === '2'")
+    wait_rendered(page)
+    assert_no_errors(page)
+
 
 def test_accuracy_page(page: Page, tmp_path: Path):
     page.goto("/accuracy")
