@@ -172,3 +172,18 @@ def test_cli_plan_table_shows_per_answer_columns(capsys):
     assert main(PLAN + args) == 0
     out = capsys.readouterr().out
     assert "usd_per_answer" in out and "note: 2 samples per prompt" in out
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_plan_with_sessions_and_samples_costs_more_than_one_and_at_most_n_times(prefix_cache):
+    from llmcap.plan.sessions import session_traffic
+
+    spec = SessionSpec(turns=LengthDistribution(family="fixed", mean=4), think_s=10, new_tokens=300)
+    base = dict(model=MODEL, rate_rps=30.0, output_len=400, output_cv=0.5, slo=Slo(ttft_ms=2000, tpot_ms=50),
+                hardware=("h100-sxm",), weights=("fp8",), sessions=spec, prefix_cache=prefix_cache)  # fmt: skip
+    base |= session_traffic(spec, 400, 0.5)
+    one, four = plan(PlanRequest(**base)), plan(PlanRequest(**base, samples=4))
+    c1, c4 = one.candidates[0], four.candidates[0]
+    assert c1.usd_per_hour < c4.usd_per_hour <= 4 * c1.usd_per_hour
+    if prefix_cache:  # the cache sees the same turns; more samples in flight leave it somewhat less KV
+        assert c4.prefix_hit_rate > 0 and c4.prefix_hit_rate == pytest.approx(c1.prefix_hit_rate, abs=0.15)

@@ -69,8 +69,8 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
         cache = None
         if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
             progress(0.1, "prefix cache per configuration")
-            space, cache = with_prefix_cache(space, req, catalog)
-        else:
+            space, cache = with_prefix_cache(space, req, catalog)  # with samples: each sample's share of the prompt
+        if req.sessions is None or not req.prefix_cache:  # samples share their prompt (llmcap.plan.samples)
             space = with_samples(space, req.samples)
         if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
             space, _ = with_lora(space, req)
