@@ -119,7 +119,7 @@ def workload_expander(k: str, where=None, samples: bool = True) -> None:
             "Samples per prompt", 1, MAX_SAMPLES, step=1, key=k + W + "samples",
             help="Best-of-N / self-consistency: N generations share one prefilled prompt; the rate counts prompts "
             "(answers), the TTFT/TPOT objectives apply to each sample, and seconds, $ and joules are per answer. "
-            "With sessions: analytic method only. URL key `smp`.",
+            "With sessions each turn is prefilled once and carries one answer on. URL key `smp`.",
         )  # fmt: skip
         c8.number_input(
             "Token budget per sample", 0, MAX_BUDGET, step=1000, key=k + W + "maxout",

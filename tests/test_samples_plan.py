@@ -108,11 +108,40 @@ def test_samples_with_sessions_cost_more_than_one_and_at_most_n_times():
     assert four.prefix_hit_rate == pytest.approx(one.prefix_hit_rate, abs=0.1)
 
 
-def test_samples_with_sessions_in_the_simulator_is_refused_clearly():
+def test_expand_sessions_by_hand():
+    from llmcap.load.samples import expand_sessions
+    from llmcap.load.sessions import SessionRequests
+
+    r = SessionRequests(start_unit=np.array([0.0, 0.0]), offset_s=np.array([0.0, 5.0]), session=np.array([7, 7]),
+                        turn=np.array([1, 2]), input_tokens=np.array([100, 260]), output_tokens=np.array([50, 80]),
+                        history_tokens=np.array([0, 150]), has_next=np.array([True, False]), system_tokens=0,
+                        think_s=5.0)  # fmt: skip
+    out, forked = expand_sessions(r, 3)
+    assert out.session.tolist() == [7] * 6 and out.turn.tolist() == [1, 1, 1, 2, 2, 2]
+    assert out.input_tokens.tolist() == [100] * 3 + [260] * 3 and out.history_tokens.tolist() == [0] * 3 + [150] * 3
+    assert out.arrivals(1.0).tolist() == [0, 0, 0, 5, 5, 5]
+    assert out.output_tokens[[0, 3]].tolist() == [50, 80]  # the first sample keeps the drawn reply (the chosen one)
+    assert forked.tolist() == [False, True, True] * 2
+
+
+@functools.cache
+def _sessions_at_rate(method: str, samples: int):
     scn = Scenario(model=MODEL, hardware="h100-sxm", engine="vllm", output_len=200)
     spec = SessionSpec(turns=LengthDistribution(family="fixed", mean=4), think_s=10, new_tokens=300)
-    with pytest.raises(ValueError, match="analytic method only"):
-        estimate_load(scn, Traffic(rate_rps=1.0, requests=500, sessions=spec, samples=2))
+    return estimate_load(scn, Traffic(rate_rps=2.0, requests=2000, sessions=spec, samples=samples, prefix_cache=True),
+                         method=method)  # fmt: skip
+
+
+def test_samples_with_sessions_in_the_simulator():
+    one, four = _sessions_at_rate("simulate", 1), _sessions_at_rate("simulate", 4)
+    assert four.samples == 4 and four.traffic.requests == one.traffic.requests  # the turns drawn; samples on top
+    assert one.usd_per_answer_at_max_rate < four.usd_per_answer_at_max_rate <= 4 * one.usd_per_answer_at_max_rate
+    # the slowest of 4 samples finishes no earlier than the mean sample
+    assert four.seconds_per_answer >= four.e2e_ms.mean / 1e3 - 1e-9
+    # the hit rate counts each turn once (its other samples share its prompt): as without samples, and as the
+    # analytic model says (the tolerance stated for sessions in docs/method.md: 0.06)
+    assert four.prefix_hit_rate == pytest.approx(one.prefix_hit_rate, abs=0.06)
+    assert four.prefix_hit_rate == pytest.approx(_sessions_at_rate("analytic", 4).prefix_hit_rate, abs=0.06)
 
 
 # -- samples in the planner --------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from llmcap.load.rate_sessions import (
     setup,
 )
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
-from llmcap.load.samples import computed_prompt, expand
+from llmcap.load.samples import computed_prompt, expand, expand_sessions
 from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
@@ -101,12 +101,13 @@ def prepare(
     catalog = catalog or load_catalog()
     unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
     n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
-    sample_cache = None
+    sample_cache, forked = None, None
     if n_samples > 1:
-        if sreq is not None and method != "analytic":
-            raise LoadError("--samples with sessions is modelled by the analytic method only: use --method analytic")
         if sreq is None:
             unit, sample_cache = expand(unit, n_samples, traffic.seed)
+        elif method != "analytic":  # the simulator runs every sample; the analytic model the turns at N x the rate
+            sreq, forked = expand_sessions(sreq, n_samples, traffic.seed)
+            unit = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0, unit.source)
         summary = summary.model_copy(update={"notes": list(summary.notes) + [
             f"{n_samples} samples per prompt: the rate counts prompts (answers), throughput counts samples; the "
             "prompt is prefilled once and shared (its KV counted per sample, conservative)"
@@ -143,7 +144,7 @@ def prepare(
     ss = None
     if sreq is not None:
         ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
-        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left)
+        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left, forked=forked)
         summary = summary.model_copy(update={"notes": list(summary.notes) + list(ss.notes)})
     if method == "analytic":
         inp = resolved_input(r)

@@ -58,17 +58,21 @@ class SessionSetup:
     kv_tokens: float  # device KV capacity of a replica, tokens
     offload_gb: float
     notes: tuple[str, ...] = ()
+    forked: np.ndarray | None = None  # samples (llmcap.load.samples.expand_sessions): a later sample of a turn
 
     @property
     def offload_tokens(self) -> float:
         return float(sum(t.capacity_tokens for t in self.tiers))
 
     def cache(self, k: int | None = None) -> CacheSpec | None:
-        """The simulator's CacheSpec for the first k requests (None when prefix caching is off)."""
-        if not self.prefix_cache:
-            return None
+        """The simulator's CacheSpec for the first k requests (None when prefix caching is off; with samples, the
+        samples' shared prompts only)."""
         r, sl = self.requests, slice(0, k)
-        return CacheSpec(r.session[sl], r.history_tokens[sl], r.system_tokens, self.tiers)
+        forked = None if self.forked is None else self.forked[sl]
+        if not self.prefix_cache:
+            return None if forked is None else CacheSpec(r.session[sl], np.zeros_like(r.history_tokens[sl]), 0, (),
+                                                         forked)  # fmt: skip
+        return CacheSpec(r.session[sl], r.history_tokens[sl], r.system_tokens, self.tiers, forked)
 
 
 def sessions_of(traffic: Traffic, wl: Workload | None) -> SessionSpec | None:
@@ -123,7 +127,8 @@ def check_offload_needs_sessions(traffic: Traffic) -> None:
 
 
 def simulated_cache(ss: SessionSetup, sim: SimResult, replicas: int) -> CacheResult:
-    """The simulator's per-request cache hits, summed."""
+    """The simulator's per-request cache hits, summed (with samples, over each turn's first sample: the others
+    share its prompt)."""
     prompt = sim.input_tokens.astype(float)
     if sim.cached_tokens is None:
         cached = np.zeros_like(prompt)
@@ -132,6 +137,12 @@ def simulated_cache(ss: SessionSetup, sim: SimResult, replicas: int) -> CacheRes
     else:
         cached = np.nan_to_num(sim.cached_tokens, nan=0.0)
         reload, tier = sim.reload_s, sim.hit_tier
+    if ss.forked is not None:
+        first = ~ss.forked[: prompt.size]
+        prompt, cached, reload, tier = prompt[first], cached[first], reload[first], tier[first]
+    if not ss.prefix_cache:
+        cached = np.zeros_like(prompt)
+        tier = np.full(prompt.size, -1)
     from_tier = tier > 0
     total = float(prompt.sum())
     return CacheResult(
