@@ -26,7 +26,7 @@ from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
 from llmcap.plan.request import Candidate, ParetoPoint, Plan, PlanRequest, Rejected
 from llmcap.plan.samples import notes as sample_notes
-from llmcap.plan.samples import per_answer, per_sample_request, with_samples
+from llmcap.plan.samples import null_notes, per_answer, per_sample_request, with_samples
 from llmcap.plan.sessions import annotate, with_prefix_cache
 from llmcap.plan.space import Space, build_space, resolve_families
 
@@ -95,6 +95,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
             candidates += mixed(families, req, catalog)
         candidates = sorted(candidates, key=lambda c: (c.usd_per_hour, c.ttft_ms_p90))[: req.top]
         candidates = per_answer(candidates, asked, req)
+        notes += null_notes(candidates)
     progress(1.0, "done")
     return Plan(
         request=asked,

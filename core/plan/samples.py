@@ -82,3 +82,15 @@ def notes(req: PlanRequest, work: PlanRequest) -> list[str]:
             f"tokens, cv {req.output_cv:.2f} -> {work.output_cv:.2f}, {cut:.1%} of samples cut (lognormal lengths)"
         )
     return out
+
+
+def null_notes(candidates: list[Candidate]) -> list[str]:
+    """Why some candidates' per-answer figures are null."""
+    out = []
+    if any(c.seconds_per_answer is None for c in candidates):
+        out.append("seconds_per_answer is null for disaggregated and mixed candidates: their pools report no mean "
+                   "end-to-end time")  # fmt: skip
+    if any(c.joules_per_answer is None for c in candidates):
+        out.append("joules_per_answer is null where a candidate has no energy figure (a mix of devices, or a device "
+                   "without a catalogued power)")  # fmt: skip
+    return out
