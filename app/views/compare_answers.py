@@ -95,13 +95,13 @@ def _chart(df: pl.DataFrame) -> alt.FacetChart:
         .mark_bar()
         .encode(
             y=alt.Y("candidate:N", title=None, sort=None, axis=alt.Axis(labelLimit=300)),
-            x=alt.X("value:Q", title=None),
+            x=alt.X("value:Q", title=None, axis=alt.Axis(tickCount=4)),
             color=alt.Color("candidate:N", legend=None),
             opacity=alt.condition(alt.datum.status == "ok", alt.value(1.0), alt.value(0.45)),
             tooltip=["candidate", "metric", alt.Tooltip("value:Q", format=",.4~g"), "status"],
         )
-        .properties(width=170, height=alt.Step(28))
-        .facet(column=alt.Column("metric:N", title=None, sort=list(PANELS.values())))
+        .properties(width=260, height=alt.Step(26))
+        .facet(facet=alt.Facet("metric:N", title=None, sort=list(PANELS.values())), columns=2)
         .resolve_scale(x="independent")
         .properties(title="Per answer (each candidate at its fewest replicas that meet the objectives)")
         .configure(autosize=FIT_WIDTH)
