@@ -270,6 +270,6 @@ def plan_answer_section(result: Plan, k: str) -> None:
     ], infer_schema_length=None)  # fmt: skip
     st.dataframe(df, hide_index=True)
     csv_download(df, "plan-per-answer", key=k + "dl_plan_answer")
-    st.caption("Seconds per answer: a sample's mean end-to-end time; $ per answer: the deployment's $/hour over "
-               "answers per hour at the rate; joules per answer: its power over answers per second. The TTFT/TPOT "
-               "objectives apply to each sample (llmcap.plan.samples; the notes below say what was assumed).")
+    st.caption("Seconds per answer: until the longest of the N samples ends; $ per answer: the deployment's "
+               "$/hour over answers per hour at the rate; joules per answer: its power over answers per second. The "
+               "TTFT/TPOT objectives apply to each sample (llmcap.plan.samples; the notes below say what was assumed).")

@@ -216,3 +216,32 @@ def test_plan_with_sessions_and_samples_costs_more_than_one_and_at_most_n_times(
     assert c1.usd_per_hour < c4.usd_per_hour <= 4 * c1.usd_per_hour
     if prefix_cache:  # the cache sees the same turns; more samples in flight leave it somewhat less KV
         assert c4.prefix_hit_rate > 0 and c4.prefix_hit_rate == pytest.approx(c1.prefix_hit_rate, abs=0.15)
+
+
+# -- the slowest of N samples --------------------------------------------------------------------------------------
+
+
+def test_slowest_output_by_hand_and_against_a_monte_carlo_draw():
+    from llmcap.load.samples import slowest_output_lognormal, slowest_output_tokens
+
+    assert slowest_output_tokens(np.array([1, 5, 2, 8, 3, 3]), 3, grouped=True) == (5 + 8) / 2
+    assert slowest_output_lognormal(300, 0.0, 8) == 300 and slowest_output_lognormal(300, 0.0, 8, 100) == 100
+    assert slowest_output_lognormal(3886, 0.9, 1) == pytest.approx(3886, rel=1e-3)
+    assert slowest_output_lognormal(3886, 0.9, 1, 2000) == pytest.approx(capped_moments(3886, 0.9, 2000)[0], rel=1e-3)
+    rng = np.random.default_rng(3)
+    for mean, cv, n, cap in [(3886, 0.9, 8, None), (3886, 0.9, 8, 20000), (182, 1.0, 4, 100), (500, 0.3, 16, None)]:
+        s2 = math.log1p(cv * cv)
+        x = rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), (400_000, n))
+        x = np.minimum(x, cap) if cap else x
+        assert slowest_output_lognormal(mean, cv, n, cap) == pytest.approx(x.max(axis=1).mean(), rel=0.005)
+
+
+def test_seconds_per_answer_is_that_of_the_longest_sample():
+    scn = Scenario(model=MODEL, hardware="h100-sxm", engine="vllm")
+    for method in ("analytic", "simulate"):
+        le = estimate_load(scn, Traffic(rate_rps=1.0, workload="chat", samples=8, requests=1000), method=method)
+        assert le.seconds_per_answer > le.e2e_ms.mean / 1e3  # lengths vary: the longest of 8 ends after the mean
+    plain = _plan(1).candidates[0]
+    assert plain.seconds_per_answer == pytest.approx(plain.e2e_ms_mean / 1e3)
+    many = _plan(8).candidates[0]
+    assert many.seconds_per_answer > many.e2e_ms_mean / 1e3

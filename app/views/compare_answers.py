@@ -151,7 +151,8 @@ def answers_section(catalog: Catalog) -> None:
     if df.filter(pl.col("status").is_in(["ok", "misses_slo"])).height:
         show_chart(_chart(df), "per-answer", key=K + "chart")
     st.caption(
-        "Seconds per answer: a sample's mean end-to-end time (the slowest of N finishes later). $ per answer: the "
+        "Seconds per answer: until the longest of the N samples ends (mean TTFT + its length x mean TPOT). "
+        "$ per answer: the "
         "deployment's $/hour over answers per hour at this rate; at max rate: with the replicas fully used. Joules: "
         "energy per output token x output tokens x N. Faded bars miss the objectives even at the largest count tried."
     )

@@ -12,8 +12,9 @@ a token budget as llmcap.load.budget):
    (usd_per_answer_at_max_rate = $/hour / 3600 / max answers per second): the hardware efficiency of the answer;
 2. replicas: the fewest (from the first stable count, at most MAX_REPLICAS) at which `slo.pct`% of samples meet the
    TTFT and TPOT objectives at the rate (objectives per sample, as an engine serves them);
-3. at that deployment and rate: seconds per answer (a sample's mean E2E), $ per answer ($/hour over answers per
-   hour, every replica billed) and joules per answer (energy per output token x output tokens x N).
+3. at that deployment and rate: seconds per answer (until the longest of the N samples ends), $ per answer
+   ($/hour over answers per hour, every replica billed) and joules per answer (energy per output token x output
+   tokens x N).
 """
 
 from __future__ import annotations

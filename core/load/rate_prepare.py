@@ -28,7 +28,7 @@ from llmcap.load.rate_sessions import (
     setup,
 )
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
-from llmcap.load.samples import computed_prompt, expand, expand_sessions
+from llmcap.load.samples import computed_prompt, expand, expand_sessions, slowest_output_tokens
 from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
@@ -60,6 +60,7 @@ class Prepared:
     samples: int = 1  # generations per prompt (llmcap.load.samples); unit holds every sample
     lora_gb_per_device: float | None = None  # resident LoRA adapters (llmcap.load.lora)
     sample_cache: CacheSpec | None = None  # the samples' shared prompts, for the simulator
+    answer_output_tokens: float | None = None  # samples: E[longest of a prompt's N outputs] (llmcap.load.samples)
 
     def cache(self, k: int | None = None) -> CacheSpec | None:
         """The simulator's prefix cache spec (sessions or samples) of the first k requests."""
@@ -101,10 +102,12 @@ def prepare(
     catalog = catalog or load_catalog()
     unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
     n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
-    sample_cache, forked = None, None
+    sample_cache, forked, longest = None, None, None
     if n_samples > 1:
+        longest = slowest_output_tokens(unit.output_tokens, n_samples, traffic.seed)
         if sreq is None:
             unit, sample_cache = expand(unit, n_samples, traffic.seed)
+            longest = slowest_output_tokens(unit.output_tokens, n_samples, grouped=True)
         elif method != "analytic":  # the simulator runs every sample; the analytic model the turns at N x the rate
             sreq, forked = expand_sessions(sreq, n_samples, traffic.seed)
             unit = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0, unit.source)
@@ -158,7 +161,7 @@ def prepare(
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
             arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
-            samples=n_samples, lora_gb_per_device=lora_gb,
+            samples=n_samples, lora_gb_per_device=lora_gb, answer_output_tokens=longest,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:

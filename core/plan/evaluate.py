@@ -37,6 +37,7 @@ class Evaluated:
     e2e_p: np.ndarray
     attainment: np.ndarray
     e2e_mean: np.ndarray  # mean E2E (s) at the operating point
+    tpot_mean: np.ndarray  # mean TPOT (s) at the operating point
     slow_ttft: np.ndarray  # per row: the 80% band's high end over the point estimate (>= 1), TTFT
     slow_tpot: np.ndarray  # and TPOT
     utilization: np.ndarray
@@ -154,6 +155,7 @@ class _Operating:
     mean_batch: np.ndarray
     max_rate_rps: np.ndarray
     e2e_mean: np.ndarray
+    tpot_mean: np.ndarray
 
 
 def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> _Operating:
@@ -161,7 +163,7 @@ def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> 
     n = len(curve.fits)
     out = _Operating(
         *(np.full((n, len(PCTS)), np.inf) for _ in range(3)), np.full(n, np.inf), np.ones(n), curve.max_rate_rps,
-        np.full(n, np.inf),
+        np.full(n, np.inf), np.full(n, np.inf),
     )
     rows = np.flatnonzero(served)
     if rows.size:
@@ -170,7 +172,7 @@ def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> 
         )
         for name in ("ttft_p", "tpot_p", "e2e_p", "utilization", "mean_batch"):
             getattr(out, name)[rows] = getattr(q, name)
-        out.e2e_mean[rows] = q.e2e_s
+        out.e2e_mean[rows], out.tpot_mean[rows] = q.e2e_s, q.tpot_s
     return out
 
 
@@ -245,6 +247,7 @@ def evaluate_space(
         e2e_p=q.e2e_p,
         attainment=att,
         e2e_mean=q.e2e_mean,
+        tpot_mean=q.tpot_mean,
         slow_ttft=slow_ttft,
         slow_tpot=slow_tpot,
         utilization=q.utilization,

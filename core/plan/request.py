@@ -115,7 +115,8 @@ class Candidate(Frozen):
     prefill_tokens_per_request: float | None = None
     lora_memory_gb_per_device: float | None = None
     e2e_ms_mean: float | None = Field(default=None, description="mean end-to-end latency of a sample")
-    seconds_per_answer: float | None = Field(default=None, description="mean E2E of a sample (analytic)")
+    tpot_ms_mean: float | None = Field(default=None, description="mean time per output token of a sample")
+    seconds_per_answer: float | None = Field(default=None, description="mean time until an answer's N samples end")
     usd_per_answer: float | None = Field(default=None, description="$/hour / 3600 / answers per second")
     joules_per_answer: float | None = Field(default=None, description="watts / answers per second")
     detail: str = ""

@@ -8,7 +8,8 @@ analytic rate model does it (llmcap.load.samples, llmcap.load.budget):
    (conservative: the engines hold the shared prompt's blocks once).
 3. With a token budget the output length's mean and cv are those of min(X, budget), X lognormal
    (llmcap.load.budget.capped_moments).
-4. Per answer: seconds = a sample's mean E2E (as the analytic estimate; the slowest of N takes longer),
+4. Per answer: seconds = the mean E2E with the longest of the N samples' output lengths, e2e + (E[max of N
+   lengths] - E[length]) x mean TPOT (llmcap.load.samples.slowest_output_lognormal, cut at the budget),
    $ = $/hour / 3600 / answers per second, J = watts / answers per second; goodput and max rate in answers/s.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from llmcap.estimate.sweep import evaluate, expand
 from llmcap.load.budget import capped_moments
-from llmcap.load.samples import computed_prompt
+from llmcap.load.samples import computed_prompt, slowest_output_lognormal
 from llmcap.plan.request import Candidate, PlanRequest
 from llmcap.plan.space import Space
 
@@ -49,11 +50,16 @@ def with_samples(space: Space, n: int) -> Space:
 def per_answer(candidates: list[Candidate], req: PlanRequest, work: PlanRequest) -> list[Candidate]:
     """Each candidate with its per-answer figures, and its rates in answers (prompts) per second."""
     n = req.samples
+    longest = slowest_output_lognormal(req.output_len, req.output_cv, n, req.max_output_tokens) if n > 1 else 0.0
+    extra = max(longest - work.output_len, 0.0) if n > 1 else 0.0  # tokens the longest sample adds to the mean
     out = []
     for c in candidates:
         watts = c.joules_per_output_token * work.rate_rps * work.output_len if c.joules_per_output_token else None
+        seconds = None
+        if c.e2e_ms_mean is not None and (extra == 0 or c.tpot_ms_mean is not None):
+            seconds = (c.e2e_ms_mean + extra * (c.tpot_ms_mean or 0.0)) / 1e3
         out.append(c.model_copy(update={
-            "seconds_per_answer": c.e2e_ms_mean / 1e3 if c.e2e_ms_mean is not None else None,
+            "seconds_per_answer": seconds,
             "usd_per_answer": c.usd_per_hour / 3600.0 / req.rate_rps,
             "joules_per_answer": watts / req.rate_rps if watts is not None else None,
             "goodput_rps": c.goodput_rps / n,
@@ -69,8 +75,8 @@ def notes(req: PlanRequest, work: PlanRequest) -> list[str]:
         out.append(
             f"{req.samples} samples per prompt: the engine serves {work.rate_rps:g} samples/s for {req.rate_rps:g} "
             "answers/s; TTFT/TPOT objectives apply to each sample; each prompt prefilled once (its KV counted per "
-            "sample, conservative); goodput and max rate in answers/s; seconds per answer = a sample's mean E2E "
-            "(the slowest of the N finishes later)"
+            "sample, conservative); goodput and max rate in answers/s; seconds per answer = mean E2E with the "
+            "longest of the N samples' lengths (lognormal order statistics)"
         )
     if req.samples > 1 and req.allow_mixed:
         out.append("mixed-device candidates count each sample's prompt whole (conservative): their space is built "
