@@ -152,3 +152,17 @@ def test_cli_compare_answers_hostile_flags_exit_2_naming_them(capsys, extra, fla
     args = ["compare-answers"] + [x for k, v in (base | given).items() for x in (k, v)]
     assert main(args) == 2
     assert flag in capsys.readouterr().err
+
+
+def test_replicas_are_the_fewest_that_meet_the_objectives():
+    from llmcap.load.rate import estimate_load
+    from llmcap.scenario import Traffic
+
+    c = AnswerCandidate(model=QWEN8, hardware="h100-sxm", samples=8)
+    slo = Slo(ttft_ms=500, tpot_ms=20)
+    row = answer_row(c, "reasoning", 3.0, slo=slo)
+    assert row["status"] == "ok" and row["replicas"] > 1
+    traffic = Traffic(rate_rps=3.0, workload="reasoning", samples=8, requests=2000)
+    fewer = estimate_load(c.scenario(row["replicas"] - 1), traffic, slo, method="analytic", strict=False)
+    assert (fewer.slo_attainment or 0.0) < 0.9  # one replica fewer misses them
+    assert row["slo_attainment"] >= 0.9

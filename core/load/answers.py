@@ -11,7 +11,8 @@ a token budget as llmcap.load.budget):
 1. one replica's maximum rate in answers/s, and $ per answer when the deployment is fully used
    (usd_per_answer_at_max_rate = $/hour / 3600 / max answers per second): the hardware efficiency of the answer;
 2. replicas: the fewest (from the first stable count, at most MAX_REPLICAS) at which `slo.pct`% of samples meet the
-   TTFT and TPOT objectives at the rate (objectives per sample, as an engine serves them);
+   TTFT and TPOT objectives at the rate (objectives per sample, as an engine serves them): an exponential search up,
+   then bisection (attainment rises with replicas, llmcap.plan.evaluate.fewest_replicas);
 3. at that deployment and rate: seconds per answer (until the longest of the N samples ends), $ per answer
    ($/hour over answers per hour, every replica billed) and joules per answer (energy per output token x output
    tokens x N).
@@ -67,6 +68,10 @@ def _run(c: AnswerCandidate, replicas: int, traffic: Traffic, slo: Slo, pricing,
     return estimate_load(c.scenario(replicas), traffic, slo, pricing, method="analytic", catalog=catalog, strict=False)
 
 
+def _meets(le: LoadEstimate, slo: Slo) -> bool:
+    return (le.slo_attainment or 0.0) >= slo.pct / 100 - 1e-9
+
+
 def answer_row(c: AnswerCandidate, workload: str, rate_rps: float, *, slo: Slo | None = None,
                pricing: Pricing | None = None, max_output_tokens: int | None = None,
                catalog: Catalog | None = None) -> dict:  # fmt: skip
@@ -88,14 +93,22 @@ def answer_row(c: AnswerCandidate, workload: str, rate_rps: float, *, slo: Slo |
             return row | {"status": "does_not_fit", "note": "no rate is sustainable"}
         replicas = max(1, math.floor(rate_rps / top) + 1)
         le = _run(c, replicas, traffic, slo, pricing, catalog)
-        while (le.slo_attainment or 0.0) < slo.pct / 100 - 1e-9 and replicas < MAX_REPLICAS:
-            replicas = min(replicas * 2 if replicas < 8 else replicas + max(1, replicas // 4), MAX_REPLICAS)
+        miss = replicas - 1  # fewer replicas are unstable
+        while not _meets(le, slo) and replicas < MAX_REPLICAS:  # exponential search up
+            miss, replicas = replicas, min(replicas * 2, MAX_REPLICAS)
             le = _run(c, replicas, traffic, slo, pricing, catalog)
+        while _meets(le, slo) and replicas - miss > 1:  # bisection down to the fewest that meet the objectives
+            mid = (miss + replicas) // 2
+            at = _run(c, mid, traffic, slo, pricing, catalog)
+            if _meets(at, slo):
+                replicas, le = mid, at
+            else:
+                miss = mid
     except (LoadError, ValueError) as exc:
         return row | {"status": "error", "note": str(exc).splitlines()[0]}
     except UnknownIdError as exc:
         return row | {"status": "error", "note": str(exc.args[0] if exc.args else exc)}
-    met = (le.slo_attainment or 0.0) >= slo.pct / 100 - 1e-9
+    met = _meets(le, slo)
     note = "" if met else f"misses the objectives even with {replicas} replicas (figures at {replicas})"
     if le.cost is None:
         note = "; ".join(x for x in (note, "no price for this device") if x)
