@@ -15,6 +15,7 @@ from llmcap.app.chart_export import show_chart
 from llmcap.app.state.workload_url import (
     DEFAULT_TURNS,
     MAX_ADAPTERS,
+    MAX_BUDGET,
     MAX_NEW_TOKENS,
     MAX_OFFLOAD_GB,
     MAX_RANK,
@@ -41,6 +42,7 @@ def push_workload(k: str, w: WorkloadInputs) -> None:
     ss[k + W + "pcache"] = w.prefix_cache
     ss[k + W + "kvcpu"], ss[k + W + "kvssd"] = w.kv_cpu_gb, w.kv_ssd_gb
     ss[k + W + "samples"] = w.samples
+    ss[k + W + "maxout"] = w.max_output_tokens
     ss[k + W + "lora"], ss[k + W + "lrank"], ss[k + W + "ltgt"] = w.lora_adapters, w.lora_rank, w.lora_targets
 
 
@@ -61,7 +63,7 @@ def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
         turns=turns, think_s=ss[k + W + "think"], new_tokens=ss[k + W + "newtok"],
         system_prompt_tokens=ss[k + W + "sysp"], prefix_cache=ss[k + W + "pcache"],
         kv_cpu_gb=ss[k + W + "kvcpu"] or 0.0, kv_ssd_gb=ss[k + W + "kvssd"] or 0.0,
-        samples=ss.get(k + W + "samples") or 1,
+        samples=ss.get(k + W + "samples") or 1, max_output_tokens=ss.get(k + W + "maxout") or 0,
         lora_adapters=ss.get(k + W + "lora") or 0, lora_rank=ss.get(k + W + "lrank") or 16,
         lora_targets=ss.get(k + W + "ltgt") or "attn",
     )  # fmt: skip
@@ -76,7 +78,7 @@ def read_workload(k: str) -> tuple[WorkloadInputs, list[str]]:
         return WorkloadInputs(**{k2: v for k2, v in data.items() if k2 not in bad}), problems
 
 
-def workload_expander(k: str, where=None, samples: bool = False) -> None:
+def workload_expander(k: str, where=None, samples: bool = True) -> None:
     """The collapsed expander of session, prefix-cache and offload inputs (in the sidebar, or in a form); with
     `samples`, the generations per prompt too (the Estimate page)."""
     box = (where or st.sidebar).expander("Sessions, prefix cache, KV offload", expanded=False)
@@ -112,10 +114,17 @@ def workload_expander(k: str, where=None, samples: bool = False) -> None:
     c4.number_input("SSD KV tier (GB)", 0.0, MAX_OFFLOAD_GB, step=256.0, format="%g", key=k + W + "kvssd",
                     help="Local NVMe per replica behind the CPU tier. URL key `kvssd`.")  # fmt: skip
     if samples:
-        box.number_input(
+        c7, c8 = box.columns(2)
+        c7.number_input(
             "Samples per prompt", 1, MAX_SAMPLES, step=1, key=k + W + "samples",
             help="Best-of-N / self-consistency: N generations share one prefilled prompt; the rate counts prompts "
-            "and seconds, $ and joules are per answer. Not with sessions. URL key `smp`.",
+            "(answers), the TTFT/TPOT objectives apply to each sample, and seconds, $ and joules are per answer. "
+            "With sessions each turn is prefilled once and carries one answer on. URL key `smp`.",
+        )  # fmt: skip
+        c8.number_input(
+            "Token budget per sample", 0, MAX_BUDGET, step=1000, key=k + W + "maxout",
+            help="Output tokens after which the engine stops a sample (max_tokens, a thinking budget; 0: none): "
+            "output lengths are cut at it (llmcap.load.budget). URL key `maxout`.",
         )  # fmt: skip
     box.number_input(
         "LoRA adapters", 0, MAX_ADAPTERS, step=1, key=k + W + "lora",
@@ -205,6 +214,7 @@ def plan_cache_section(result: Plan, k: str) -> None:
     """The planner's prefix hit rate (sessions) and adapter memory (LoRA) per deployment: a table with CSV and, for
     sessions, a bar chart of the hit rates."""
     req = result.request
+    plan_answer_section(result, k)
     rows = [
         {"rank": i, "hardware": c.hardware, "engine": c.engine, "weights": c.weight_format, "tp": c.tp,
          "replicas": c.replicas, "prefix_hit_rate": c.prefix_hit_rate,
@@ -244,3 +254,22 @@ def plan_cache_section(result: Plan, k: str) -> None:
     )
     st.dataframe(df.drop("deployment"), hide_index=True)
     csv_download(df.drop("deployment"), "plan-prefix-cache", key=k + "dl_plan_cache")
+
+
+def plan_answer_section(result: Plan, k: str) -> None:
+    """With samples or a token budget: seconds, $ and joules per answer of each deployment (table with CSV)."""
+    req = result.request
+    if (req.samples == 1 and req.max_output_tokens is None) or not result.candidates:
+        return
+    st.subheader(f"Per answer ({req.samples} sample(s) per prompt)")
+    df = pl.DataFrame([
+        {"rank": i, "hardware": c.hardware, "engine": c.engine, "weights": c.weight_format, "tp": c.tp,
+         "replicas": c.replicas, "seconds_per_answer": c.seconds_per_answer, "usd_per_answer": c.usd_per_answer,
+         "joules_per_answer": c.joules_per_answer, "ttft_ms_p90": c.ttft_ms_p90, "tpot_ms_p90": c.tpot_ms_p90}
+        for i, c in enumerate(result.candidates, start=1)
+    ], infer_schema_length=None)  # fmt: skip
+    st.dataframe(df, hide_index=True)
+    csv_download(df, "plan-per-answer", key=k + "dl_plan_answer")
+    st.caption("Seconds per answer: until the longest of the N samples ends; $ per answer: the deployment's "
+               "$/hour over answers per hour at the rate; joules per answer: its power over answers per second. The "
+               "TTFT/TPOT objectives apply to each sample (llmcap.plan.samples; the notes below say what was assumed).")

@@ -82,6 +82,9 @@ class Traffic(Frozen):
     sessions: SessionSpec | None = Field(default=None, description="multi-turn sessions (None: the preset's)")
     prefix_cache: bool | None = Field(default=None, description="automatic prefix caching (None: the engine's)")
     samples: int | None = Field(default=None, ge=1, le=64, description="generations per prompt (None: preset's or 1)")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="token budget per sample (max_tokens; llmcap.load.budget)"
+    )
     kv_offload_cpu_gb: float = Field(default=0.0, ge=0, le=100_000, description="CPU-memory KV tier per replica")
     kv_offload_ssd_gb: float = Field(default=0.0, ge=0, le=1_000_000, description="local-SSD KV tier per replica")
     lora: LoraSpec | None = Field(default=None, description="resident LoRA adapters per replica (llmcap.load.lora)")

@@ -57,7 +57,7 @@ def test_default_page_shows_three_scenarios_equal_to_core():
     assert problems == [] and len(scns) == len(shown) == 3
     for (_, row), scn in zip(shown.iterrows(), scns, strict=True):
         assert_row_matches_estimate(row, scn)
-    assert [b.label for b in at.get("download_button")].count("PNG") == 3  # bars, memory, vary lines
+    assert [b.label for b in at.get("download_button")].count("PNG") == 4  # bars, memory, vary lines, per answer
     assert "Download compare CSV" in [b.label for b in at.get("download_button")]
 
 

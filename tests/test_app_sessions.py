@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from llmcap.app.state.plan_url import parse_plan_query, plan_request
@@ -97,3 +98,44 @@ def test_plan_page_lora_memory_equals_core():
     assert tables and tables[0]["lora_memory_gb_per_device"].to_list() == [
         c.lora_memory_gb_per_device for c in core.candidates
     ]
+
+
+def test_plan_page_per_answer_figures_equal_core():
+    params = {"model": LLAMA8, "isl": "1024", "osl": "1500", "rate": "2", "ttft": "2000", "tpot": "50",
+              "hw": "h100-sxm,l40s", "smp": "4", "maxout": "1000", "top": "3"}  # fmt: skip
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("views/plan.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.number_input(key="plan_wl_samples").value == 4 and at.number_input(key="plan_wl_maxout").value == 1000
+    inputs, warnings = parse_plan_query(params, choices_from_catalog(CATALOG))
+    assert not warnings
+    core = plan(plan_request(inputs, CATALOG), CATALOG)
+    assert core.request.samples == 4 and core.request.max_output_tokens == 1000
+    tables = [d.value for d in at.dataframe if "usd_per_answer" in d.value.columns]
+    assert tables, "no per-answer table"
+    assert tables[0]["usd_per_answer"].to_list() == pytest.approx([c.usd_per_answer for c in core.candidates])
+    assert tables[0]["seconds_per_answer"].to_list() == pytest.approx([c.seconds_per_answer for c in core.candidates])
+    assert {k: at.query_params[k] for k in ("smp", "maxout")} == {"smp": "4", "maxout": "1000"}
+
+
+def test_estimate_page_samples_and_token_budget_equal_core():
+    params = {"model": LLAMA8, "hw": "h100-sxm", "engine": "vllm", "workload": "reasoning", "rate": "0.5",
+              "sim": "0", "smp": "4", "maxout": "2000"}  # fmt: skip
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.number_input(key="est_wl_samples").value == 4 and at.number_input(key="est_wl_maxout").value == 2000
+    le = estimate_load(
+        Scenario(model=LLAMA8, hardware="h100-sxm", engine="vllm"),
+        Traffic(rate_rps=0.5, workload="reasoning", samples=4, max_output_tokens=2000), Slo(), Pricing(),
+        method="analytic",
+    )  # fmt: skip
+    assert le.traffic.mean_output_tokens <= 2000
+    shown = _metrics(at)
+    assert shown["$ per answer"] == f"${le.usd_per_answer:.3g}"
+    assert shown["Joules per answer"] == f"{le.joules_per_answer:,.0f}"
+    q = {k: (v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()}
+    assert {k: q.get(k) for k in ("smp", "maxout")} == {"smp": "4", "maxout": "2000"}

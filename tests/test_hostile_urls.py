@@ -34,7 +34,7 @@ EXTREME = {  # valid but extreme values: the page must compute or explain, not c
     "cv": ["0.01", "20"], "usd": ["0.0001", "10000"],
     "turns": ["1", "exponential:6", "10000", "gamma:10000:20"], "think": ["0.001", "86400"],
     "newtok": ["1", "1000000"], "sysp": ["0", "1000000"], "kvcpu": ["0.5", "100000"], "kvssd": ["1", "100000"],
-    "smp": ["1", "64"], "lora": ["1", "10000"], "lrank": ["1", "1024"],
+    "smp": ["1", "64"], "maxout": ["1", "10000000"], "lora": ["1", "10000"], "lrank": ["1", "1024"],
 }  # fmt: skip
 
 
@@ -141,6 +141,16 @@ def _cmp_value(rng: random.Random) -> tuple[str, bool]:
     return f"{text};{broken}" if rng.random() < 0.5 and len(broken) < 1000 else broken, True
 
 
+NUMBER_BAD = ["0", "-1", "nan", "inf", "1e999", "abc", "🦙", "\x00", "=cmd|' /C calc'!A0", "x" * 300]
+ANS_BAD = {
+    "ans": ["foo", "nah/x@h100-sxm", "Qwen/Qwen3-8B@h100-sxm:samples=0", "Qwen/Qwen3-8B@h100-sxm:zz=1",
+            "Qwen/Qwen3-8B@nope", "Qwen/Qwen3-8B@h100-sxm:tp=1e9", "🦙", "x" * 3000, "<script>alert(1)</script>"],
+    "answl": ["nope", "🦙", "../../etc/passwd", "x" * 300],
+    "ansrate": NUMBER_BAD + ["1e7"], "ansttft": NUMBER_BAD, "anstpot": NUMBER_BAD,
+    "ansmax": ["0", "-5", "1.5", "10000001", "nan", "🦙", "１"],
+}  # fmt: skip
+
+
 def compare_urls(n: int, rng: random.Random, counter: list[int]) -> list[tuple[dict, set[str]]]:
     out = []
     for _ in range(n):
@@ -172,6 +182,10 @@ def compare_urls(n: int, rng: random.Random, counter: list[int]) -> list[tuple[d
                 bad.add("dev")
             else:
                 params["dev"] = _good_dev(rng, counter)
+        if rng.random() < 0.4:  # the per-answer view's keys (llmcap.app.state.answers_url)
+            key = rng.choice(sorted(ANS_BAD))
+            params[key] = _maybe_repeat(rng, rng.choice(ANS_BAD[key]))
+            bad.add(key)
         _unknown(rng, params, bad, {"cmp", "vary", "vals", "dev"})
         for key in rng.sample(JUDGED, rng.randrange(0, 3)):  # Estimate's keys are not read here
             params[key] = _good(rng, key)
@@ -201,7 +215,7 @@ def reader_urls(n: int, rng: random.Random, counter: list[int], page_keys: set[s
 
 PLAN_KEYS = ["model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "maxdev", "maxusd", "w",
              "kv", "engine", "top", "xbw", "xflops", "xprice", "xrate", "day", "pricing", "scaleup", "minrep",
-             "budget"]  # fmt: skip
+             "budget", "smp", "maxout"]  # fmt: skip
 PLAN_BAD = ["nan", "🦙", "=cmd|' /C calc'!A0", "1e999", "\x00", "<script>alert(1)</script>", "-inf", "x" * 300]
 
 

@@ -17,6 +17,7 @@ from llmcap.app.state.plan_url import (
     whatif_changes,
 )
 from llmcap.app.state.urlstate import choices_from_catalog, parse_query
+from llmcap.app.state.workload_url import WorkloadInputs
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.day import presets
 from llmcap.plan.price_options import OPTIONS
@@ -191,6 +192,7 @@ VALID = st.builds(
     scale_up_s=st.none() | st.floats(0.5, 86_400),
     min_replicas=st.integers(0, 1000),
     slo_miss_budget_pct=st.floats(0, 50),
+    extra=st.builds(WorkloadInputs, samples=st.integers(1, 64), max_output_tokens=st.integers(0, 10_000_000)),
 )
 
 
@@ -291,3 +293,19 @@ def test_estimate_link_carries_preset_burstiness_and_price_basis():
 )
 def test_rows_without_a_single_estimate_scenario_get_no_link(row):
     assert estimate_query(candidate(**row), DEFAULTS, plan_request(DEFAULTS, CATALOG), HW_IDS) is None
+
+
+@pytest.mark.parametrize("key,value", [("smp", "0"), ("smp", "65"), ("smp", "nan"), ("maxout", "0"), ("maxout", "-5"),
+                                       ("maxout", "1e9"), ("maxout", "10000001"), ("maxout", "🦙")])  # fmt: skip
+def test_bad_samples_and_token_budget_warn_naming_the_key(key, value):
+    inputs, warnings = parse({key: value, "rate": "3"})
+    assert [w.key for w in warnings] == [key]
+    assert inputs.extra.samples == 1 and inputs.extra.max_output_tokens == 0
+
+
+def test_samples_and_token_budget_reach_the_request():
+    inputs, warnings = parse({"rate": "3", "workload": "reasoning", "smp": "8", "maxout": "4000"})
+    assert warnings == []
+    req = plan_request(inputs, CATALOG)
+    assert req.samples == 8 and req.max_output_tokens == 4000 and req.rate_rps == 3
+    assert plan_query(inputs)["smp"] == "8" and plan_query(inputs)["maxout"] == "4000"

@@ -36,6 +36,7 @@ INT_RANGES = {
     "newtok": (1, 1_000_000),  # sessions (issue 15): tokens a turn adds, system prompt tokens
     "sysp": (0, 1_000_000),
     "smp": (1, 64),  # samples per prompt
+    "maxout": (1, 10_000_000),  # token budget per sample
     "lora": (1, 10_000),  # LoRA adapters, rank
     "lrank": (1, 1024),
 }

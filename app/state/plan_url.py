@@ -44,6 +44,7 @@ from llmcap.app.state.urlstate import (
     to_query,
 )
 from llmcap.app.state.workload_url import (
+    SAMPLE_KEYS,
     WORKLOAD_KEYS,
     WorkloadInputs,
     parse_workload_keys,
@@ -74,7 +75,7 @@ MAX_USD_PER_HOUR = 1e7
 KEYS = (
     "model", "workload", "isl", "osl", "rate", "ttft", "tpot", "pct", "e2e", "hw", "prov", "usd",
     "maxdev", "maxusd", "w", "kv", "engine", "basis", "robust", "disagg", "mixed", "top", "xbw", "xflops", "xprice",
-    "xrate", "sens", "day", "pricing", "scaleup", "minrep", "budget", *WORKLOAD_KEYS,
+    "xrate", "sens", "day", "pricing", "scaleup", "minrep", "budget", *WORKLOAD_KEYS, *SAMPLE_KEYS,
 )  # fmt: skip
 MAX_SCALE_UP_S = 86_400.0
 MAX_MIN_REPLICAS = 1000
@@ -262,7 +263,7 @@ def parse_plan_query(params: Mapping[str, object], choices: Choices) -> tuple[Pl
         "budget": _share_pct,
     }
     got = apply_parsers(raw, {key: (_FIELD[key], parse) for key, parse in parsers.items()}, base, warn)
-    got["extra"] = parse_workload_keys(raw, warn)
+    got["extra"] = parse_workload_keys(raw, warn, samples=True)
     if got.get("workload"):
         got["input_len"], got["output_len"] = c.lengths(got["workload"])
     return base.model_copy(update=got), warnings

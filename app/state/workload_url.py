@@ -5,7 +5,7 @@ the defaults.
 
 Keys: turns (turns per session, `N` or `FAMILY:MEAN[:CV]`; present = sessions), think (seconds between turns),
 newtok (tokens a turn adds), sysp (system prompt tokens), pcache (auto|on|off), kvcpu and kvssd (offload tiers, GB
-per replica).
+per replica), maxout (token budget per sample, llmcap.load.budget), smp (samples per prompt).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from typing import Literal
 from pydantic import Field
 
 from llmcap.catalog.schema import Frozen, LoraSpec, SessionSpec, Workload
+from llmcap.load.budget import MAX_BUDGET_TOKENS, capped_moments
 from llmcap.load.sessions import parse_turns, turns_text
 from llmcap.plan.sessions import session_traffic
 
-WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd", "lora", "lrank", "ltgt")
-SAMPLE_KEYS = ("smp",)  # generations per prompt: the Estimate page only (the planner does not model samples)
+WORKLOAD_KEYS = ("turns", "think", "newtok", "sysp", "pcache", "kvcpu", "kvssd", "lora", "lrank", "ltgt", "maxout")
+SAMPLE_KEYS = ("smp",)  # generations per prompt (Estimate and Plan pages)
 MAX_SAMPLES = 64
+MAX_BUDGET = MAX_BUDGET_TOKENS
 MAX_ADAPTERS, MAX_RANK = 10_000, 1024
 DEFAULT_TURNS = "exponential:6"
 MAX_THINK_S = 86_400.0
@@ -40,7 +42,8 @@ class WorkloadInputs(Frozen):
     prefix_cache: Literal["auto", "on", "off"] = "auto"
     kv_cpu_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no CPU tier")
     kv_ssd_gb: float = Field(default=0.0, ge=0, le=MAX_OFFLOAD_GB, description="0: no SSD tier")
-    samples: int = Field(default=1, ge=1, le=MAX_SAMPLES, description="generations per prompt (Estimate page)")
+    samples: int = Field(default=1, ge=1, le=MAX_SAMPLES, description="generations per prompt")
+    max_output_tokens: int = Field(default=0, ge=0, le=MAX_BUDGET, description="token budget per sample (0: none)")
     lora_adapters: int = Field(default=0, ge=0, le=MAX_ADAPTERS, description="resident LoRA adapters (0: none)")
     lora_rank: int = Field(default=16, ge=1, le=MAX_RANK)
     lora_targets: Literal["attn", "all"] = "attn"
@@ -65,15 +68,25 @@ class WorkloadInputs(Frozen):
             out["prefix_cache"] = self.prefix_cache == "on"
         if self.samples > 1:
             out["samples"] = self.samples
+        if self.max_output_tokens > 0:
+            out["max_output_tokens"] = self.max_output_tokens
         if self.lora_adapters > 0:
             out["lora"] = LoraSpec(adapters=self.lora_adapters, rank=self.lora_rank, targets=self.lora_targets)
         return out
 
 
 def plan_fields(w: WorkloadInputs, preset: Workload | None, output_len: float, output_cv: float) -> dict:
-    """PlanRequest fields: sessions (with the mean prompt and its cv they make), prefix cache, offload tiers."""
+    """PlanRequest fields: sessions (with the mean prompt and its cv they make), prefix cache, offload tiers, samples
+    (the inputs', else the preset's) and the token budget."""
     spec = w.sessions(preset)
     out: dict = {"kv_offload_cpu_gb": w.kv_cpu_gb, "kv_offload_ssd_gb": w.kv_ssd_gb}
+    samples = w.samples if w.samples > 1 else (preset.samples if preset is not None else 1)
+    if samples > 1:
+        out["samples"] = samples
+    budget = w.max_output_tokens or None
+    if budget is not None:
+        out["max_output_tokens"] = budget
+        output_len, output_cv, _ = capped_moments(output_len, output_cv, budget)  # the replies the sessions carry
     if w.prefix_cache != "auto":
         out["prefix_cache"] = w.prefix_cache == "on"
     if spec is not None:
@@ -123,6 +136,7 @@ def parse_workload_keys(raw: dict[str, str], warn, samples: bool = False) -> Wor
     number("kvssd", "kv_ssd_gb", 0.0, MAX_OFFLOAD_GB, False)
     if samples:
         number("smp", "samples", 1, MAX_SAMPLES, True)
+    number("maxout", "max_output_tokens", 1, MAX_BUDGET, True)
     number("lora", "lora_adapters", 1, MAX_ADAPTERS, True)
     number("lrank", "lora_rank", 1, MAX_RANK, True)
     if "ltgt" in raw:
@@ -153,7 +167,7 @@ def workload_query(w: WorkloadInputs) -> dict[str, str]:
     for key, name in (("think", "think_s"), ("newtok", "new_tokens"), ("sysp", "system_prompt_tokens"),
                       ("pcache", "prefix_cache"), ("kvcpu", "kv_cpu_gb"), ("kvssd", "kv_ssd_gb"),
                       ("smp", "samples"), ("lora", "lora_adapters"), ("lrank", "lora_rank"),
-                      ("ltgt", "lora_targets")):  # fmt: skip
+                      ("ltgt", "lora_targets"), ("maxout", "max_output_tokens")):  # fmt: skip
         v = getattr(w, name)
         if v != getattr(base, name):
             q[key] = _text(v)

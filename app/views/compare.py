@@ -2,7 +2,8 @@
 
 Numbers come from estimate.compare (one estimate.sweep call per table); this page holds widgets, layout and charts.
 State in the URL: `cmp` (the scenarios, llmcap.io.scenario_io's compact form), `vary` and `vals` (the swept
-parameter and its values), `dev` (custom devices). A bad value is a warning naming the parameter.
+parameter and its values), `dev` (custom devices), and the per-answer view's keys (llmcap.app.state.answers_url).
+A bad value is a warning naming the parameter.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from llmcap.app.custom_state import (
     scenario_file_uploader,
     write_devices_to_url,
 )
+from llmcap.app.state.answers_url import ANSWER_KEYS
 from llmcap.app.ui import catalog_or_stop, csv_download
 from llmcap.app.url_guard import warn_unused_params
+from llmcap.app.views.compare_answers import answers_section
 from llmcap.catalog.loader import Catalog, UnknownIdError, normalize_id
 from llmcap.estimate.compare import AXES, evaluate_rows, label, parse_values, vary_rows
 from llmcap.io.output import to_frame
@@ -37,7 +40,7 @@ DEFAULTS = [
     Scenario(model=LLAMA8, hardware="a100-sxm-80gb", engine="vllm", concurrency=16),
 ]
 KV_DEFAULT = "default"
-URL_KEYS = ("cmp", "vary", "vals", "dev")
+URL_KEYS = ("cmp", "vary", "vals", "dev", *ANSWER_KEYS)
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "input_len", "output_len")
 METRICS = {
     "ttft_ms": "TTFT (ms)",
@@ -446,6 +449,7 @@ def main() -> None:
     st.query_params["vary"] = axis
     st.query_params["vals"] = ",".join(str(v) for v in values)
     write_devices_to_url()
+    answers_section(catalog)
 
 
 main()

@@ -139,7 +139,7 @@ def _register_load(p: argparse.ArgumentParser) -> None:
 OPEN_LOOP_ONLY = (
     "method", "arrival", "cv", "prefix_hit", "spec_k", "spec_alpha", "draft_cost", "on_full", "requests", "seed",
     "turns", "think_s", "new_tokens", "system_prompt_tokens", "prefix_cache", "kv_offload", "samples",
-    "lora_adapters", "lora_rank", "lora_targets",
+    "max_output_tokens", "lora_adapters", "lora_rank", "lora_targets",
 )  # fmt: skip
 
 
@@ -301,6 +301,7 @@ _DEFAULTS = {k: None for k in ("arrival", "cv", "prefix_hit", *workload_flags.SE
     "prefix_cache": None,
     "kv_offload": None,
     "samples": None,
+    "max_output_tokens": None,
     "lora_adapters": None,
     "lora_rank": None,
     "lora_targets": None,

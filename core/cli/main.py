@@ -20,7 +20,9 @@ from pathlib import Path
 from llmcap.catalog.loader import CATALOGS_ENV, CatalogError, UnknownIdError
 
 PROG = "llmcap"
-COMMAND_MODULES = ("llmcap.cli.catalog", "llmcap.cli.estimate", "llmcap.cli.plan", "llmcap.cli.serve")
+COMMAND_MODULES = (
+    "llmcap.cli.catalog", "llmcap.cli.estimate", "llmcap.cli.plan", "llmcap.cli.compare_answers", "llmcap.cli.serve",
+)
 EXIT_USER_ERROR = 2
 
 

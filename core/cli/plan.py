@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from llmcap.catalog.loader import load_catalog
 from llmcap.cli import plan_day, workload_flags
 from llmcap.io.output import FORMATS, render, to_json
+from llmcap.load.budget import capped_moments
 from llmcap.load.trace import TraceError, parse_trace
 from llmcap.load.traffic import replay_trace, summarize
 from llmcap.plan.launch import export, targets
@@ -181,12 +182,14 @@ def plan_session_fields(args: argparse.Namespace, wl, fields: dict) -> dict:
     if args.trace is not None and (getattr(args, "turns", None) or getattr(args, "kv_offload", None)):
         raise ValueError("--turns and --kv-offload describe sessions: give them without --trace")
     got = workload_flags.traffic_fields(args, wl)
-    if got.get("samples", 1) > 1:
-        raise ValueError("--samples: the planner does not model samples yet; compare them with estimate --rate")
-    out: dict = {}
+    out: dict = {k: got[k] for k in ("samples", "max_output_tokens") if k in got}
+    if "samples" not in out and wl is not None and wl.samples > 1:
+        out["samples"] = wl.samples
     if got.get("sessions") is not None:
         out["sessions"] = got["sessions"]
-        out |= session_traffic(got["sessions"], fields["output_len"], fields.get("output_cv", 0.0))
+        reply, reply_cv, _ = capped_moments(fields["output_len"], fields.get("output_cv", 0.0),
+                                            got.get("max_output_tokens"))  # fmt: skip
+        out |= session_traffic(got["sessions"], reply, reply_cv)
     elif got.get("kv_offload_cpu_gb") or got.get("kv_offload_ssd_gb"):
         raise ValueError("--kv-offload holds session histories: give sessions (--turns, or a session workload preset)")
     if got.get("lora") is not None:
@@ -207,6 +210,7 @@ def plan_json(p: Plan, extra: dict | None = None) -> str:
         "elapsed_s": p.elapsed_s,
         "evaluated": p.evaluated,
         "request": p.request.model_dump(mode="json"),
+        "notes": p.notes,
         **(extra or {}),
     }
     return to_json(body)
@@ -246,9 +250,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(render(rows, "csv"))
         return 0
     print(f"{p.evaluated:,} configurations in {p.elapsed_s:.2f} s; {len(p.candidates)} shown, cheapest first")
-    columns = TABLE_COLUMNS + (("prefix_hit_rate",) if req.sessions is not None else ())
+    columns = TABLE_COLUMNS + (("prefix_hit_rate",) if req.sessions is not None else ()) + (
+        ("seconds_per_answer", "usd_per_answer", "joules_per_answer") if req.samples > 1 else ())
     narrow = [{k: r[k] for k in columns} for r in rows]
     print(render(narrow, "table") if rows else "no deployment meets the objectives (see the reasons below)")
+    for note in p.notes:
+        print(f"note: {note}")
     if p.rejected:
         print("\nrejected:")
         print(render([r.model_dump() for r in p.rejected], "table"))

@@ -9,6 +9,7 @@ import math
 from pydantic import ValidationError
 
 from llmcap.catalog.schema import LengthDistribution, LoraSpec, SessionSpec, Workload
+from llmcap.load.budget import MAX_BUDGET_TOKENS
 from llmcap.load.sessions import TURN_FAMILIES as FAMILIES
 from llmcap.load.sessions import parse_turns
 
@@ -35,6 +36,11 @@ def register(p: argparse.ArgumentParser) -> None:
         "--samples", type=int,
         help="generations per prompt (best-of-N, self-consistency; 1 to 64): the prompt is prefilled once; "
         "--rate counts prompts, and s/$/J are reported per answer",
+    )  # fmt: skip
+    g.add_argument(
+        "--max-output-tokens", type=int,
+        help="token budget per sample (the engine's max_tokens, a thinking budget; 1 to 10000000): output lengths "
+        "are cut at it",
     )  # fmt: skip
 
 
@@ -139,6 +145,11 @@ def traffic_fields(args: argparse.Namespace, workload: Workload | None) -> dict:
         if not 1 <= samples <= 64:
             raise ValueError(f"--samples: must be 1 to 64 (got {samples})")
         fields["samples"] = samples
+    cap = getattr(args, "max_output_tokens", None)
+    if cap is not None:
+        if not 1 <= cap <= MAX_BUDGET_TOKENS:
+            raise ValueError(f"--max-output-tokens: must be 1 to {MAX_BUDGET_TOKENS:,} (got {cap})")
+        fields["max_output_tokens"] = cap
     fields |= _lora(args)
     cpu, ssd = kv_offload(getattr(args, "kv_offload", None))
     if cpu or ssd:

@@ -110,7 +110,7 @@ class LoadEstimate(Frozen):
     prefill_tokens_per_request: float | None = Field(default=None, description="prompt tokens computed, mean")
     kv_resident_sessions: float | None = Field(default=None, description="idle session histories in device KV")
     kv_offload_gb: float | None = Field(default=None, description="KV offload tier(s) per replica, GB")
-    seconds_per_answer: float | None = Field(default=None, description="mean end-to-end seconds of one answer")
+    seconds_per_answer: float | None = Field(default=None, description="mean seconds until an answer's N samples end")
     usd_per_answer: float | None = Field(default=None, description="at this rate: samples x $ per request")
     usd_per_answer_at_max_rate: float | None = Field(default=None, description="$/h / answers per hour at max rate")
     joules_per_answer: float | None = None
@@ -139,9 +139,10 @@ def assemble(
     cache, sat = None, None
     if prep.method == "analytic" and prep.sessions is not None:
         reps = prep.scenario.replicas
-        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps))
+        sat = dataclasses.replace(prep, curve=saturation_curve(prep.sessions, prep.sweep_input, prep.curve, reps,
+                                                               prep.samples))  # fmt: skip
         cache, curve = analytic_cache(prep.sessions, prep.sweep_input, prep.curve, rate_rps, reps, prep.arrival_cv,
-                                      prep.output_cv)  # fmt: skip
+                                      prep.output_cv, prep.samples)  # fmt: skip
         prep = dataclasses.replace(prep, curve=curve)
     if prep.method == "analytic":  # with samples the queue sees N requests per prompt; rates are in prompts/s
         n, per_sample = prep.samples, rate_rps * prep.samples
@@ -210,10 +211,15 @@ def assemble(
 
 
 def _answer_s(prep: Prepared, run, simulated: Simulated | None) -> float:
-    """Mean seconds per answer: the slowest of a prompt's samples (simulator), the mean sample (analytic)."""
-    e2e_ms = run.latencies[2].mean
-    if simulated is None or prep.samples == 1 or not math.isfinite(e2e_ms):
-        return e2e_ms / 1e3
+    """Mean seconds per answer: the slowest of a prompt's samples (simulator: measured; analytic: mean TTFT +
+    (E[longest of the N outputs] - 1) x mean TPOT, llmcap.load.samples)."""
+    ttft, tpot, e2e, _ = run.latencies
+    if prep.samples == 1 or not math.isfinite(e2e.mean):
+        return e2e.mean / 1e3
+    if simulated is None:
+        if prep.answer_output_tokens is None:
+            return e2e.mean / 1e3
+        return (ttft.mean + max(prep.answer_output_tokens - 1.0, 0.0) * tpot.mean) / 1e3
     return answer_seconds(simulated.sim.e2e_s, prep.samples)
 
 

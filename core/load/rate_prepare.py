@@ -14,6 +14,7 @@ from llmcap.catalog.loader import Catalog, load_catalog
 from llmcap.estimate.resolve import resolve
 from llmcap.estimate.single import Estimate, estimate
 from llmcap.estimate.sweep import resolved_input
+from llmcap.load.budget import budget_note, cap_lengths
 from llmcap.load.lora import adapter_gb_per_device, adapter_read_s, kv_tokens_left, step_overhead_s, with_lora
 from llmcap.load.prefix_cache import CacheSpec
 from llmcap.load.queueing import LoadCurve, load_curve
@@ -27,7 +28,7 @@ from llmcap.load.rate_sessions import (
     setup,
 )
 from llmcap.load.rate_types import METHODS, LoadError, Method, TrafficSummary
-from llmcap.load.samples import computed_prompt, expand
+from llmcap.load.samples import computed_prompt, expand, expand_sessions, slowest_output_tokens
 from llmcap.load.sessions import SessionRequests
 from llmcap.load.simulate import SimConfig, deployment
 from llmcap.load.steptable import StepTable
@@ -59,6 +60,7 @@ class Prepared:
     samples: int = 1  # generations per prompt (llmcap.load.samples); unit holds every sample
     lora_gb_per_device: float | None = None  # resident LoRA adapters (llmcap.load.lora)
     sample_cache: CacheSpec | None = None  # the samples' shared prompts, for the simulator
+    answer_output_tokens: float | None = None  # samples: E[longest of a prompt's N outputs] (llmcap.load.samples)
 
     def cache(self, k: int | None = None) -> CacheSpec | None:
         """The simulator's prefix cache spec (sessions or samples) of the first k requests."""
@@ -100,15 +102,22 @@ def prepare(
     catalog = catalog or load_catalog()
     unit, summary, own_rate, sreq = _unit_requests(scn, traffic, trace, catalog)
     n_samples = traffic.samples or (catalog.workload(traffic.workload).samples if traffic.workload else 1)
-    sample_cache = None
+    sample_cache, forked, longest = None, None, None
     if n_samples > 1:
-        if sreq is not None:
-            raise LoadError("--samples with sessions is not modelled yet: give samples or sessions, not both")
-        unit, sample_cache = expand(unit, n_samples, traffic.seed)
+        longest = slowest_output_tokens(unit.output_tokens, n_samples, traffic.seed)
+        if sreq is None:
+            unit, sample_cache = expand(unit, n_samples, traffic.seed)
+            longest = slowest_output_tokens(unit.output_tokens, n_samples, grouped=True)
+        elif method != "analytic":  # the simulator runs every sample; the analytic model the turns at N x the rate
+            sreq, forked = expand_sessions(sreq, n_samples, traffic.seed)
+            unit = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0, unit.source)
         summary = summary.model_copy(update={"notes": list(summary.notes) + [
             f"{n_samples} samples per prompt: the rate counts prompts (answers), throughput counts samples; the "
-            "prompt is prefilled once and shared (its KV counted per sample, conservative)"]})  # fmt: skip
-    if traffic.workload is not None or trace is not None or sreq is not None:
+            "prompt is prefilled once and shared (its KV counted per sample, conservative)"
+            + ("; each turn's prompt with its history is prefilled once, its samples decode, and the next turn "
+               "carries one chosen answer (a reply of the same length distribution)" if sreq is not None else "")
+        ]})  # fmt: skip
+    if traffic.workload is not None or trace is not None or sreq is not None or traffic.max_output_tokens:
         scn = scn.model_copy(
             update={
                 "input_len": max(1, round(summary.mean_input_tokens)),
@@ -138,7 +147,7 @@ def prepare(
     ss = None
     if sreq is not None:
         ss = setup(sreq, traffic, resolved_input(r), r.device, scn.engine, catalog, scn.devices_per_replica)
-        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left)
+        ss = dataclasses.replace(ss, kv_tokens=ss.kv_tokens * kv_left, forked=forked)
         summary = summary.model_copy(update={"notes": list(summary.notes) + list(ss.notes)})
     if method == "analytic":
         inp = resolved_input(r)
@@ -152,7 +161,7 @@ def prepare(
         return Prepared(
             scn, est, unit, summary, own_rate, None, None, method="analytic", curve=curve,
             arrival_cv=_arrival_cv(unit, summary), output_cv=_cv(unit.output_tokens), sessions=ss, sweep_input=inp,
-            samples=n_samples, lora_gb_per_device=lora_gb,
+            samples=n_samples, lora_gb_per_device=lora_gb, answer_output_tokens=longest,
         )  # fmt: skip
     longest = float(np.max(unit.input_tokens + unit.output_tokens))
     try:
@@ -214,7 +223,7 @@ def _unit_requests(
             arrival = traffic.arrival or (wl.arrival.family if wl else "poisson")
             cv = traffic.cv if traffic.cv is not None else (wl.arrival.cv if wl and arrival == wl.arrival.family
                                                              else 1.0)  # fmt: skip
-            out = wl.output_tokens if wl is not None else scn.output_len
+            out = _capped(wl.output_tokens if wl is not None else scn.output_len, traffic.max_output_tokens)
             sreq = draw_sessions(spec, out, n, arrival, 1.0 if arrival == "poisson" else cv, traffic.seed)
             req = Requests(sreq.arrivals(1.0), sreq.input_tokens, sreq.output_tokens, 0.0,
                            f"sessions of {spec.turns.mean:g} turns on average")  # fmt: skip
@@ -256,6 +265,14 @@ def _unit_requests(
             )
     except TrafficError as exc:
         raise LoadError(str(exc)) from None
+    cap = traffic.max_output_tokens
+    if cap is not None and sreq is None:  # the budget cuts each sample's output (llmcap.load.budget)
+        capped = cap_lengths(req.output_tokens, cap)
+        notes.append(budget_note(req.output_tokens, capped, cap))
+        req = Requests(req.arrival_s, req.input_tokens, capped, req.prefix_cache_hit, req.source, req.notes)
+    elif cap is not None:
+        notes.append(f"token budget {cap:,} output tokens per sample: each reply drawn at most {cap:,} tokens, and "
+                     "the history carries the cut reply")  # fmt: skip
     if arrival == "poisson":
         cv = 1.0
     if trace is not None:
@@ -288,6 +305,16 @@ def _unit_requests(
         notes=notes + list(req.notes),
     )
     return req, summary, own_rate, sreq
+
+
+def _capped(out, cap: int | None):
+    """A session's reply lengths under a token budget: a distribution's max (sample_lengths clips there), or a
+    fixed length's minimum with the cap."""
+    if cap is None:
+        return out
+    if isinstance(out, (int, float)):
+        return min(out, cap)
+    return out.model_copy(update={"max": min(out.max, cap), "min": min(out.min, cap)})
 
 
 def _need_fit(prep: Prepared, method: Method = "simulate") -> None:

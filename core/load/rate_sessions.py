@@ -25,6 +25,7 @@ from llmcap.load.offload import offload_tiers
 from llmcap.load.prefix_cache import CacheSpec, Tier
 from llmcap.load.queueing import LoadCurve, analyze, load_curve
 from llmcap.load.rate_types import LoadError
+from llmcap.load.samples import computed_prompt
 from llmcap.load.sessions import SessionRequests, analytic_hit_rate, session_requests
 from llmcap.load.simulate import SimResult
 from llmcap.scenario import Traffic
@@ -57,17 +58,21 @@ class SessionSetup:
     kv_tokens: float  # device KV capacity of a replica, tokens
     offload_gb: float
     notes: tuple[str, ...] = ()
+    forked: np.ndarray | None = None  # samples (llmcap.load.samples.expand_sessions): a later sample of a turn
 
     @property
     def offload_tokens(self) -> float:
         return float(sum(t.capacity_tokens for t in self.tiers))
 
     def cache(self, k: int | None = None) -> CacheSpec | None:
-        """The simulator's CacheSpec for the first k requests (None when prefix caching is off)."""
-        if not self.prefix_cache:
-            return None
+        """The simulator's CacheSpec for the first k requests (None when prefix caching is off; with samples, the
+        samples' shared prompts only)."""
         r, sl = self.requests, slice(0, k)
-        return CacheSpec(r.session[sl], r.history_tokens[sl], r.system_tokens, self.tiers)
+        forked = None if self.forked is None else self.forked[sl]
+        if not self.prefix_cache:
+            return None if forked is None else CacheSpec(r.session[sl], np.zeros_like(r.history_tokens[sl]), 0, (),
+                                                         forked)  # fmt: skip
+        return CacheSpec(r.session[sl], r.history_tokens[sl], r.system_tokens, self.tiers, forked)
 
 
 def sessions_of(traffic: Traffic, wl: Workload | None) -> SessionSpec | None:
@@ -122,7 +127,8 @@ def check_offload_needs_sessions(traffic: Traffic) -> None:
 
 
 def simulated_cache(ss: SessionSetup, sim: SimResult, replicas: int) -> CacheResult:
-    """The simulator's per-request cache hits, summed."""
+    """The simulator's per-request cache hits, summed (with samples, over each turn's first sample: the others
+    share its prompt)."""
     prompt = sim.input_tokens.astype(float)
     if sim.cached_tokens is None:
         cached = np.zeros_like(prompt)
@@ -131,6 +137,12 @@ def simulated_cache(ss: SessionSetup, sim: SimResult, replicas: int) -> CacheRes
     else:
         cached = np.nan_to_num(sim.cached_tokens, nan=0.0)
         reload, tier = sim.reload_s, sim.hit_tier
+    if ss.forked is not None:
+        first = ~ss.forked[: prompt.size]
+        prompt, cached, reload, tier = prompt[first], cached[first], reload[first], tier[first]
+    if not ss.prefix_cache:
+        cached = np.zeros_like(prompt)
+        tier = np.full(prompt.size, -1)
     from_tier = tier > 0
     total = float(prompt.sum())
     return CacheResult(
@@ -149,9 +161,11 @@ def simulated_cache(ss: SessionSetup, sim: SimResult, replicas: int) -> CacheRes
 
 def analytic_cache(
     ss: SessionSetup, inp: SweepInput, curve: LoadCurve, rate_rps: float, replicas: int, arrival_cv: float,
-    output_cv: float,
+    output_cv: float, samples: int = 1,
 ) -> tuple[CacheResult, LoadCurve]:  # fmt: skip
-    """Che's hit rate at the rate and the load curve of the prompt tokens actually computed (module docstring)."""
+    """Che's hit rate at the rate and the load curve of the prompt tokens actually computed (module docstring).
+    With `samples` N per turn (llmcap.load.samples) the queue sees N x the rate (prompts/s) and each sample
+    computes (computed prompt + N - 1) / N tokens; the cache sees the turns."""
     r = ss.requests
     prompt = float(r.input_tokens.mean())
     held = prompt + float(r.output_tokens.mean()) / 2
@@ -166,13 +180,13 @@ def analytic_cache(
     cur = curve
     hit = None
     for _ in range(ANALYTIC_PASSES):
-        q = analyze(cur, rate_rps, arrival_cv=arrival_cv, output_cv=output_cv)
+        q = analyze(cur, rate_rps * samples, arrival_cv=arrival_cv, output_cv=output_cv)
         stable = bool(q.stable[0])
         batch = float(q.mean_batch[0]) if stable else n_max
         e2e = float(q.e2e_s[0]) if stable else math.inf
         free = max(ss.kv_tokens - batch * held, 0.0)
         hit = analytic_hit_rate(r, rate_rps / replicas, free, e2e_s=e2e, offload_tokens=ss.offload_tokens)
-        cur = computed_curve(inp, max(hit.prefill_tokens_per_request, 1.0), n_max)
+        cur = computed_curve(inp, computed_prompt(max(hit.prefill_tokens_per_request, 1.0), samples), n_max)
     reload_ms = 0.0
     if hit.offload_hit_rate > 0 and ss.tiers:
         reload_ms = _mean_reload_ms(r, ss.tiers[0])
@@ -192,9 +206,11 @@ def analytic_cache(
     return res, cur
 
 
-def saturation_curve(ss: SessionSetup, inp: SweepInput, curve: LoadCurve, replicas: int) -> LoadCurve:
+def saturation_curve(ss: SessionSetup, inp: SweepInput, curve: LoadCurve, replicas: int,
+                     samples: int = 1) -> LoadCurve:  # fmt: skip
     """The load curve with the hit rate at saturation: n_max requests in flight, the rest of the KV for idle
-    histories, arrivals at the saturated rate (twice: the rate depends on the hit rate)."""
+    histories, arrivals at the saturated rate (twice: the rate depends on the hit rate); with `samples` N the
+    curve's rate counts samples, the cache sees N times fewer turns."""
     if not ss.prefix_cache:
         return curve
     r = ss.requests
@@ -203,10 +219,10 @@ def saturation_curve(ss: SessionSetup, inp: SweepInput, curve: LoadCurve, replic
     free = max(ss.kv_tokens - n_max * held, 0.0)
     cur = curve
     for _ in range(ANALYTIC_PASSES):
-        lam = float(cur.max_rate_rps[0]) / replicas
+        lam = float(cur.max_rate_rps[0]) / replicas / samples
         e2e = float(cur.ttft_s[0, -1] + max(float(cur.output_len[0]) - 1, 0.0) * cur.tpot_s[0, -1])
         hit = analytic_hit_rate(r, lam, free, e2e_s=e2e, offload_tokens=ss.offload_tokens)
-        cur = computed_curve(inp, max(hit.prefill_tokens_per_request, 1.0), n_max)
+        cur = computed_curve(inp, computed_prompt(max(hit.prefill_tokens_per_request, 1.0), samples), n_max)
     return cur
 
 

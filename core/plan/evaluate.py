@@ -36,6 +36,8 @@ class Evaluated:
     tpot_p: np.ndarray
     e2e_p: np.ndarray
     attainment: np.ndarray
+    e2e_mean: np.ndarray  # mean E2E (s) at the operating point
+    tpot_mean: np.ndarray  # mean TPOT (s) at the operating point
     slow_ttft: np.ndarray  # per row: the 80% band's high end over the point estimate (>= 1), TTFT
     slow_tpot: np.ndarray  # and TPOT
     utilization: np.ndarray
@@ -151,13 +153,16 @@ class _Operating:
     utilization: np.ndarray
     mean_batch: np.ndarray
     max_rate_rps: np.ndarray
+    e2e_mean: np.ndarray
+    tpot_mean: np.ndarray
 
 
 def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> _Operating:
     """Percentiles at the request rate split over each row's replicas (only rows that can serve it)."""
     n = len(curve.fits)
     out = _Operating(
-        *(np.full((n, len(PCTS)), np.inf) for _ in range(3)), np.full(n, np.inf), np.ones(n), curve.max_rate_rps
+        *(np.full((n, len(PCTS)), np.inf) for _ in range(3)), np.full(n, np.inf), np.ones(n), curve.max_rate_rps,
+        np.full(n, np.inf), np.full(n, np.inf),
     )
     rows = np.flatnonzero(served)
     if rows.size:
@@ -166,6 +171,7 @@ def _operating_point(curve: LoadCurve, served: np.ndarray, req: PlanRequest) -> 
         )
         for name in ("ttft_p", "tpot_p", "e2e_p", "utilization", "mean_batch"):
             getattr(out, name)[rows] = getattr(q, name)
+        out.e2e_mean[rows], out.tpot_mean[rows] = q.e2e_s, q.tpot_s
     return out
 
 
@@ -241,6 +247,8 @@ def evaluate_space(
         tpot_p=q.tpot_p,
         e2e_p=q.e2e_p,
         attainment=att,
+        e2e_mean=q.e2e_mean,
+        tpot_mean=q.tpot_mean,
         slow_ttft=slow_ttft,
         slow_tpot=slow_tpot,
         utilization=q.utilization,

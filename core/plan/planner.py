@@ -25,6 +25,8 @@ from llmcap.plan.lora import annotate_lora, with_lora
 from llmcap.plan.mix import mixed
 from llmcap.plan.rank import pareto_points, rank, rejected_families, shortlist
 from llmcap.plan.request import Candidate, ParetoPoint, Plan, PlanRequest, Rejected
+from llmcap.plan.samples import notes as sample_notes
+from llmcap.plan.samples import null_notes, per_answer, per_sample_request, with_samples
 from llmcap.plan.sessions import annotate, with_prefix_cache
 from llmcap.plan.space import Space, build_space, resolve_families
 
@@ -60,7 +62,9 @@ def _search(
     cache = None
     if req.sessions is not None:  # sessions: each row's prefix hit rate, prompts re-posed (llmcap.plan.sessions)
         progress(0.1, "prefix cache per configuration")
-        space, cache = with_prefix_cache(space, req, catalog)
+        space, cache = with_prefix_cache(space, req, catalog)  # with samples: each sample's share of the prompt
+    if req.sessions is None or not req.prefix_cache:  # samples share their prompt (llmcap.plan.samples)
+        space = with_samples(space, req.samples)
     if req.lora is not None:  # adapters' memory out of each row's KV, their step cost (llmcap.plan.lora)
         space, _ = with_lora(space, req)
     progress(0.2, f"{len(space):,} configurations")
@@ -97,23 +101,27 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
     """Rank the deployments that serve `req` within its objectives; say why the others cannot."""
     start = time.perf_counter()
     catalog = catalog or load_catalog()
+    asked, req = req, per_sample_request(req)  # samples: N x the rate; a token budget cuts the output (plan.samples)
     progress = progress or (lambda _f, _m: None)
     progress(0.0, "resolving devices and formats")
     families, rejected = _families(req, catalog)
     ev, candidates, evaluated = _search(req, catalog, families, progress, lean=False)
+    notes = sample_notes(asked, req)
     pareto: list[ParetoPoint] = []
     if ev is not None:
         rejected += rejected_families(ev, req)
         pareto = pareto_points(ev, req)
+        candidates = per_answer(candidates, asked, req)
+        notes += null_notes(candidates)
     progress(1.0, "done")
     return Plan(
-        request=req,
+        request=asked,
         candidates=candidates,
         rejected=rejected,
         pareto=pareto,
         evaluated=evaluated,
         elapsed_s=time.perf_counter() - start,
-        notes=[],
+        notes=notes,
     )
 
 
@@ -122,6 +130,7 @@ def cheapest(req: PlanRequest, catalog: Catalog | None = None) -> Candidate | No
     no Pareto fronts or rejected families, and the lean search of _search. Its goodput_rps and
     joules_per_output_token are NaN: not computed."""
     catalog = catalog or load_catalog()
-    one = req.model_copy(update={"top": 1})
+    asked = req.model_copy(update={"top": 1})
+    one = per_sample_request(asked)
     _, candidates, _ = _search(one, catalog, _families(one, catalog)[0], lambda _f, _m: None, lean=True)
-    return candidates[0] if candidates else None
+    return per_answer(candidates, asked, one)[0] if candidates else None

@@ -35,6 +35,8 @@ def _candidate(ev: Evaluated, i: int, req: PlanRequest) -> Candidate:
         tpot_ms_p50=float(ev.tpot_p[i, 0]) * 1e3,
         tpot_ms_p90=float(ev.tpot_p[i, 1]) * 1e3,
         e2e_ms_p90=float(ev.e2e_p[i, 1]) * 1e3,
+        e2e_ms_mean=float(ev.e2e_mean[i]) * 1e3 if np.isfinite(ev.e2e_mean[i]) else None,
+        tpot_ms_mean=float(ev.tpot_mean[i]) * 1e3 if np.isfinite(ev.tpot_mean[i]) else None,
         slo_attainment=float(ev.attainment[i]),
         goodput_rps=float(ev.goodput_rps[i]),
         max_rate_rps=float(ev.curve.rate[i].max() * ev.replicas[i]),

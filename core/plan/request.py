@@ -46,6 +46,10 @@ class PlanRequest(Frozen):
     kv_offload_cpu_gb: float = Field(default=0.0, ge=0, le=100_000, description="CPU KV tier per replica")
     kv_offload_ssd_gb: float = Field(default=0.0, ge=0, le=1_000_000, description="SSD KV tier per replica")
     lora: LoraSpec | None = Field(default=None, description="resident LoRA adapters per replica (llmcap.plan.lora)")
+    samples: int = Field(default=1, ge=1, le=64, description="generations per prompt; rate_rps counts prompts "
+                         "(answers) and the objectives apply to each sample (llmcap.plan.samples)")
+    max_output_tokens: int | None = Field(default=None, ge=1, le=10_000_000,
+                                          description="token budget per sample: output_len/cv are cut at it")
     top: int = Field(default=10, ge=1, le=1000)
     region: str = "us-east-virginia"
     # what-if knobs (1.0 = as catalogued)
@@ -110,6 +114,11 @@ class Candidate(Frozen):
     prefix_hit_rate: float | None = Field(default=None, description="sessions: prompt tokens served from the cache")
     prefill_tokens_per_request: float | None = None
     lora_memory_gb_per_device: float | None = None
+    e2e_ms_mean: float | None = Field(default=None, description="mean end-to-end latency of a sample")
+    tpot_ms_mean: float | None = Field(default=None, description="mean time per output token of a sample")
+    seconds_per_answer: float | None = Field(default=None, description="mean time until an answer's N samples end")
+    usd_per_answer: float | None = Field(default=None, description="$/hour / 3600 / answers per second")
+    joules_per_answer: float | None = Field(default=None, description="watts / answers per second")
     detail: str = ""
 
 

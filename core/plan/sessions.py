@@ -9,6 +9,8 @@ re-posed with the prompt tokens each row actually computes.
 3. Che's hit rate per row (llmcap.load.sessions.hit_rates, vectorized), then the space again with prompts of
    input_len x (1 - hit) computed tokens and at most n_max requests in flight (the KV of the whole context).
 The hit rate of the first pass stands for the final row (one fixed-point step; estimate --rate iterates twice).
+With samples N (llmcap.plan.samples) the request's rate counts samples: the cache sees rate / N turns and each
+sample computes (prompt x (1 - hit) + N - 1) / N tokens.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from llmcap.catalog.loader import Catalog
 from llmcap.catalog.schema import LengthDistribution, SessionSpec
 from llmcap.estimate.sweep import evaluate, expand
 from llmcap.load.offload import offload_gb, tier_tokens
+from llmcap.load.samples import computed_prompt
 from llmcap.load.sessions import SessionRequests, SessionShape, hit_rates, session_requests
 from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, evaluate_space
 from llmcap.plan.request import Candidate, PlanRequest
@@ -73,8 +76,8 @@ def with_prefix_cache(space: Space, req: PlanRequest, catalog: Catalog) -> tuple
     inflight = np.minimum(lam * e2e, n_max)
     free = np.maximum(kv_tokens - inflight * (s + o / 2), 0.0)
     offload = _offload_tokens(space, req, catalog, per_token)
-    h = hit_rates(shape, lam, free, e2e, offload)
-    computed = np.maximum(h["prefill_tokens_per_request"], 1.0)
+    h = hit_rates(shape, lam / req.samples, free, e2e, offload)  # the cache sees turns; the queue, samples
+    computed = computed_prompt(np.maximum(h["prefill_tokens_per_request"], 1.0), req.samples)
     eng = dataclasses.replace(inp.engine, max_seqs=np.minimum(inp.engine.max_seqs, n_max))
     cached = dataclasses.replace(space, inp=dataclasses.replace(inp, engine=eng, input_len=computed))
     return cached, RowCache(h["hit_rate"], computed)

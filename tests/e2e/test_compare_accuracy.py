@@ -65,7 +65,7 @@ def test_compare_page(page: Page, tmp_path: Path):
     expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     wait_rendered(page)
     assert_no_errors(page)
-    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(3)
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(4)  # bars, memory, vary lines, per answer
     expect(page.get_by_test_id("stVegaLiteChart").last.locator("canvas, svg").first).to_be_visible()
     assert decode_scenarios(query(page)["cmp"]) == (SCENARIOS, [])
     screenshot(page, "compare.png")
@@ -93,6 +93,36 @@ def test_compare_page(page: Page, tmp_path: Path):
     page.wait_for_function("() => new URLSearchParams(location.search).get('cmp').includes(',512')")
     wait_rendered(page)
     assert decode_scenarios(query(page)["cmp"])[0][0].output_len == 512
+    assert_no_errors(page)
+
+
+def test_compare_per_answer_view(page: Page, tmp_path: Path):
+    ans = "Qwen/Qwen3-8B@h100-sxm:samples=8;Qwen/Qwen3-32B@h100-sxm:weights=fp8;Qwen/Qwen3-8B@h100-sxm"
+    page.goto(f"/compare?ans={ans}&ansrate=0.5&ansmax=8000")
+    expect(page.get_by_role("heading", name="Per answer: a small model sampled N times, or a large model once")
+           ).to_be_visible(timeout=RENDER_TIMEOUT_MS)  # fmt: skip
+    wait_rendered(page)
+    assert_no_errors(page)
+    expect(page.get_by_test_id("stVegaLiteChart").last.locator("canvas, svg").first).to_be_visible()
+    assert query(page)["ans"] == ans and query(page)["ansmax"] == "8000"
+    heading = page.get_by_role("heading", name="Per answer: a small model sampled N times, or a large model once")
+    heading.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "compare-per-answer.png", full_page=False)
+    screenshot(page, "compare-with-answers.png")
+    saved = download(page, "Download per-answer CSV", tmp_path)
+    with saved.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["samples"] for r in rows] == ["8", "1", "1"] and all(r["status"] == "ok" for r in rows)
+    one, eight = float(rows[2]["usd_per_answer_at_max_rate"]), float(rows[0]["usd_per_answer_at_max_rate"])
+    assert one < eight <= 8 * one
+
+    # a widget change reaches the URL
+    page.get_by_role("spinbutton", name="Answers/s").fill("2")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('ansrate') === '2'")
+    wait_rendered(page)
     assert_no_errors(page)
 
 
