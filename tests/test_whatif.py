@@ -47,6 +47,7 @@ def test_price_elasticity_is_one_and_rate_elasticity_non_negative(base):
         {"slo": Slo(ttft_ms=1000, tpot_ms=40, e2e_ms=4000)},  # binds (l40s -> h100): screening needs percentiles
         {"allow_disagg": True, "hardware": ("h100-sxm", "l4")},
         {"slo": Slo(ttft_ms=50, tpot_ms=5)},  # nothing qualifies
+        {"samples": 4, "rate_rps": 3.0},  # the planner sizes for 4 x the rate (llmcap.plan.samples)
     ],
 )
 def test_cheapest_is_the_plans_first_candidate(base, update):
@@ -64,3 +65,4 @@ def test_cheapest_is_the_plans_first_candidate(base, update):
         first.hardware, first.devices, first.tp, first.replicas, first.max_seqs, first.engine
     )  # fmt: skip
     assert got.usd_per_hour == first.usd_per_hour and got.ttft_ms_p90 == pytest.approx(first.ttft_ms_p90)
+    assert got.usd_per_answer == pytest.approx(first.usd_per_answer)
