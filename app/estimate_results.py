@@ -123,11 +123,13 @@ def kpis(est: Estimate, inputs: PageInputs, costs: PointCosts | None, le: LoadEs
                    border=True)  # fmt: skip
     if le is not None and le.fits:
         row3 = st.columns([1.2, 1.2, 0.9, 0.8])
-        row3[0].metric("Goodput", f"{le.goodput_rps:,.2f} req/s", help=f"Highest rate at which {le.slo.pct:g}% of "
+        unit = "req/s" if le.samples == 1 else "answers/s"  # with N samples a rate counts prompts, N requests each
+        each = "" if le.samples == 1 else f" Rates count answers: each is {le.samples} requests (samples)."
+        row3[0].metric("Goodput", f"{le.goodput_rps:,.2f} {unit}", help=f"Highest rate at which {le.slo.pct:g}% of "
                        "requests meet both the TTFT and the TPOT objective (DistServe), by bisection over the rate "
-                       f"({method_word(le)}).", border=True)  # fmt: skip
-        row3[1].metric("Max rate", f"{le.max_rate_rps:,.2f} req/s", help="Highest sustainable request rate "
-                       f"(the saturation throughput, {method_word(le)}); above it queues grow without bound.",
+                       f"({method_word(le)}).{each}", border=True)  # fmt: skip
+        row3[1].metric("Max rate", f"{le.max_rate_rps:,.2f} {unit}", help="Highest sustainable request rate "
+                       f"(the saturation throughput, {method_word(le)}); above it queues grow without bound.{each}",
                        border=True)  # fmt: skip
         row3[2].metric("SLO attainment", f"{le.slo_attainment:.1%}", help=f"Share of requests at {le.rate_rps:g} "
                        "req/s that meet both objectives (a rejected request meets neither).", border=True)  # fmt: skip

@@ -118,6 +118,7 @@ def test_plan_page_per_answer_figures_equal_core():
     assert tables[0]["usd_per_answer"].to_list() == pytest.approx([c.usd_per_answer for c in core.candidates])
     assert tables[0]["seconds_per_answer"].to_list() == pytest.approx([c.seconds_per_answer for c in core.candidates])
     assert {k: at.query_params[k] for k in ("smp", "maxout")} == {"smp": "4", "maxout": "1000"}
+    assert any("2 answers/s of 4 samples" in c.value for c in at.caption)  # rates count answers, not requests
 
 
 def test_estimate_page_samples_and_token_budget_equal_core():
@@ -137,5 +138,6 @@ def test_estimate_page_samples_and_token_budget_equal_core():
     shown = _metrics(at)
     assert shown["$ per answer"] == f"${le.usd_per_answer:.3g}"
     assert shown["Joules per answer"] == f"{le.joules_per_answer:,.0f}"
+    assert shown["Goodput"] == f"{le.goodput_rps:,.2f} answers/s" and shown["Max rate"].endswith(" answers/s")
     q = {k: (v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()}
     assert {k: q.get(k) for k in ("smp", "maxout")} == {"smp": "4", "maxout": "2000"}

@@ -368,10 +368,13 @@ def recommendation(result: Plan) -> None:
     cols[3].metric("TPOT p90", f"{best.tpot_ms_p90:,.1f} ms", border=True, help="At the operating point.")
 
 
-def ranked_section(frame: pl.DataFrame) -> None:
+def ranked_section(frame: pl.DataFrame, samples: int) -> None:
     st.subheader("Ranked deployments")
-    config = {k: st.column_config.Column(v) for k, v in COLUMNS.items()}
-    config |= {k: st.column_config.NumberColumn(COLUMNS[k], format=f) for k, f in FORMATS.items()}
+    headers = dict(COLUMNS)
+    if samples > 1:  # rates count answers (prompts) of `samples` requests each (llmcap.plan.samples)
+        headers |= {"goodput_rps": "goodput (answers/s)", "max_rate_rps": "max rate (answers/s)"}
+    config = {k: st.column_config.Column(v) for k, v in headers.items()}
+    config |= {k: st.column_config.NumberColumn(headers[k], format=f) for k, f in FORMATS.items()}
     config["rank"] = st.column_config.NumberColumn("#", pinned=True, width="small")
     config["hardware"] = st.column_config.TextColumn("hardware", pinned=True, width="medium")
     config["estimate_link"] = st.column_config.LinkColumn(
@@ -458,7 +461,8 @@ lengths = f"{req.input_len:,.0f} input / {req.output_len:,.0f} output tokens"
 if inputs.workload:
     lengths = f"workload **{inputs.workload}** (mean {lengths}, cv {req.input_cv:g}/{req.output_cv:g})"
 st.caption(
-    f"**{req.model}** at **{req.rate_rps:g} req/s** · {lengths} · p{inputs.pct} TTFT ≤ {req.slo.ttft_ms:g} ms "
+    f"**{req.model}** at **{req.rate_rps:g} {'req/s' if req.samples == 1 else f'answers/s of {req.samples} samples'}"
+    f"** · {lengths} · p{inputs.pct} TTFT ≤ {req.slo.ttft_ms:g} ms "
     f"and TPOT ≤ {req.slo.tpot_ms:g} ms · {hw_text}, up to {req.max_devices} devices · weights "
     f"{', '.join(req.weights)} · engines {', '.join(req.engines)}"
 )
@@ -487,7 +491,7 @@ else:
         "binds: relax that objective or limit, or allow more devices.",
         icon=":material/search_off:",
     )
-ranked_section(candidates_frame(result, inputs, hardware_ids))
+ranked_section(candidates_frame(result, inputs, hardware_ids), req.samples)
 rejected_section(result)
 plan_cache_section(result, K)
 pareto_section(result)
