@@ -20,7 +20,9 @@ from llmcap.load.lora_evidence import (
     roofline_slowdown_bound,
 )
 from llmcap.load.rate import estimate_load
-from llmcap.scenario import Scenario, Traffic
+from llmcap.plan.planner import plan
+from llmcap.plan.request import PlanRequest
+from llmcap.scenario import Scenario, Slo, Traffic
 
 CAT = load_catalog()
 
@@ -96,3 +98,11 @@ def test_a_broken_evidence_entry_is_reported_with_its_field_and_line(tmp_path: P
     assert problem.file == "catalogs/measured/lora_overhead.yaml"
     assert problem.field == f"observations.0.lora_over_base (line {line})"
     assert "greater than 0" in problem.reason
+
+
+def test_plans_with_lora_carry_the_evidence_note():
+    req = PlanRequest(model="meta-llama/Llama-3.1-8B-Instruct", rate_rps=2, input_len=1024, output_len=256,
+                      slo=Slo(), hardware=("h100-sxm",), weights=("fp8",))  # fmt: skip
+    with_adapters = plan(req.model_copy(update={"lora": LoraSpec(adapters=8, rank=16)}), CAT)
+    assert with_adapters.candidates and any("published measurements" in n for n in with_adapters.notes)
+    assert not any("published measurements" in n for n in plan(req, CAT).notes)

@@ -19,6 +19,7 @@ import dataclasses
 import time
 
 from llmcap.catalog.loader import Catalog, load_catalog
+from llmcap.load.lora_evidence import evidence_note
 from llmcap.plan.disagg import disaggregated
 from llmcap.plan.evaluate import COARSE_GRID, COARSE_ITERATIONS, Evaluated, Progress, evaluate_space
 from llmcap.plan.lora import annotate_lora, with_lora
@@ -106,7 +107,7 @@ def plan(req: PlanRequest, catalog: Catalog | None = None, progress: Progress | 
     progress(0.0, "resolving devices and formats")
     families, rejected = _families(req, catalog)
     ev, candidates, evaluated = _search(req, catalog, families, progress, lean=False)
-    notes = sample_notes(asked, req)
+    notes = sample_notes(asked, req) + ([evidence_note()] if req.lora is not None else [])
     pareto: list[ParetoPoint] = []
     if ev is not None:
         rejected += rejected_families(ev, req)
