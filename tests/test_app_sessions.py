@@ -63,14 +63,19 @@ def test_estimate_page_names_bad_session_keys():
     assert at.checkbox(key="est_wl_on").value is False  # bad turns: independent requests
 
 
+def _open_plan(params: dict[str, str]) -> AppTest:
+    """The Plan page opened at a link with `params`, run without an exception."""
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    at.query_params.update(params)
+    at.switch_page("views/plan.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
 def test_plan_page_hit_rates_equal_core():
     params = {"model": LLAMA8, "isl": "1024", "osl": "200", "rate": "20", "ttft": "1000", "tpot": "50",
               "hw": "h100-sxm,l40s", "turns": "exponential:6", "sysp": "500", "top": "5"}  # fmt: skip
-    at = AppTest.from_file(str(APP), default_timeout=240)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("views/plan.py").run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = _open_plan(params)
     assert at.checkbox(key="plan_wl_on").value is True
     inputs, warnings = parse_plan_query(params, choices_from_catalog(CATALOG))
     assert not warnings
@@ -85,11 +90,7 @@ def test_plan_page_hit_rates_equal_core():
 def test_plan_page_lora_memory_equals_core():
     params = {"model": LLAMA8, "isl": "1024", "osl": "256", "rate": "20", "ttft": "1000", "tpot": "50",
               "hw": "h100-sxm,l40s", "lora": "100", "lrank": "64", "ltgt": "all", "top": "3"}  # fmt: skip
-    at = AppTest.from_file(str(APP), default_timeout=240)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("views/plan.py").run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = _open_plan(params)
     assert at.number_input(key="plan_wl_lora").value == 100
     inputs, warnings = parse_plan_query(params, choices_from_catalog(CATALOG))
     assert not warnings and inputs.extra.lora_adapters == 100
@@ -103,11 +104,7 @@ def test_plan_page_lora_memory_equals_core():
 def test_plan_page_per_answer_figures_equal_core():
     params = {"model": LLAMA8, "isl": "1024", "osl": "1500", "rate": "2", "ttft": "2000", "tpot": "50",
               "hw": "h100-sxm,l40s", "smp": "4", "maxout": "1000", "top": "3"}  # fmt: skip
-    at = AppTest.from_file(str(APP), default_timeout=240)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("views/plan.py").run()
-    assert not at.exception, [e.message for e in at.exception]
+    at = _open_plan(params)
     assert at.number_input(key="plan_wl_samples").value == 4 and at.number_input(key="plan_wl_maxout").value == 1000
     inputs, warnings = parse_plan_query(params, choices_from_catalog(CATALOG))
     assert not warnings
