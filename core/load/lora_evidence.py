@@ -41,7 +41,13 @@ class LoraObservation(Sourced):
     rank: int | None = Field(default=None, ge=1, le=1024)
     targets: Literal["attn", "all"] | None = None
     adapters_in_batch: int | None = Field(default=None, ge=1)
+    projections_per_layer: int | None = Field(
+        default=None, ge=1, le=16, description="adapted projections per attention layer where fewer than `targets`"
+    )
     batch: str
+    concurrency: int | None = Field(default=None, ge=1, description="requests in flight, where the source fixes it")
+    cuda_graphs: bool | None = Field(default=None, description="engine ran with CUDA graphs (null: not stated)")
+    base_step_ms: float | None = Field(default=None, gt=0, description="measured base step time (TPOT or batch/tput)")
     level: Literal["step", "system"]
     lora_over_base: float = Field(gt=0, le=1.5)
 
