@@ -17,7 +17,8 @@ the step's own b (decodes plus one for prompt work), the analytic model at the e
 (conservative at low load); the adapters' FLOPs, 2 r (d_in + d_out) per token and target, are left out (r << h).
 Published with/without-LoRA measurements (catalogs/measured/lora_overhead.yaml, llmcap.load.lora_evidence) all lie
 above what this cost can predict, by 2.8x to 168x: engines pay mostly for kernel launches and code paths, so the cost
-is a lower bound and results say so.
+is a lower bound and results say so. A candidate with a fixed cost per adapted projection (llmcap.load.lora_fit) was
+fitted to the step-level measurements and is not used: too few of them were taken with CUDA graphs to judge it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ def adapter_read_s(r: Resolved, spec: LoraSpec) -> float:
 def step_overhead_s(r: Resolved, spec: LoraSpec) -> float:
     """Seconds added to every engine step by the analytic model: the distinct adapters of a full batch."""
     return distinct_adapters(spec.adapters, r.engine.max_seqs) * adapter_read_s(r, spec)
+
+
+def adapted_projections(a: Architecture, targets: str, per_layer: int | None = None) -> int:
+    """Linear projections one adapter adapts in a forward pass: 4 (q, k, v, o) per softmax-attention layer for `attn`,
+    plus 3 (gate, up, down) per dense MLP layer for `all`; `per_layer` replaces the 4 where an adapter covers fewer
+    attention projections (o_proj only: 1) and then counts no MLP projection."""
+    if targets == "all" and a.n_moe_layers > 0 and per_layer is None:
+        raise LoadError("--lora-targets all: LoRA on MoE experts is not modelled; use --lora-targets attn")
+    n = (a.n_full_attn_layers + a.n_sliding_layers) * (per_layer or 4)
+    if targets == "all" and per_layer is None:
+        n += 3 * a.n_dense_mlp_layers
+    return int(n)
 
 
 def with_lora(r: Resolved, spec: LoraSpec) -> Resolved:
