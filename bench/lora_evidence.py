@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmcap.catalog.loader import load_catalog
-from llmcap.load.lora_evidence import evidence_table
+from llmcap.load.lora_evidence import evidence_table, kernel_timings
 from llmcap.load.lora_fit import acceptance, fit_k_launch_s, fit_points, leave_one_source_out
 
 cat = load_catalog()
@@ -38,6 +38,11 @@ for label, cuda_only in (("step", False), ("step_cuda_graphs", True)):
     if loso:
         print(f"lora_fit_{label}_loso_roofline_mean_abs_log_error={np.mean([r['roofline_error'] for r in loso]):.4f}")
         print(f"lora_fit_{label}_loso_fit_mean_abs_log_error={np.mean([r['fit_error'] for r in loso]):.4f}")
+for kt in kernel_timings():
+    print(f"# kernel: id={kt.id} op={kt.op} tokens={kt.tokens} in={kt.in_features} out={kt.out_features} "
+          f"time_us={kt.time_us}")  # fmt: skip
+pair = {kt.op: kt.time_us for kt in kernel_timings() if kt.id.startswith("xpu-kernels-31-")}
+print(f"lora_kernel_shrink_plus_expand_us_xpu_2048_r16={pair['shrink'] + pair['expand']:.1f}")
 verdict = acceptance(cat)
 print(f"lora_fit_accepted={verdict['accepted']}")
 print(f"# lora_fit_verdict: {verdict['reason']}")

@@ -52,15 +52,35 @@ class LoraObservation(Sourced):
     lora_over_base: float = Field(gt=0, le=1.5)
 
 
+class LoraKernelTiming(Sourced):
+    """One published timing of a single LoRA kernel (shrink: x A^T, or expand: . B^T) at stated shapes."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    engine: str
+    hardware: str
+    op: Literal["shrink", "expand"]
+    tokens: int | None = Field(default=None, ge=1, description="tokens in the call (the decode batch)")
+    in_features: int | None = Field(default=None, ge=1)
+    out_features: int | None = Field(default=None, ge=1)
+    adapters: int | None = Field(default=None, ge=1)
+    time_us: float = Field(gt=0, le=1e5)
+
+
 class LoraEvidence(Frozen):
     """catalogs/measured/lora_overhead.yaml."""
 
     observations: tuple[LoraObservation, ...] = Field(min_length=1)
+    kernel_timings: tuple[LoraKernelTiming, ...] = ()
 
 
 def lora_evidence() -> tuple[LoraObservation, ...]:
     """The observations of catalogs/measured/lora_overhead.yaml."""
     return catalog_file(LORA_EVIDENCE_FILE, LoraEvidence.model_validate, LoadError).observations
+
+
+def kernel_timings() -> tuple[LoraKernelTiming, ...]:
+    """The single-kernel timings of catalogs/measured/lora_overhead.yaml."""
+    return catalog_file(LORA_EVIDENCE_FILE, LoraEvidence.model_validate, LoadError).kernel_timings
 
 
 def measured_slowdown(o: LoraObservation) -> float:
@@ -109,4 +129,3 @@ def evidence_table(catalog: Catalog) -> list[dict[str, object]]:
          "underestimate_x": round(underestimate(o, catalog), 1)}
         for o in lora_evidence()
     ]  # fmt: skip
-
