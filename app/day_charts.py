@@ -6,10 +6,10 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from llmcap.app.vega import FIT_WIDTH
 from llmcap.plan.autoscale import DayPlan, DayPolicy
 from llmcap.plan.price_options import PriceOptions
 
-FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 LEGEND = alt.Legend(orient="bottom", title=None, columns=2, labelLimit=260)
 PALETTE = {"request rate": "#222222", "autoscaled": "#4c78a8", "static-peak": "#e45756"}
 OTHER = "#f58518"  # the static-percentile policy

@@ -8,10 +8,8 @@ import json
 import altair as alt
 import polars as pl
 
-from llmcap.app.vega import Spec, channel, layer, layered
+from llmcap.app.vega import FIT_WIDTH, Spec, channel, layer, layered
 from llmcap.plan.request import PlanRequest
-
-FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
 def front_chart(points: pl.DataFrame, front: str, req: PlanRequest) -> alt.LayerChart:
