@@ -1,18 +1,18 @@
 """LoRA per-step cost against published measurements (issue 15). Part 1: for each entry of
-catalogs/measured/lora_overhead.yaml, the measured slowdown with LoRA on, the largest slowdown the weight-read model of
-llmcap.load.lora can give on any device, and how many times the measurement exceeds it. Part 2: the candidate with a
-fixed cost per adapted projection (llmcap.load.lora_fit), fitted on the step-level entries with a measured base step
-time and known targets, and the leave-one-source-out error |ln(R_pred / R_meas)| of the roofline and of the fit on the
-LoRA/base step-time ratio R; then whether the fit may replace the roofline (docs/method.md "LoRA adapters"). Not a
-speed target: the figures say how far each model is from what engines pay."""
+catalogs/measured/lora_overhead.yaml, the measured slowdown with LoRA on, the largest slowdown the weight-read model
+of llmcap.load.lora can give on any device, and how many times the measurement exceeds it. Part 2: the candidate with
+a fixed cost per adapted projection (llmcap.calibration.lora_fit), fitted on the step-level entries with a measured
+base step time and known targets, and the leave-one-source-out error |ln(R_pred / R_meas)| of the roofline and of the
+fit on the LoRA/base step-time ratio R; then whether the fit may replace the roofline (docs/method.md "LoRA
+adapters"). Not a speed target: the figures say how far each model is from what engines pay."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from llmcap.calibration.lora_fit import acceptance, fit_k_launch_s, fit_points, leave_one_source_out
 from llmcap.catalog.loader import load_catalog
 from llmcap.load.lora_evidence import evidence_table, kernel_timings
-from llmcap.load.lora_fit import acceptance, fit_k_launch_s, fit_points, leave_one_source_out
 
 cat = load_catalog()
 rows = evidence_table(cat)

@@ -1,6 +1,6 @@
-"""The candidate per-projection LoRA kernel cost (llmcap.load.lora_fit) against the step-level published measurements:
-which observations can enter the fit, the fitted constant and the leave-one-source-out errors by hand, and the verdict
-that keeps the roofline (too few measurements with CUDA graphs)."""
+"""The candidate per-projection LoRA kernel cost (llmcap.calibration.lora_fit) against the step-level published
+measurements: which observations can enter the fit, the fitted constant and the leave-one-source-out errors by hand,
+and the verdict that keeps the roofline (too few measurements with CUDA graphs)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from llmcap.catalog.loader import load_catalog
-from llmcap.load.lora import adapted_projections
-from llmcap.load.lora_evidence import kernel_timings, lora_evidence, roofline_slowdown_bound
-from llmcap.load.lora_fit import (
+from llmcap.calibration.lora_fit import (
     FitPoint,
     acceptance,
     fit_k_launch_s,
@@ -20,6 +17,9 @@ from llmcap.load.lora_fit import (
     leave_one_source_out,
     predicted_ratio,
 )
+from llmcap.catalog.loader import load_catalog
+from llmcap.load.lora import adapted_projections
+from llmcap.load.lora_evidence import kernel_timings, lora_evidence, roofline_slowdown_bound
 from llmcap.load.rate_types import LoadError
 
 CAT = load_catalog()

@@ -17,8 +17,9 @@ the step's own b (decodes plus one for prompt work), the analytic model at the e
 (conservative at low load); the adapters' FLOPs, 2 r (d_in + d_out) per token and target, are left out (r << h).
 Published with/without-LoRA measurements (catalogs/measured/lora_overhead.yaml, llmcap.load.lora_evidence) all lie
 above what this cost can predict, by 2.8x to 168x: engines pay mostly for kernel launches and code paths, so the cost
-is a lower bound and results say so. A candidate with a fixed cost per adapted projection (llmcap.load.lora_fit) was
-fitted to the step-level measurements and is not used: too few of them were taken with CUDA graphs to judge it.
+is a lower bound and results say so. A candidate with a fixed cost per adapted projection
+(llmcap.calibration.lora_fit) was fitted to the step-level measurements and is not used: too few of them were taken
+with CUDA graphs to judge it.
 """
 
 from __future__ import annotations
